@@ -1,0 +1,274 @@
+package feed
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tidemark/tidemark/internal/event"
+)
+
+// Header names carried by every event message. Values are plain text.
+const (
+	HeaderMsgID         = nats.MsgIdHdr // deterministic: <system id>-<commit LSN>-<index>
+	HeaderEventID       = "Tidemark-Event-Id"
+	HeaderStreamID      = "Tidemark-Stream-Id"
+	HeaderStreamVersion = "Tidemark-Stream-Version"
+	HeaderEventType     = "Tidemark-Event-Type"
+	HeaderTable         = "Tidemark-Table"        // schema.table
+	HeaderSchemaID      = "Tidemark-Table-Def"    // event.Table.ID(); definition in the META bucket
+	HeaderCommitLSN     = "Tidemark-Commit-Lsn"   // X/X
+	HeaderEndLSN        = "Tidemark-End-Lsn"      // X/X
+	HeaderPrevLSN       = "Tidemark-Prev-Lsn"     // X/X, the chain link
+	HeaderCommitTime    = "Tidemark-Commit-Time"  // RFC 3339, microseconds, UTC
+	HeaderXID           = "Tidemark-Xid"          // decimal
+	HeaderIndex         = "Tidemark-Index"        // 0-based within the transaction
+	HeaderCount         = "Tidemark-Count"        // events in the transaction
+	HeaderSnapshot      = "Tidemark-Snapshot"     // "true" on snapshot rows
+	HeaderSystemID      = "Tidemark-System-Id"    // source system identifier
+	HeaderKind          = "Tidemark-Kind"         // "event", "heartbeat" or "tamper"
+	TimeLayout          = "2006-01-02T15:04:05.000000Z07:00"
+	kindEvent           = "event"
+	kindHeartbeat       = "heartbeat"
+	kindTamper          = "tamper"
+	jsonOID, jsonbOID   = 114, 3802
+	int2OID, int4OID    = 21, 23
+	int8OID             = 20
+)
+
+// ErrNotEvent is returned by DecodeEvent for a message that is not an event.
+var ErrNotEvent = errors.New("feed: not an event message")
+
+// MsgID returns the deterministic JetStream message id of an event: any
+// replay of the same source position yields the same id.
+func MsgID(systemID string, e *event.Event) string {
+	return systemID + "-" + strconv.FormatUint(uint64(e.CommitLSN), 16) + "-" + strconv.Itoa(e.Index)
+}
+
+// EncodeEvent builds the message for e. The body is a JSON object of the
+// row: json and jsonb columns embedded as they are, integer columns as
+// numbers, everything else as strings, NULL as null.
+func (s Subjects) EncodeEvent(systemID string, t *event.Table, l event.Layout, e *event.Event) *nats.Msg {
+	m := nats.NewMsg(s.Event(t.Schema, t.Name, string(e.Value(l.EventType)), string(e.Value(l.StreamID))))
+	h := m.Header
+	h.Set(HeaderKind, kindEvent)
+	h.Set(HeaderMsgID, MsgID(systemID, e))
+	h.Set(HeaderSystemID, systemID)
+	h.Set(HeaderTable, t.QualifiedName())
+	h.Set(HeaderSchemaID, t.ID())
+	if l.EventID >= 0 {
+		h.Set(HeaderEventID, string(e.Value(l.EventID)))
+	}
+	if l.StreamID >= 0 {
+		h.Set(HeaderStreamID, string(e.Value(l.StreamID)))
+	}
+	if l.StreamVersion >= 0 {
+		h.Set(HeaderStreamVersion, string(e.Value(l.StreamVersion)))
+	}
+	if l.EventType >= 0 {
+		h.Set(HeaderEventType, string(e.Value(l.EventType)))
+	}
+	h.Set(HeaderCommitLSN, e.CommitLSN.String())
+	h.Set(HeaderEndLSN, e.EndLSN.String())
+	h.Set(HeaderPrevLSN, e.PrevLSN.String())
+	h.Set(HeaderCommitTime, e.CommitTime.UTC().Format(TimeLayout))
+	h.Set(HeaderXID, strconv.FormatUint(uint64(e.XID), 10))
+	h.Set(HeaderIndex, strconv.Itoa(e.Index))
+	h.Set(HeaderCount, strconv.Itoa(e.Count))
+	if e.Snapshot {
+		h.Set(HeaderSnapshot, "true")
+	}
+	m.Data = AppendRow(nil, t, e.Values)
+	return m
+}
+
+// AppendRow appends the JSON object form of a row to dst.
+func AppendRow(dst []byte, t *event.Table, values [][]byte) []byte {
+	dst = append(dst, '{')
+	for i, c := range t.Columns {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendQuote(dst, c.Name)
+		dst = append(dst, ':')
+		var v []byte
+		if i < len(values) {
+			v = values[i]
+		}
+		switch {
+		case v == nil:
+			dst = append(dst, "null"...)
+		case c.OID == jsonOID || c.OID == jsonbOID:
+			dst = append(dst, v...)
+		case (c.OID == int2OID || c.OID == int4OID || c.OID == int8OID) && len(v) > 0:
+			dst = append(dst, v...)
+		default:
+			dst = appendJSONString(dst, v)
+		}
+	}
+	return append(dst, '}')
+}
+
+// DecodeRow parses a body built by AppendRow back into text values in t's
+// column order. Columns absent from the body are NULL; unknown keys are an error.
+func DecodeRow(t *event.Table, body []byte) ([][]byte, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return nil, fmt.Errorf("decode row: %w", err)
+	}
+	values := make([][]byte, len(t.Columns))
+	seen := 0
+	for i, c := range t.Columns {
+		raw, ok := obj[c.Name]
+		if !ok {
+			continue
+		}
+		seen++
+		switch {
+		case bytes.Equal(raw, []byte("null")):
+			values[i] = nil
+		case c.OID == jsonOID || c.OID == jsonbOID:
+			values[i] = append([]byte{}, raw...)
+		case len(raw) > 0 && raw[0] == '"':
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, fmt.Errorf("decode row: column %s: %w", c.Name, err)
+			}
+			values[i] = []byte(s)
+		default:
+			values[i] = append([]byte{}, raw...)
+		}
+	}
+	if seen != len(obj) {
+		return nil, fmt.Errorf("decode row: body has columns unknown to table %s", t.QualifiedName())
+	}
+	return values, nil
+}
+
+// DecodeEvent rebuilds an event from a message, given the definition of its
+// table (looked up by the HeaderSchemaID header).
+func DecodeEvent(m *nats.Msg, t *event.Table) (*event.Event, error) {
+	h := m.Header
+	if h.Get(HeaderKind) != kindEvent {
+		return nil, ErrNotEvent
+	}
+	e := &event.Event{Table: h.Get(HeaderTable), Snapshot: h.Get(HeaderSnapshot) == "true"}
+	var err error
+	parse := func(name string, f func(string) error) {
+		if err != nil {
+			return
+		}
+		if perr := f(h.Get(name)); perr != nil {
+			err = fmt.Errorf("decode event: header %s: %w", name, perr)
+		}
+	}
+	parse(HeaderCommitLSN, func(s string) (e2 error) { e.CommitLSN, e2 = event.ParsePosition(s); return })
+	parse(HeaderEndLSN, func(s string) (e2 error) { e.EndLSN, e2 = event.ParsePosition(s); return })
+	parse(HeaderPrevLSN, func(s string) (e2 error) { e.PrevLSN, e2 = event.ParsePosition(s); return })
+	parse(HeaderCommitTime, func(s string) (e2 error) { e.CommitTime, e2 = time.Parse(time.RFC3339Nano, s); return })
+	parse(HeaderXID, func(s string) error {
+		v, e2 := strconv.ParseUint(s, 10, 32)
+		e.XID = uint32(v)
+		return e2
+	})
+	parse(HeaderIndex, func(s string) (e2 error) { e.Index, e2 = strconv.Atoi(s); return })
+	parse(HeaderCount, func(s string) (e2 error) { e.Count, e2 = strconv.Atoi(s); return })
+	if err != nil {
+		return nil, err
+	}
+	if e.Count < 1 || e.Index < 0 || e.Index >= e.Count {
+		return nil, fmt.Errorf("decode event: index %d of %d out of range", e.Index, e.Count)
+	}
+	if e.Table != t.QualifiedName() {
+		return nil, fmt.Errorf("decode event: table %q does not match definition %q", e.Table, t.QualifiedName())
+	}
+	e.CommitTime = e.CommitTime.UTC()
+	if e.Values, err = DecodeRow(t, m.Data); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// IsHeartbeat reports whether m is a heartbeat message.
+func IsHeartbeat(m *nats.Msg) bool { return m.Header.Get(HeaderKind) == kindHeartbeat }
+
+type heartbeatBody struct {
+	LSN          event.Position `json:"lsn"`
+	PrevLSN      event.Position `json:"prev_lsn"`
+	Time         string         `json:"time"`
+	SnapshotDone bool           `json:"snapshot_done,omitempty"`
+}
+
+// EncodeHeartbeat builds the message for a heartbeat. Its message id is
+// deterministic from the system id and LSN.
+func (s Subjects) EncodeHeartbeat(systemID string, hb event.Heartbeat) *nats.Msg {
+	m := nats.NewMsg(s.Heartbeat())
+	m.Header.Set(HeaderKind, kindHeartbeat)
+	m.Header.Set(HeaderMsgID, systemID+"-hb-"+strconv.FormatUint(uint64(hb.LSN), 16))
+	m.Header.Set(HeaderSystemID, systemID)
+	m.Header.Set(HeaderEndLSN, hb.LSN.String())
+	m.Header.Set(HeaderPrevLSN, hb.PrevLSN.String())
+	m.Header.Set(HeaderCommitTime, hb.Time.UTC().Format(TimeLayout))
+	m.Data, _ = json.Marshal(heartbeatBody{LSN: hb.LSN, PrevLSN: hb.PrevLSN, Time: hb.Time.UTC().Format(TimeLayout), SnapshotDone: hb.SnapshotDone})
+	return m
+}
+
+// DecodeHeartbeat parses a heartbeat message.
+func DecodeHeartbeat(m *nats.Msg) (event.Heartbeat, error) {
+	if !IsHeartbeat(m) {
+		return event.Heartbeat{}, errors.New("feed: not a heartbeat message")
+	}
+	var b heartbeatBody
+	if err := json.Unmarshal(m.Data, &b); err != nil {
+		return event.Heartbeat{}, fmt.Errorf("decode heartbeat: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, b.Time)
+	if err != nil {
+		return event.Heartbeat{}, fmt.Errorf("decode heartbeat: time: %w", err)
+	}
+	return event.Heartbeat{LSN: b.LSN, PrevLSN: b.PrevLSN, Time: t.UTC(), SnapshotDone: b.SnapshotDone}, nil
+}
+
+// Tamper describes an UPDATE, DELETE or TRUNCATE seen on a captured table.
+type Tamper struct {
+	Op         string          `json:"op"` // "update", "delete" or "truncate"
+	Table      string          `json:"table"`
+	XID        uint32          `json:"xid"`
+	CommitLSN  event.Position  `json:"commit_lsn"`
+	CommitTime string          `json:"commit_time"`
+	Old        json.RawMessage `json:"old,omitempty"` // row identity or old row, as known
+	New        json.RawMessage `json:"new,omitempty"`
+}
+
+// EncodeTamper builds the message for a tamper report.
+func (s Subjects) EncodeTamper(systemID, schema, table string, tp Tamper) *nats.Msg {
+	m := nats.NewMsg(s.Tamper(schema, table, tp.Op))
+	m.Header.Set(HeaderKind, kindTamper)
+	m.Header.Set(HeaderSystemID, systemID)
+	m.Header.Set(HeaderTable, tp.Table)
+	m.Header.Set(HeaderCommitLSN, tp.CommitLSN.String())
+	m.Data, _ = json.Marshal(tp)
+	return m
+}
+
+func appendJSONString(dst, v []byte) []byte {
+	simple := true
+	for _, c := range v {
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		dst = append(dst, '"')
+		dst = append(dst, v...)
+		return append(dst, '"')
+	}
+	b, _ := json.Marshal(string(v))
+	return append(dst, b...)
+}
