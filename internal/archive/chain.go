@@ -1,0 +1,303 @@
+package archive
+
+import (
+	"container/heap"
+	"time"
+
+	"github.com/tidemark/tidemark/internal/event"
+)
+
+// Msg is the part of a JetStream message the chain needs to settle it
+// (jetstream.Msg satisfies it). Acknowledging tells JetStream the item is
+// durable; Nak asks for redelivery.
+type Msg interface {
+	Ack() error
+	Nak() error
+	NakWithDelay(delay time.Duration) error
+}
+
+// item is one chain item: a transaction (assembled from its events) or a
+// heartbeat. Its position is the transaction's EndLSN or the heartbeat's LSN.
+type item struct {
+	pos, prev event.Position
+	heartbeat bool
+	// time is the transaction's commit time or the heartbeat's source time.
+	time time.Time
+	// systemID is the source's system identifier (from the message headers).
+	systemID string
+	// events are indexed by Event.Index; nil until that event arrived.
+	events []*event.Event
+	// tables holds each event's table definition, parallel to events.
+	tables []*event.Table
+	have   int
+	// msgs are every delivery of the item's messages, redeliveries included;
+	// they are settled together once the item is durable (or given back).
+	msgs []Msg
+}
+
+// complete reports whether every event of a transaction (or the heartbeat) arrived.
+func (it *item) complete() bool { return it.heartbeat || it.have == len(it.events) }
+
+// size is what the item costs in the reorder buffer: its events, or 1.
+func (it *item) size() int {
+	if it.heartbeat {
+		return 1
+	}
+	return it.have
+}
+
+// chain orders chain items and decides what extends the archive. w is the
+// position up to which items have been accepted (in memory, not yet
+// necessarily durable). Items above w wait in a buffer keyed by position
+// until the item after w is complete; the buffer holds at most limit events.
+type chain struct {
+	w       event.Position
+	pending map[event.Position]*item
+	// asc and desc index pending by position; entries whose item is gone
+	// are skipped lazily.
+	asc   ascHeap
+	desc  descHeap
+	held  int
+	limit int
+}
+
+// newChain returns a chain whose accepted position is w.
+func newChain(w event.Position, limit int) *chain {
+	return &chain{w: w, pending: make(map[event.Position]*item), limit: limit}
+}
+
+// addResult says what became of an added message.
+type addResult int
+
+const (
+	// added: the message is held by the chain (buffered or merged).
+	added addResult = iota
+	// duplicate: the item's position is at or below w; the caller settles it.
+	duplicate
+	// rejected: the buffer is full; the caller gives the message back.
+	rejected
+)
+
+// addEvent offers one event of a transaction. evicted lists items pushed out
+// of the buffer to make room; the caller gives their messages back.
+func (c *chain) addEvent(e *event.Event, t *event.Table, systemID string, m Msg) (res addResult, evicted []*item) {
+	if e.EndLSN <= c.w {
+		return duplicate, nil
+	}
+	it := c.pending[e.EndLSN]
+	if it != nil && it.heartbeat {
+		// A heartbeat and a transaction at one position cannot both be;
+		// keep what came first and let the message be redelivered.
+		return rejected, nil
+	}
+	if it != nil {
+		if e.Index < len(it.events) && it.events[e.Index] != nil {
+			it.msgs = append(it.msgs, m) // a redelivery or re-send of a held event
+			it.prev = min(it.prev, e.PrevLSN)
+			return added, nil
+		}
+		if e.Index >= len(it.events) {
+			return rejected, nil // inconsistent Count; redelivery will tell
+		}
+	}
+	if c.held+1 > c.limit {
+		if evicted = c.makeRoom(e.EndLSN, 1); evicted == nil && !c.isHead(e.EndLSN) {
+			return rejected, nil
+		}
+	}
+	if it == nil {
+		it = &item{pos: e.EndLSN, prev: e.PrevLSN, time: e.CommitTime, systemID: systemID,
+			events: make([]*event.Event, e.Count), tables: make([]*event.Table, e.Count)}
+		c.insert(it)
+	}
+	it.prev = min(it.prev, e.PrevLSN)
+	it.events[e.Index], it.tables[e.Index] = e, t
+	it.have++
+	it.msgs = append(it.msgs, m)
+	c.held++
+	return added, evicted
+}
+
+// addHeartbeat offers a heartbeat.
+func (c *chain) addHeartbeat(hb event.Heartbeat, systemID string, m Msg) (res addResult, evicted []*item) {
+	if hb.LSN <= c.w {
+		return duplicate, nil
+	}
+	if it := c.pending[hb.LSN]; it != nil {
+		if !it.heartbeat {
+			return rejected, nil
+		}
+		it.msgs = append(it.msgs, m)
+		it.prev = min(it.prev, hb.PrevLSN)
+		return added, nil
+	}
+	if c.held+1 > c.limit {
+		if evicted = c.makeRoom(hb.LSN, 1); evicted == nil && !c.isHead(hb.LSN) {
+			return rejected, nil
+		}
+	}
+	c.insert(&item{pos: hb.LSN, prev: hb.PrevLSN, heartbeat: true, time: hb.Time, systemID: systemID, msgs: []Msg{m}})
+	return added, evicted
+}
+
+// makeRoom evicts the highest buffered items (all above pos) until n more
+// events fit. It returns nil, evicting nothing, when that is impossible.
+func (c *chain) makeRoom(pos event.Position, n int) []*item {
+	var victims []*item
+	free := c.limit - c.held
+	for free < n {
+		top, ok := c.highest()
+		if !ok || top.pos <= pos {
+			break
+		}
+		heap.Pop(&c.desc)
+		c.delete(top)
+		victims = append(victims, top)
+		free += top.size()
+	}
+	if free < n {
+		// Put the victims back: nothing is evicted for an item that still
+		// would not fit.
+		for _, it := range victims {
+			c.insert(it)
+		}
+		return nil
+	}
+	return victims
+}
+
+// isHead reports whether pos is at or below every buffered item: the item
+// the chain waits for is always taken, even over the limit, so a
+// transaction larger than the buffer cannot wedge the chain.
+func (c *chain) isHead(pos event.Position) bool {
+	it, ok := c.lowest()
+	return !ok || pos <= it.pos
+}
+
+// highest returns the buffered item with the highest position.
+func (c *chain) highest() (*item, bool) {
+	for len(c.desc) > 0 {
+		if it := c.pending[c.desc[0]]; it != nil {
+			return it, true
+		}
+		heap.Pop(&c.desc) // stale: already taken or evicted
+	}
+	return nil, false
+}
+
+// lowest returns the buffered item with the lowest position.
+func (c *chain) lowest() (*item, bool) {
+	for len(c.asc) > 0 {
+		if it := c.pending[c.asc[0]]; it != nil {
+			return it, true
+		}
+		heap.Pop(&c.asc)
+	}
+	return nil, false
+}
+
+func (c *chain) insert(it *item) {
+	c.pending[it.pos] = it
+	c.held += it.size()
+	heap.Push(&c.asc, it.pos)
+	heap.Push(&c.desc, it.pos)
+	if n := 2*len(c.pending) + 64; len(c.asc) > n || len(c.desc) > n {
+		c.reindex()
+	}
+}
+
+// reindex rebuilds both heaps from pending, dropping stale entries.
+func (c *chain) reindex() {
+	c.asc, c.desc = c.asc[:0], c.desc[:0]
+	for p := range c.pending {
+		c.asc = append(c.asc, p)
+		c.desc = append(c.desc, p)
+	}
+	heap.Init(&c.asc)
+	heap.Init(&c.desc)
+}
+
+func (c *chain) delete(it *item) {
+	delete(c.pending, it.pos)
+	c.held -= it.size()
+}
+
+// next returns the next item that extends the chain (and advances w past
+// it), or a buffered item that turned out to be a duplicate (dup true), or
+// nil when the lowest buffered item cannot be taken yet.
+func (c *chain) next() (it *item, dup bool) {
+	it, ok := c.lowest()
+	if !ok {
+		return nil, false
+	}
+	if it.pos <= c.w {
+		heap.Pop(&c.asc)
+		c.delete(it)
+		return it, true
+	}
+	if !it.complete() || it.prev > c.w {
+		return nil, false
+	}
+	heap.Pop(&c.asc)
+	c.delete(it)
+	c.w = it.pos
+	return it, false
+}
+
+// gap reports whether the chain is stuck: items are buffered but the lowest
+// one does not connect to w (or is a transaction still missing events).
+// missing is the position the chain waits for: the lowest item's PrevLSN
+// when it does not connect, else its own position.
+func (c *chain) gap() (stuck bool, missing event.Position) {
+	it, ok := c.lowest()
+	if !ok {
+		return false, 0
+	}
+	if it.prev > c.w {
+		return true, it.prev
+	}
+	return !it.complete(), it.pos
+}
+
+// buffered returns the number of events (and heartbeats) held.
+func (c *chain) buffered() int { return c.held }
+
+// drain empties the buffer and returns everything it held.
+func (c *chain) drain() []*item {
+	out := make([]*item, 0, len(c.pending))
+	for _, it := range c.pending {
+		out = append(out, it)
+	}
+	c.pending = make(map[event.Position]*item)
+	c.asc, c.desc = c.asc[:0], c.desc[:0]
+	c.held = 0
+	return out
+}
+
+// ascHeap is a min-heap of positions.
+type ascHeap []event.Position
+
+func (h ascHeap) Len() int           { return len(h) }
+func (h ascHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h ascHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *ascHeap) Push(x any)        { *h = append(*h, x.(event.Position)) }
+func (h *ascHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// descHeap is a max-heap of positions.
+type descHeap []event.Position
+
+func (h descHeap) Len() int           { return len(h) }
+func (h descHeap) Less(i, j int) bool { return h[i] > h[j] }
+func (h descHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *descHeap) Push(x any)        { *h = append(*h, x.(event.Position)) }
+func (h *descHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
