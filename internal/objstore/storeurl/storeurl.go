@@ -1,0 +1,44 @@
+// Package storeurl opens any objstore backend from a URL. It links every
+// backend (file, s3), so importing it makes objstore.Open work for all
+// schemes; cmd/* mains and tests use it. It lives apart from objstore
+// because the backends import objstore.
+package storeurl
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tidemark/tidemark/internal/objstore"
+	"github.com/tidemark/tidemark/internal/objstore/file"
+	"github.com/tidemark/tidemark/internal/objstore/s3"
+)
+
+// Options carry backend settings that do not belong in a URL.
+type Options struct {
+	// S3 configures s3:// stores (static credentials, part size, …); its
+	// non-zero fields win over the URL's query parameters.
+	S3 s3.Options
+}
+
+// Open opens "s3://bucket/prefix?endpoint=…&region=…", "file:///path" or a
+// bare directory path with default options (S3 credentials from the SDK's
+// default chain).
+func Open(ctx context.Context, rawURL string) (objstore.Store, error) {
+	return OpenWith(ctx, rawURL, Options{})
+}
+
+// OpenWith opens a store like Open, with backend options.
+func OpenWith(ctx context.Context, rawURL string, opts Options) (objstore.Store, error) {
+	switch scheme := objstore.Scheme(rawURL); scheme {
+	case "s3":
+		return s3.Open(ctx, rawURL, opts.S3)
+	case "file":
+		dir, err := file.PathFromURL(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		return file.Open(dir)
+	default:
+		return nil, fmt.Errorf("open store: unsupported scheme %q (want s3://, file:// or a path)", scheme)
+	}
+}
