@@ -90,6 +90,12 @@ func (c *NATSCluster) Restart(i int) error {
 	return c.Nodes[i].Start()
 }
 
+// WaitJetStream waits until a stream with the given number of replicas can
+// be created, e.g. after Restart once the node must be a full peer again.
+func (c *NATSCluster) WaitJetStream(ctx context.Context, replicas int) error {
+	return waitJetStream(ctx, c.URLs(), replicas)
+}
+
 // Index returns the index of the node with the given server name, or -1.
 func (c *NATSCluster) Index(name string) int {
 	for i, n := range c.Nodes {

@@ -93,6 +93,9 @@ func TestNATSCluster_SurvivesLeaderKill(t *testing.T) {
 	if c.Nodes[leader].PID() == oldPID {
 		t.Fatalf("restarted node kept pid %d", oldPID)
 	}
+	if err := c.WaitJetStream(ctx, 3); err != nil {
+		t.Fatalf("cluster after restart: %v", err)
+	}
 }
 
 // readAll reads every message of the stream through the node at url and

@@ -144,7 +144,7 @@ func (n *NATSNode) Start() error {
 	}
 	n.proc = proc
 	if err := n.waitConnectable(proc); err != nil {
-		_ = proc.stop(syscall.SIGKILL, 10*time.Second)
+		_ = proc.stop(10*time.Second, syscall.SIGKILL)
 		return startupError("nats-server "+n.Name, n.LogPath, err)
 	}
 	return nil
@@ -201,7 +201,7 @@ func (n *NATSNode) stopWith(sig syscall.Signal) error {
 	if n.proc == nil {
 		return nil
 	}
-	if err := n.proc.stop(sig, 30*time.Second); err != nil {
+	if err := n.proc.stop(30*time.Second, sig); err != nil {
 		return fmt.Errorf("stop nats-server %s: %w", n.Name, err)
 	}
 	return nil

@@ -181,6 +181,17 @@ func (p *Postgres) prepareDirs() error {
 
 func (p *Postgres) socketDir() string { return filepath.Join(p.Dir, "sock") }
 
+// socketSetting is unix_socket_directories: the rig's socket directory, or
+// none when its path is too long for a Unix socket (deeply nested test
+// temporary directories); clients always use TCP anyway.
+func (p *Postgres) socketSetting() string {
+	const maxSocketPath = 100 // sun_path is 108 bytes including ".s.PGSQL.NNNNN"
+	if len(p.socketDir())+len("/.s.PGSQL.65535") > maxSocketPath {
+		return ""
+	}
+	return p.socketDir()
+}
+
 // initdb creates the cluster: superuser postgres, trust authentication.
 func (p *Postgres) initdb(ctx context.Context) error {
 	logPath := filepath.Join(p.Dir, "initdb.log")
@@ -213,7 +224,7 @@ func (p *Postgres) start(ctx context.Context) error {
 		return fmt.Errorf("start postgres: already running (pid %d)", p.proc.pid())
 	}
 	args := []string{"-D", p.DataDir, "-c", "port=" + strconv.Itoa(p.Port),
-		"-c", "unix_socket_directories=" + p.socketDir()}
+		"-c", "unix_socket_directories=" + p.socketSetting()}
 	for _, k := range slices.Sorted(maps.Keys(p.conf)) {
 		args = append(args, "-c", k+"="+p.conf[k])
 	}
@@ -226,7 +237,7 @@ func (p *Postgres) start(ctx context.Context) error {
 	}
 	p.proc = proc
 	if err := p.waitReady(ctx, proc); err != nil {
-		_ = proc.stop(syscall.SIGQUIT, 10*time.Second)
+		_ = proc.stop(10*time.Second, syscall.SIGQUIT)
 		return startupError("postgres", p.LogPath, err)
 	}
 	return nil
@@ -272,25 +283,26 @@ func (p *Postgres) PID() int {
 	return p.proc.pid()
 }
 
-// Stop shuts the server down (fast shutdown, SIGINT) and waits for it to
-// exit. Stopping a stopped server is a no-op.
+// Stop shuts the server down (fast shutdown, SIGINT; immediate shutdown if
+// that takes over 20 s, e.g. a logical replication client that never
+// confirms) and waits for it to exit. Stopping a stopped server is a no-op.
 func (p *Postgres) Stop() error {
-	return p.stopWith(syscall.SIGINT, 60*time.Second)
+	return p.stopWith(syscall.SIGINT, syscall.SIGQUIT)
 }
 
 // StopImmediate shuts the server down without a checkpoint (SIGQUIT), like
 // a crash: the next Start runs crash recovery.
 func (p *Postgres) StopImmediate() error {
-	return p.stopWith(syscall.SIGQUIT, 30*time.Second)
+	return p.stopWith(syscall.SIGQUIT)
 }
 
-func (p *Postgres) stopWith(sig syscall.Signal, timeout time.Duration) error {
+func (p *Postgres) stopWith(sigs ...syscall.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.proc == nil {
 		return nil
 	}
-	if err := p.proc.stop(sig, timeout); err != nil {
+	if err := p.proc.stop(20*time.Second, sigs...); err != nil {
 		return fmt.Errorf("stop postgres: %w", err)
 	}
 	return nil
@@ -348,8 +360,9 @@ func postgresCredential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: u.uid, Gid: u.gid}, nil
 }
 
-// makeTraversable makes dir world-readable and gives every ancestor the
-// search bit others need to reach it (t.TempDir directories are 0700).
+// makeTraversable makes dir world-readable and gives every ancestor that
+// lacks it the search bit others need to reach it (t.TempDir directories
+// are 0700). Only the search bit is added; nothing becomes listable.
 func makeTraversable(dir string) error {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return fmt.Errorf("chmod %s: %w", dir, err)
@@ -360,7 +373,7 @@ func makeTraversable(dir string) error {
 			return fmt.Errorf("stat %s: %w", d, err)
 		}
 		if st.Mode().Perm()&0o001 != 0 {
-			break
+			continue
 		}
 		if err := os.Chmod(d, st.Mode().Perm()|0o111); err != nil {
 			return fmt.Errorf("chmod %s: %w", d, err)

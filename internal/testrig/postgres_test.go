@@ -2,6 +2,7 @@ package testrig_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestPostgres_StopImmediateAndStart(t *testing.T) {
 		t.Fatalf("system identifier = %q", id)
 	}
 	url := pg.NewDatabase(t)
-	exec(t, url, "CREATE TABLE t (x int)", "INSERT INTO t VALUES (42)")
+	mustExec(t, url, "CREATE TABLE t (x int)", "INSERT INTO t VALUES (42)")
 	oldPID := pg.PID()
 	if err := pg.StopImmediate(); err != nil {
 		t.Fatalf("stop immediate: %v", err)
@@ -127,7 +128,7 @@ func TestPostgres_StopImmediateAndStart(t *testing.T) {
 	}
 }
 
-func exec(t *testing.T, url string, stmts ...string) {
+func mustExec(t *testing.T, url string, stmts ...string) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -140,4 +141,16 @@ func exec(t *testing.T, url string, stmts ...string) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+}
+
+func TestStartPostgres_LongDirectoryName(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), strings.Repeat("deeply-nested-directory-", 5))
+	pg, err := testrig.StartPostgresProcess(ctx, dir)
+	if err != nil {
+		t.Fatalf("start in %s: %v", dir, err)
+	}
+	defer pg.Stop()
+	mustExec(t, pg.URL("postgres"), "SELECT 1")
 }

@@ -74,24 +74,31 @@ func (p *process) exitErr() error {
 	return p.waitErr
 }
 
-// stop sends sig and waits up to timeout for the process to exit, then
-// kills it. Stopping an exited process is a no-op.
-func (p *process) stop(sig syscall.Signal, timeout time.Duration) error {
+// stop sends each signal in turn, waiting up to timeout after each for the
+// process to exit, and finally kills it. Stopping an exited process is a
+// no-op; needing SIGKILL (when it was not asked for) is reported as an
+// error.
+func (p *process) stop(timeout time.Duration, sigs ...syscall.Signal) error {
+	for _, sig := range sigs {
+		if p.exited() {
+			return nil
+		}
+		if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("signal %s (pid %d): %w", p.name, p.pid(), err)
+		}
+		select {
+		case <-p.done:
+			return nil
+		case <-time.After(timeout):
+		}
+	}
 	if p.exited() {
 		return nil
-	}
-	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("signal %s (pid %d): %w", p.name, p.pid(), err)
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(timeout):
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	select {
 	case <-p.done:
-		return fmt.Errorf("stop %s (pid %d): did not exit within %s after %s; killed", p.name, p.pid(), timeout, sig)
+		return fmt.Errorf("stop %s (pid %d): did not exit within %s after %v; killed", p.name, p.pid(), timeout, sigs)
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("stop %s (pid %d): still running after SIGKILL", p.name, p.pid())
 	}

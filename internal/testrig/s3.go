@@ -95,7 +95,7 @@ func StartS3Process(ctx context.Context, dir string) (*S3, error) {
 		return nil, err
 	}
 	if err := s.waitReady(ctx); err != nil {
-		_ = s.proc.stop(syscall.SIGKILL, 10*time.Second)
+		_ = s.proc.stop(10*time.Second, syscall.SIGKILL)
 		return nil, startupError("versitygw", s.LogPath, err)
 	}
 	return s, nil
@@ -189,7 +189,7 @@ func (s *S3) PID() int { return s.proc.pid() }
 
 // Stop stops the gateway (SIGTERM) and waits for it to exit.
 func (s *S3) Stop() error {
-	if err := s.proc.stop(syscall.SIGTERM, 15*time.Second); err != nil {
+	if err := s.proc.stop(15*time.Second, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stop versitygw: %w", err)
 	}
 	return nil
