@@ -150,14 +150,12 @@ func goBuild(ctx context.Context, root, out, pkg string) error {
 	return nil
 }
 
-// goTool returns the go command to use: $GOROOT/bin/go of the toolchain
-// running the tests when present, else "go" from PATH.
+// goTool returns the go command: "go" from PATH, else /usr/local/go/bin/go.
 func goTool() string {
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err == nil {
+	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	if _, err := os.Stat("/usr/local/go/bin/go"); err == nil {
+	if isExecutable("/usr/local/go/bin/go") {
 		return "/usr/local/go/bin/go"
 	}
 	return "go"
