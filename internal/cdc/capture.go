@@ -1,0 +1,274 @@
+package cdc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/feed"
+)
+
+// Capture streams one source's captured tables into JetStream. Create it
+// with New and call Run once.
+type Capture struct {
+	cfg Config
+	log *slog.Logger
+
+	pool     *pgxpool.Pool
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	kv       jetstream.KeyValue
+	subjects feed.Subjects
+	sysid    string
+	tables   *tableRegistry
+
+	watermark   atomic.Uint64 // archive watermark from META
+	hasWM       atomic.Bool
+	rewindMu    sync.Mutex
+	lastRewind  time.Time
+	rewind      chan struct{} // a new rewind request
+	heartbeatCh chan struct{} // ask for a heartbeat now
+	streaming   atomic.Bool
+	readyErr    atomic.Pointer[string]
+}
+
+// New validates cfg (filling defaults) and returns a Capture.
+func New(cfg Config) (*Capture, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Capture{
+		cfg: cfg, log: cfg.Logger, subjects: feed.Subjects{Prefix: cfg.SubjectPrefix},
+		rewind: make(chan struct{}, 1), heartbeatCh: make(chan struct{}, 1),
+	}
+	c.setNotReady("starting")
+	return c, nil
+}
+
+// Ready returns nil once replication has started and NATS is connected,
+// otherwise why not (for /readyz).
+func (c *Capture) Ready() error {
+	if p := c.readyErr.Load(); p != nil {
+		return errors.New(*p)
+	}
+	if !c.streaming.Load() {
+		return errors.New("replication not started")
+	}
+	if !natsConnected(c.nc) {
+		return errors.New("NATS not connected")
+	}
+	return nil
+}
+
+func (c *Capture) setNotReady(why string) { c.readyErr.Store(&why) }
+
+// Run captures until ctx is cancelled (then it drains in-flight publishes,
+// sends a final status update and returns nil) or a fatal error occurs
+// (*FatalError, *CheckError). Transient failures of Postgres or NATS are
+// retried from the slot's confirmed position.
+func (c *Capture) Run(ctx context.Context) error {
+	if err := c.start(ctx); err != nil {
+		c.close()
+		return err
+	}
+	defer c.close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.watchWatermark(gctx) })
+	g.Go(func() error { return c.watchRewind(gctx) })
+	g.Go(func() error { return c.emitHeartbeats(gctx) })
+	g.Go(func() error { return c.pollSlot(gctx) })
+	g.Go(func() error {
+		err := c.replicate(gctx)
+		if err == nil {
+			err = errStopped
+		}
+		return err
+	})
+	err := g.Wait()
+	if errors.Is(err, errStopped) || ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// errStopped ends the helper goroutines after a clean shutdown.
+var errStopped = errors.New("capture stopped")
+
+// start connects, checks the source and prepares stream, bucket and
+// publication.
+func (c *Capture) start(ctx context.Context) error {
+	c.log.Info("capture starting", "pg", RedactURL(c.cfg.PGURL), "nats", redactNATS(c.cfg.NATSURL),
+		"slot", c.cfg.Slot, "publication", c.cfg.Publication, "tables", c.cfg.Tables, "confirm_on", string(c.cfg.ConfirmOn))
+	var err error
+	if c.pool, err = connectPool(ctx, c.cfg.PGURL); err != nil {
+		return fatal(err, "check --pg (or the PG* environment variables) and that the server accepts connections")
+	}
+	slot, err := readSlot(ctx, c.pool, c.cfg.Slot)
+	if err != nil {
+		return err
+	}
+	problems, err := checkSource(ctx, c.pool, c.cfg, !slot.Exists)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return &CheckError{Problems: problems}
+	}
+	if c.sysid, err = identify(ctx, c.cfg.PGURL); err != nil {
+		return err
+	}
+	if c.nc, err = connectNATS(c.cfg.NATSURL, c.cfg.NATSCreds); err != nil {
+		return err
+	}
+	if c.js, err = jetstream.New(c.nc,
+		jetstream.WithPublishAsyncMaxPending(2*c.cfg.MaxPending),
+		jetstream.WithPublishAsyncTimeout(c.cfg.PublishTimeout)); err != nil {
+		return fmt.Errorf("open jetstream: %w", err)
+	}
+	rep := &SetupReport{}
+	if c.kv, err = setupNATS(ctx, c.js, c.cfg, false, rep); err != nil {
+		return err
+	}
+	if err := checkSystemID(ctx, c.kv, c.sysid); err != nil {
+		return err
+	}
+	if err := setupPublication(ctx, c.pool, c.cfg, false, rep); err != nil {
+		return err
+	}
+	for _, a := range rep.Actions {
+		c.log.Debug("setup applied", "action", a)
+	}
+	c.tables = &tableRegistry{kv: c.kv}
+	return nil
+}
+
+func (c *Capture) close() {
+	c.streaming.Store(false)
+	if c.nc != nil {
+		_ = c.nc.Drain()
+	}
+	if c.pool != nil {
+		c.pool.Close()
+	}
+}
+
+// confirmable returns the position the slot may be confirmed to: the last
+// position whose item and every earlier one JetStream acknowledged, and in
+// archive mode also no further than the archive's watermark.
+func (c *Capture) confirmable(acked event.Position) event.Position {
+	if c.cfg.ConfirmOn == ConfirmJetStream {
+		return acked
+	}
+	if !c.hasWM.Load() {
+		return 0
+	}
+	return min(acked, event.Position(c.watermark.Load()))
+}
+
+// watchWatermark follows META's watermark key.
+func (c *Capture) watchWatermark(ctx context.Context) error {
+	return c.watchKey(ctx, feed.KeyWatermark, func(v []byte, _ bool) {
+		var w feed.Watermark
+		if err := json.Unmarshal(v, &w); err != nil {
+			c.log.Warn("ignoring undecodable watermark in META", "err", err)
+			return
+		}
+		if prev := event.Position(c.watermark.Load()); c.hasWM.Load() && w.LSN < prev {
+			c.log.Warn("archive watermark moved backwards; confirming no further than the lower value", "from", prev.String(), "to", w.LSN.String())
+		}
+		c.watermark.Store(uint64(w.LSN))
+		c.hasWM.Store(true)
+	}, nil)
+}
+
+// watchRewind follows META's rewind key; a request newer than the last one
+// handled signals the replication loop. A request already present when
+// capture starts is satisfied by the start itself (streaming begins at the
+// slot's confirmed position).
+func (c *Capture) watchRewind(ctx context.Context) error {
+	first := true
+	return c.watchKey(ctx, feed.KeyRewind, func(v []byte, initial bool) {
+		var r feed.RewindRequest
+		if err := json.Unmarshal(v, &r); err != nil {
+			c.log.Warn("ignoring undecodable rewind request in META", "err", err)
+			return
+		}
+		c.rewindMu.Lock()
+		defer c.rewindMu.Unlock()
+		if !r.At.After(c.lastRewind) {
+			return
+		}
+		c.lastRewind = r.At
+		if initial && first {
+			return
+		}
+		c.log.Warn("rewind requested by the archiver", "after", r.After.String(), "missing", r.Missing.String())
+		select {
+		case c.rewind <- struct{}{}:
+		default:
+		}
+	}, func() { first = false })
+}
+
+// watchKey calls f with every value of a META key until ctx ends,
+// re-establishing the watch after errors.
+func (c *Capture) watchKey(ctx context.Context, key string, f func(v []byte, initial bool), initDone func()) error {
+	for {
+		w, err := c.kv.Watch(ctx, key)
+		if err == nil {
+			initial := true
+			for e := range w.Updates() {
+				if e == nil {
+					initial = false
+					if initDone != nil {
+						initDone()
+					}
+					continue
+				}
+				if e.Operation() == jetstream.KeyValuePut {
+					f(e.Value(), initial)
+				}
+			}
+			_ = w.Stop()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			c.log.Warn("watch META key failed, retrying", "key", key, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// pollSlot keeps the retained-WAL gauge current.
+func (c *Capture) pollSlot(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		if s, err := readSlot(ctx, c.pool, c.cfg.Slot); err == nil && s.Exists {
+			metricRetainedWAL.Set(float64(s.RetainedBytes))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

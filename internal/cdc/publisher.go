@@ -1,0 +1,275 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tidemark/tidemark/internal/event"
+)
+
+// errPublishExhausted means one message failed PublishRetries times; the
+// caller rewinds to the slot.
+var errPublishExhausted = errors.New("publish retries exhausted")
+
+// mark is attached to the last message of a chain item: once it and every
+// earlier message are acknowledged, the item's position is handled.
+type mark struct {
+	pos        event.Position
+	srcTime    time.Time // commit time, or the heartbeat's source time
+	events     int       // event messages in the item (0 for a heartbeat)
+	heartbeat  bool
+	bodyBytes  int
+	commitTime time.Time // zero for heartbeats
+}
+
+// inflight is one message published and not yet acknowledged in order.
+type inflight struct {
+	msg      *nats.Msg
+	fut      jetstream.PubAckFuture
+	ok       <-chan *jetstream.PubAck
+	errc     <-chan error
+	sent     time.Time
+	attempts int
+	retryAt  time.Time // when fut is nil: when to re-send
+	mark     *mark
+	event    bool
+}
+
+// publisher publishes messages asynchronously with a bounded window and
+// tracks acknowledgements in publish order. It is used from one goroutine.
+type publisher struct {
+	js       jetstream.JetStream
+	window   int
+	retries  int
+	stall    time.Duration
+	tickEach time.Duration
+	log      *slog.Logger
+	// tick runs at least every tickEach while the publisher waits (the
+	// replication loop sends standby status updates from it).
+	tick func() error
+
+	queue   []*inflight
+	head    int
+	acked   event.Position
+	ackedAt time.Time // source time of the acked item
+	hasAck  bool
+	stalled bool
+}
+
+func newPublisher(js jetstream.JetStream, cfg Config, tick func() error) *publisher {
+	return &publisher{
+		js: js, window: cfg.MaxPending, retries: cfg.PublishRetries, stall: cfg.StallTimeout,
+		tickEach: cfg.StatusInterval, log: cfg.Logger, tick: tick,
+	}
+}
+
+// Pending returns the number of unacknowledged messages.
+func (p *publisher) Pending() int { return len(p.queue) - p.head }
+
+// Acked returns the position of the last item acknowledged together with
+// every earlier message, and whether there is one.
+func (p *publisher) Acked() (event.Position, bool) { return p.acked, p.hasAck }
+
+// Publish sends msg once the window has room; m marks the end of an item.
+func (p *publisher) Publish(ctx context.Context, msg *nats.Msg, m *mark, isEvent bool) error {
+	for p.Pending() >= p.window {
+		if err := p.waitHead(ctx); err != nil {
+			return err
+		}
+	}
+	e := &inflight{msg: msg, mark: m, event: isEvent}
+	p.send(e)
+	p.queue = append(p.queue, e)
+	return nil
+}
+
+// send publishes e.msg; a synchronous failure schedules a retry.
+func (p *publisher) send(e *inflight) {
+	e.attempts++
+	e.sent = time.Now()
+	fut, err := p.js.PublishMsgAsync(e.msg)
+	if err != nil {
+		metricPublishErrors.Inc()
+		e.fut, e.ok, e.errc = nil, nil, nil
+		e.retryAt = time.Now().Add(backoff(e.attempts))
+		p.log.Warn("publish failed", "subject", e.msg.Subject, "attempt", e.attempts, "err", err)
+		return
+	}
+	e.fut, e.ok, e.errc = fut, fut.Ok(), fut.Err()
+}
+
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt-1, 6)
+	return min(d, 5*time.Second)
+}
+
+// Poll resolves acknowledged messages at the head without blocking.
+func (p *publisher) Poll() error {
+	for p.Pending() > 0 {
+		done, err := p.resolveHead()
+		if err != nil {
+			return err
+		}
+		if !done {
+			return nil
+		}
+	}
+	return nil
+}
+
+// waitHead blocks until the oldest message is resolved (acknowledged or
+// scheduled for retry), running tick meanwhile.
+func (p *publisher) waitHead(ctx context.Context) error {
+	t := time.NewTimer(p.tickEach)
+	defer t.Stop()
+	for {
+		done, err := p.resolveHead()
+		if err != nil || done {
+			return err
+		}
+		e := p.queue[p.head]
+		var wait <-chan time.Time
+		if e.fut == nil {
+			wait = time.After(time.Until(e.retryAt))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.ok:
+			p.ackHead(e)
+			return nil
+		case err := <-e.errc:
+			return p.failHead(e, err)
+		case <-wait:
+		case <-t.C:
+			t.Reset(p.tickEach)
+			p.checkStall()
+			if err := p.tick(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// resolveHead handles the oldest message if it has an outcome; it reports
+// whether the head was acknowledged and removed.
+func (p *publisher) resolveHead() (bool, error) {
+	e := p.queue[p.head]
+	if e.fut == nil {
+		if time.Now().Before(e.retryAt) {
+			p.checkStall()
+			return false, nil
+		}
+		p.send(e)
+		p.resendFailed()
+		return false, nil
+	}
+	select {
+	case <-e.ok:
+		p.ackHead(e)
+		return true, nil
+	case err := <-e.errc:
+		return false, p.failHead(e, err)
+	default:
+		p.checkStall()
+		return false, nil
+	}
+}
+
+// failHead records a failed publish of the head and schedules its re-send.
+func (p *publisher) failHead(e *inflight, err error) error {
+	metricPublishErrors.Inc()
+	p.setStalled(true)
+	if e.attempts >= p.retries {
+		return fmt.Errorf("publish %s after %d attempts: %w (%w)", e.msg.Subject, e.attempts, errPublishExhausted, err)
+	}
+	p.log.Warn("publish not acknowledged, retrying with the same message id",
+		"subject", e.msg.Subject, "msg_id", e.msg.Header.Get(nats.MsgIdHdr), "attempt", e.attempts, "err", err)
+	e.fut, e.ok, e.errc = nil, nil, nil
+	e.retryAt = time.Now().Add(backoff(e.attempts))
+	return nil
+}
+
+// resendFailed re-sends every later message whose publish already failed,
+// so a burst of timeouts is retried together rather than one by one.
+func (p *publisher) resendFailed() {
+	for _, e := range p.queue[p.head+1:] {
+		if e.fut == nil {
+			p.send(e)
+			continue
+		}
+		select {
+		case <-e.errc:
+			metricPublishErrors.Inc()
+			p.send(e)
+		default:
+		}
+	}
+}
+
+func (p *publisher) ackHead(e *inflight) {
+	p.queue[p.head] = nil
+	p.head++
+	if p.head > 1024 && p.head*2 > len(p.queue) {
+		n := copy(p.queue, p.queue[p.head:])
+		clear(p.queue[n:])
+		p.queue = p.queue[:n]
+		p.head = 0
+	}
+	p.setStalled(false)
+	if e.event {
+		metricEventsPublished.Inc()
+		metricBytesPublished.Add(float64(len(e.msg.Data)))
+	}
+	if m := e.mark; m != nil {
+		p.acked, p.ackedAt, p.hasAck = m.pos, m.srcTime, true
+		metricLag.Set(time.Since(m.srcTime).Seconds())
+		if m.heartbeat {
+			metricHeartbeats.Inc()
+		} else {
+			metricLastCommit.Set(float64(m.commitTime.UnixMicro()) / 1e6)
+			metricPublishLatency.Observe(time.Since(m.commitTime).Seconds())
+		}
+	}
+}
+
+func (p *publisher) checkStall() {
+	if p.Pending() == 0 {
+		return
+	}
+	if e := p.queue[p.head]; time.Since(e.sent) > p.stall {
+		p.setStalled(true)
+	}
+}
+
+func (p *publisher) setStalled(v bool) {
+	if v == p.stalled {
+		return
+	}
+	p.stalled = v
+	if v {
+		metricStalled.Set(1)
+		e := p.queue[p.head]
+		p.log.Warn("publishing stalled", "pending", p.Pending(), "oldest_subject", e.msg.Subject,
+			"oldest_age", time.Since(e.sent).Round(time.Millisecond).String())
+		return
+	}
+	metricStalled.Set(0)
+	p.log.Info("publishing resumed")
+}
+
+// Drain waits until every message is acknowledged or ctx ends.
+func (p *publisher) Drain(ctx context.Context) error {
+	for p.Pending() > 0 {
+		if err := p.waitHead(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
