@@ -171,9 +171,6 @@ func (c Config) withDefaults() (Config, error) {
 
 func (c Config) validate() error {
 	var errs []error
-	if c.PGURL == "" {
-		errs = append(errs, errors.New("no Postgres URL (--pg or PG* environment variables)"))
-	}
 	if c.ConfirmOn != ConfirmArchive && c.ConfirmOn != ConfirmJetStream {
 		errs = append(errs, fmt.Errorf("confirm mode %q: want archive or jetstream", c.ConfirmOn))
 	}

@@ -174,7 +174,6 @@ func TestConfig_Validate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]Config{
-		"no url":     {},
 		"bad mode":   {PGURL: "x", ConfirmOn: "never"},
 		"bad slot":   {PGURL: "x", Slot: "Bad-Slot"},
 		"bad table":  {PGURL: "x", Tables: []string{"a.b.c"}},
