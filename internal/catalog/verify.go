@@ -1,0 +1,437 @@
+package catalog
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/objstore"
+	"github.com/tidemark/tidemark/internal/segment"
+)
+
+// Verify checks the whole archive in store, reading every entry (not the
+// checkpoints) and every segment, and reports what it finds:
+//
+//   - the hash chain (FAILURE at the first broken entry; only the entries
+//     before it are checked further);
+//   - every checkpoint against the entries it folds (FAILURE if one that
+//     Load would trust disagrees, WARNING if one is unusable);
+//   - every entry's epoch has its epoch object (WARNING);
+//   - every segment object exists, has the size and SHA-256 the entry
+//     commits to, decodes (checksums, decryption with keyring) and has the
+//     trailer the entry describes (FAILURE);
+//   - segments hold only positions after the watermark that preceded their
+//     entry, transaction links never point backwards, and every
+//     transaction is complete (all Count events, no index twice) (FAILURE;
+//     incomplete transactions beyond the watermark are a WARNING);
+//   - per stream, stream_version rises by exactly one across the archive,
+//     and no event_id appears twice (FAILURE);
+//   - no object under segments/ is missing from the catalog (WARNING: an
+//     upload interrupted before its entry, or an injected object; restore
+//     never reads it).
+//
+// It returns an error only when the store cannot be read; everything wrong
+// with the archive is a finding. Verify keeps per-stream versions and a
+// 16-byte digest per event id in memory.
+func Verify(ctx context.Context, store objstore.Store, keyring *segment.Keyring) (*Report, error) {
+	r := &Report{}
+	c, err := load(ctx, store, LoadOptions{IgnoreCheckpoints: true})
+	var ce *ChainError
+	switch {
+	case errors.As(err, &ce):
+		r.addf(Failure, "chain", ce.Key, "", "%s; entries after %d were not checked", ce.Reason, ce.Seq-1)
+	case err != nil:
+		return nil, fmt.Errorf("catalog: verify: %w", err)
+	}
+	r.Entries = len(c.Entries())
+	r.Segments = len(c.Segments())
+	r.Watermark = c.Watermark()
+	if err := verifyCheckpoints(ctx, store, c, r); err != nil {
+		return nil, err
+	}
+	if err := verifyEpochs(ctx, store, c, r); err != nil {
+		return nil, err
+	}
+	v := newSegmentVerifier(c, keyring, r)
+	for _, i := range v.order() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := v.verify(ctx, store, i); err != nil {
+			return nil, err
+		}
+	}
+	v.finish()
+	if err := verifyUnlisted(ctx, store, c, r); err != nil {
+		return nil, err
+	}
+	r.addf(OK, "summary", "", "", "%d entries, %d of %d segments verified, %d events in %d transactions, %d streams, watermark %s",
+		r.Entries, r.Verified, r.Segments, r.Events, r.Transactions, r.Streams, r.Watermark.LSN)
+	r.finish()
+	return r, nil
+}
+
+// verifyCheckpoints compares every checkpoint with the entries it folds.
+func verifyCheckpoints(ctx context.Context, store objstore.Store, c *Catalog, r *Report) error {
+	objs, err := store.List(ctx, CheckpointsPrefix, "")
+	if err != nil {
+		return fmt.Errorf("catalog: verify: list checkpoints: %w", err)
+	}
+	for _, o := range objs {
+		seq, ok := parseSeqKey(CheckpointsPrefix, o.Key)
+		if !ok {
+			r.addf(Warning, "checkpoint", o.Key, "", "unexpected object among the checkpoints")
+			continue
+		}
+		if seq >= c.next {
+			r.addf(Warning, "checkpoint", o.Key, "", "folds entries up to %d, beyond the verified chain", seq)
+			continue
+		}
+		cp, _, err := readCheckpoint(ctx, store, seq)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.addf(Warning, "checkpoint", o.Key, "", "unusable (Load skips it): %v", err)
+			continue
+		}
+		if msg := compareCheckpoint(cp, c); msg != "" {
+			r.addf(Failure, "checkpoint", o.Key, "", "disagrees with the entries it folds: %s", msg)
+		}
+	}
+	return nil
+}
+
+// compareCheckpoint reports how cp differs from c's segments up to cp.Seq.
+func compareCheckpoint(cp checkpoint, c *Catalog) string {
+	n := sort.Search(len(c.segSeqs), func(i int) bool { return c.segSeqs[i] > cp.Seq })
+	if len(cp.Segments) != n {
+		return fmt.Sprintf("%d segments, the entries list %d", len(cp.Segments), n)
+	}
+	for i, s := range cp.Segments {
+		want := c.segments[i]
+		if s.Seq != c.segSeqs[i] || s.Key != want.Key || s.SHA256 != want.SHA256 || s.Size != want.Size ||
+			s.FirstEndLSN != want.FirstEndLSN || s.LastEndLSN != want.LastEndLSN || s.PrevLSN != want.PrevLSN ||
+			!s.MinCommitTime.Equal(want.MinCommitTime) || !s.MaxCommitTime.Equal(want.MaxCommitTime) ||
+			s.Events != want.Events || s.KeyID != want.KeyID {
+			return fmt.Sprintf("segment %d (%s) differs from entry %d's", i, s.Key, c.segSeqs[i])
+		}
+	}
+	return ""
+}
+
+// verifyEpochs checks that every epoch the entries carry was acquired.
+func verifyEpochs(ctx context.Context, store objstore.Store, c *Catalog, r *Report) error {
+	objs, err := store.List(ctx, EpochsPrefix, "")
+	if err != nil {
+		return fmt.Errorf("catalog: verify: list epochs: %w", err)
+	}
+	have := map[uint64]bool{}
+	for _, o := range objs {
+		if n, ok := parseSeqKey(EpochsPrefix, o.Key); ok {
+			have[n] = true
+		}
+	}
+	seen := map[uint64]bool{}
+	for _, e := range c.Entries() {
+		if !seen[e.Epoch] && !have[e.Epoch] {
+			r.addf(Warning, "epoch", EpochKey(e.Epoch), "", "entry %d carries epoch %d but no epoch object exists", e.Seq, e.Epoch)
+		}
+		seen[e.Epoch] = true
+	}
+	return nil
+}
+
+// verifyUnlisted reports objects under segments/ the catalog does not list.
+func verifyUnlisted(ctx context.Context, store objstore.Store, c *Catalog, r *Report) error {
+	objs, err := store.List(ctx, SegmentsPrefix, "")
+	if err != nil {
+		return fmt.Errorf("catalog: verify: list segments: %w", err)
+	}
+	for _, o := range objs {
+		if _, ok := c.keys[o.Key]; ok {
+			continue
+		}
+		why := "an upload interrupted before its catalog entry, or an injected object"
+		if info, err := segment.ParseKey(o.Key); err == nil && info.LastEndLSN > c.wm.LSN {
+			why = "beyond the watermark: probably an upload whose catalog entry is not written yet"
+		}
+		r.addf(Warning, "unlisted", o.Key, "", "not listed in the catalog (%s); restore never reads it", why)
+	}
+	return nil
+}
+
+// segmentVerifier checks segments and the chain, transactions, streams and
+// event ids across them.
+type segmentVerifier struct {
+	c       *Catalog
+	keyring *segment.Keyring
+	r       *Report
+	// before[i] is the watermark preceding segment i's entry.
+	before []event.Position
+	// watermarks are the distinct watermark LSNs the entries record.
+	watermarks map[event.Position]bool
+
+	links    map[event.Position]event.Position // transaction end LSN → prev LSN
+	pending  map[event.Position]*txnCount
+	versions map[streamKey]int64
+	ids      map[[16]byte]int32 // event id digest → segment index
+	systems  map[string]bool
+}
+
+type streamKey struct{ table, stream string }
+
+// txnCount tracks a transaction's events until all Count have been seen.
+type txnCount struct {
+	count   int
+	seen    map[int]bool
+	segment int
+}
+
+func newSegmentVerifier(c *Catalog, keyring *segment.Keyring, r *Report) *segmentVerifier {
+	v := &segmentVerifier{c: c, keyring: keyring, r: r, watermarks: map[event.Position]bool{},
+		links: map[event.Position]event.Position{}, pending: map[event.Position]*txnCount{},
+		versions: map[streamKey]int64{}, ids: map[[16]byte]int32{}, systems: map[string]bool{}}
+	var wm event.Position
+	for _, e := range c.entries {
+		if e.Segment != nil {
+			v.before = append(v.before, wm)
+		}
+		wm = e.Watermark.LSN
+		v.watermarks[wm] = true
+	}
+	return v
+}
+
+// order returns segment indexes by first position (catalog order among
+// equals): per table that is chain order, which stream versions follow.
+func (v *segmentVerifier) order() []int {
+	idx := make([]int, len(v.c.segments))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		return v.c.segments[idx[a]].FirstEndLSN < v.c.segments[idx[b]].FirstEndLSN
+	})
+	return idx
+}
+
+// verify checks segment i; it returns an error only for context ends.
+func (v *segmentVerifier) verify(ctx context.Context, store objstore.Store, i int) error {
+	ref := v.c.segments[i]
+	if ref.FirstEndLSN <= v.before[i] {
+		v.r.addf(Failure, "continuity", ref.Key, "", "starts at %s, at or below the watermark %s that preceded its entry: it repeats archived positions",
+			ref.FirstEndLSN, v.before[i])
+	}
+	if ref.PrevLSN >= ref.FirstEndLSN && ref.Events > 0 {
+		v.r.addf(Failure, "continuity", ref.Key, "", "chain link %s is not before its first position %s", ref.PrevLSN, ref.FirstEndLSN)
+	}
+	data, err := objstore.ReadAll(ctx, store, ref.Key, ref.Size)
+	var tooLarge *objstore.TooLargeError
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		v.r.addf(Failure, "object", ref.Key, "", "missing (listed by entry %d)", v.c.segSeqs[i])
+		return nil
+	case errors.As(err, &tooLarge):
+		v.r.addf(Failure, "object", ref.Key, "", "larger than the %d bytes the catalog records", ref.Size)
+		return nil
+	case err != nil:
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		v.r.addf(Failure, "object", ref.Key, "", "unreadable: %v", err)
+		return nil
+	}
+	if int64(len(data)) != ref.Size {
+		v.r.addf(Failure, "object", ref.Key, "", "%d bytes, the catalog records %d", len(data), ref.Size)
+		return nil
+	}
+	if sum := sha256.Sum256(data); fmt.Sprintf("%x", sum) != ref.SHA256 {
+		v.r.addf(Failure, "checksum", ref.Key, "", "SHA-256 %x does not match the catalog's %s", sum[:8], short(ref.SHA256))
+		return nil
+	}
+	seg, err := segment.Decode(ref.Key, data, segment.ReadOptions{Keyring: v.keyring})
+	switch {
+	case errors.Is(err, segment.ErrNoKey):
+		v.r.addf(Failure, "decode", ref.Key, "", "cannot decrypt: %v", err)
+		return nil
+	case err != nil:
+		v.r.addf(Failure, "decode", ref.Key, "", "%v", err)
+		return nil
+	}
+	if msg := compareTrailer(ref, seg); msg != "" {
+		v.r.addf(Failure, "trailer", ref.Key, "", "disagrees with the catalog: %s", msg)
+		return nil
+	}
+	v.r.Verified++
+	v.r.Events += len(seg.Events)
+	v.systems[seg.Header.SystemID] = true
+	v.events(i, seg)
+	return nil
+}
+
+// compareTrailer reports how a decoded segment differs from its reference.
+func compareTrailer(ref SegmentRef, seg *segment.Segment) string {
+	tr, h := seg.Trailer, seg.Header
+	switch {
+	case tr.Events != ref.Events || tr.Transactions != ref.Transactions:
+		return fmt.Sprintf("%d events in %d transactions, the catalog says %d in %d", tr.Events, tr.Transactions, ref.Events, ref.Transactions)
+	case tr.FirstEndLSN != ref.FirstEndLSN || tr.LastEndLSN != ref.LastEndLSN || tr.PrevLSN != ref.PrevLSN:
+		return fmt.Sprintf("positions %s…%s (prev %s), the catalog says %s…%s (prev %s)",
+			tr.FirstEndLSN, tr.LastEndLSN, tr.PrevLSN, ref.FirstEndLSN, ref.LastEndLSN, ref.PrevLSN)
+	case !tr.MinCommitTime.Equal(ref.MinCommitTime) || !tr.MaxCommitTime.Equal(ref.MaxCommitTime):
+		return fmt.Sprintf("commit times %s…%s, the catalog says %s…%s", tr.MinCommitTime, tr.MaxCommitTime, ref.MinCommitTime, ref.MaxCommitTime)
+	case tr.RawBytes != ref.RawBytes:
+		return fmt.Sprintf("%d raw bytes, the catalog says %d", tr.RawBytes, ref.RawBytes)
+	case h.KeyID != ref.KeyID:
+		return fmt.Sprintf("key id %q, the catalog says %q", h.KeyID, ref.KeyID)
+	case h.Compression.String() != ref.Compression:
+		return fmt.Sprintf("compression %s, the catalog says %s", h.Compression, ref.Compression)
+	case h.Table.QualifiedName() != ref.Table || h.Table.ID() != ref.TableID:
+		return fmt.Sprintf("table %s (%s), the catalog says %s (%s)", h.Table.QualifiedName(), h.Table.ID(), ref.Table, ref.TableID)
+	}
+	return ""
+}
+
+// events runs the cross-segment checks over one decoded segment.
+func (v *segmentVerifier) events(i int, seg *segment.Segment) {
+	key := v.c.segments[i].Key
+	layout := event.LayoutOf(seg.Header.Table)
+	tableID := seg.Header.Table.ID()
+	for _, e := range seg.Events {
+		v.transaction(i, key, e)
+		if layout.StreamID >= 0 && layout.StreamVersion >= 0 {
+			v.stream(key, tableID, e.Value(layout.StreamID), e.Value(layout.StreamVersion))
+		}
+		if layout.EventID >= 0 {
+			v.eventID(i, key, tableID, e.Value(layout.EventID))
+		}
+	}
+}
+
+// transaction records the event's chain link and counts it towards its
+// transaction's completeness.
+func (v *segmentVerifier) transaction(i int, key string, e *event.Event) {
+	if prev, ok := v.links[e.EndLSN]; !ok {
+		v.links[e.EndLSN] = e.PrevLSN
+	} else if prev != e.PrevLSN {
+		v.r.addf(Failure, "transaction", key, "", "events of transaction %s disagree on its chain link (%s vs %s)", e.EndLSN, prev, e.PrevLSN)
+	}
+	t := v.pending[e.EndLSN]
+	if t == nil {
+		t = &txnCount{count: e.Count, seen: map[int]bool{}, segment: i}
+		v.pending[e.EndLSN] = t
+	}
+	switch {
+	case e.Count != t.count:
+		v.r.addf(Failure, "transaction", key, "", "events of transaction %s disagree on its size (%d vs %d)", e.EndLSN, e.Count, t.count)
+	case e.Index < 0 || e.Index >= e.Count:
+		v.r.addf(Failure, "transaction", key, "", "event index %d outside transaction %s of %d events", e.Index, e.EndLSN, e.Count)
+	case t.seen[e.Index]:
+		v.r.addf(Failure, "transaction", key, "", "event %d of transaction %s appears twice", e.Index, e.EndLSN)
+	default:
+		t.seen[e.Index] = true
+		if len(t.seen) == t.count {
+			delete(v.pending, e.EndLSN)
+		}
+	}
+}
+
+// stream checks that stream_version rises by one per event of a stream.
+func (v *segmentVerifier) stream(key, tableID string, id, version []byte) {
+	if id == nil || version == nil {
+		return
+	}
+	ver, ok := parseInt(version)
+	if !ok {
+		v.r.addf(Warning, "stream", key, string(id), "stream_version %q is not an integer", version)
+		return
+	}
+	sk := streamKey{table: tableID, stream: string(id)}
+	last, seen := v.versions[sk]
+	v.versions[sk] = ver
+	switch {
+	case !seen:
+	case ver == last+1:
+	case ver <= last:
+		v.r.addf(Failure, "stream", key, sk.stream, "version %d follows version %d: repeated or out of order", ver, last)
+	default:
+		v.r.addf(Failure, "stream", key, sk.stream, "versions %d to %d are missing (version %d follows %d)", last+1, ver-1, ver, last)
+	}
+}
+
+// eventID checks that no event id appears twice in the archive.
+func (v *segmentVerifier) eventID(i int, key, tableID string, id []byte) {
+	if id == nil {
+		return
+	}
+	h := sha256.New()
+	h.Write([]byte(tableID))
+	h.Write([]byte{0})
+	h.Write(id)
+	var d [16]byte
+	copy(d[:], h.Sum(nil))
+	if first, dup := v.ids[d]; dup {
+		v.r.addf(Failure, "event-id", key, "", "event id %s appears again (first in %s)", id, v.c.segments[first].Key)
+		return
+	}
+	v.ids[d] = int32(i)
+}
+
+// finish runs the checks that need every segment: chain links between
+// transactions and transactions left incomplete.
+func (v *segmentVerifier) finish() {
+	ends := make([]event.Position, 0, len(v.links))
+	for end := range v.links {
+		ends = append(ends, end)
+	}
+	sort.Slice(ends, func(a, b int) bool { return ends[a] < ends[b] })
+	unproven, bridged := 0, 0
+	for k, end := range ends {
+		prev := v.links[end]
+		if k == 0 {
+			continue
+		}
+		before := ends[k-1]
+		switch {
+		case prev == before:
+		case prev < before:
+			v.r.addf(Warning, "continuity", "", "", "transaction %s links to %s, before the archived transaction %s", end, prev, before)
+		case v.watermarks[prev]:
+			bridged++
+		default:
+			unproven++
+		}
+	}
+	v.r.Transactions = len(ends)
+	v.r.Streams = len(v.versions)
+	if unproven+bridged > 0 {
+		v.r.addf(OK, "continuity", "", "", "%d links pass over items the archive does not store (heartbeats): %d end at a recorded watermark, %d cannot be checked",
+			unproven+bridged, bridged, unproven)
+	}
+	open := make([]event.Position, 0, len(v.pending))
+	for end := range v.pending {
+		open = append(open, end)
+	}
+	sort.Slice(open, func(a, b int) bool { return open[a] < open[b] })
+	for _, end := range open {
+		t := v.pending[end]
+		sev := Failure
+		if end > v.c.wm.LSN {
+			sev = Warning // the tail of a flush whose last entry is not written
+		}
+		v.r.addf(sev, "transaction", v.c.segments[t.segment].Key, "", "transaction %s has %d of its %d events in the archive", end, len(t.seen), t.count)
+	}
+	if len(v.systems) > 1 {
+		v.r.addf(Warning, "decode", "", "", "segments come from %d source systems", len(v.systems))
+	}
+}
+
+func parseInt(b []byte) (int64, bool) {
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	return n, err == nil
+}
