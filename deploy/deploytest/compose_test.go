@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // composeFile is the subset of docker-compose.yml the checks read.
@@ -54,9 +56,7 @@ func TestCompose_Services(t *testing.T) {
 	if !strings.HasPrefix(c.Services["postgres"].Image, "postgres:15") {
 		t.Errorf("postgres image %q, want postgres:15", c.Services["postgres"].Image)
 	}
-	if nats := c.Services["nats"].Command; !slices.Contains(nats, "--jetstream") && !slices.Contains(nats, "-js") {
-		t.Errorf("nats command %q does not enable JetStream", nats)
-	}
+	checkComposeNATS(t, c.Services["nats"])
 	if !strings.HasPrefix(c.Services["s3"].Image, "versity/versitygw") {
 		t.Errorf("s3 image %q, want versity/versitygw", c.Services["s3"].Image)
 	}
@@ -89,6 +89,33 @@ func TestCompose_Services(t *testing.T) {
 		if got := c.Services[name].Command; !slices.Equal(got, []string{"/usr/local/bin/archiver", "run"}) {
 			t.Errorf("%s: command %q, want archiver run", name, got)
 		}
+	}
+}
+
+// checkComposeNATS parses the configuration the nats service runs with, using
+// nats-server's own parser: JetStream must be on.
+func checkComposeNATS(t *testing.T, svc composeService) {
+	t.Helper()
+	i := slices.Index(svc.Command, "--config")
+	if i < 0 || i+1 >= len(svc.Command) {
+		t.Fatalf("nats command %q has no --config", svc.Command)
+	}
+	var conf string
+	for _, v := range svc.Volumes {
+		src, rest, _ := strings.Cut(v, ":")
+		if dst, _, _ := strings.Cut(rest, ":"); dst == svc.Command[i+1] {
+			conf = deployPath(t, src)
+		}
+	}
+	if conf == "" {
+		t.Fatalf("nats: %s is not mounted", svc.Command[i+1])
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats: %v", err)
+	}
+	if !opts.JetStream || opts.HTTPPort == 0 {
+		t.Errorf("nats: JetStream %v, monitoring port %d: want JetStream and /healthz", opts.JetStream, opts.HTTPPort)
 	}
 }
 

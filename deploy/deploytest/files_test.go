@@ -70,8 +70,8 @@ func manifestFiles(tb testing.TB) []string {
 	return out
 }
 
-// yamlDocs decodes every document of a (multi-document) YAML file into v's
-// type, calling add for each non-empty document.
+// yamlDocs decodes every non-empty document of a (multi-document) YAML file
+// into a T, failing the test on a read or parse error.
 func yamlDocs[T any](tb testing.TB, path string) []T {
 	tb.Helper()
 	data, err := os.ReadFile(path)

@@ -71,7 +71,7 @@ func TestCaptureDeployment_Contract(t *testing.T) {
 	tree := base(t)
 	d := tree.find(t, "Deployment", "tidemark-capture")
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
-		t.Errorf("replicas = %v, want 1 (the slot admits one reader)", d.Spec.Replicas)
+		t.Errorf("replicas = %s, want 1 (the slot admits one reader)", intOrUnset(d.Spec.Replicas))
 	}
 	if d.Spec.Strategy.Type != "Recreate" {
 		t.Errorf("strategy = %q, want Recreate", d.Spec.Strategy.Type)
@@ -90,7 +90,7 @@ func TestArchiverDeployment_Contract(t *testing.T) {
 	tree := base(t)
 	d := tree.find(t, "Deployment", "tidemark-archiver")
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
-		t.Errorf("replicas = %v, want 2 (one writer, one standby)", d.Spec.Replicas)
+		t.Errorf("replicas = %s, want 2 (one writer, one standby)", intOrUnset(d.Spec.Replicas))
 	}
 	checkServedProgram(t, tree, d, "archiver", "TIDEMARK_ARCHIVER_HTTP")
 	env := tree.env(t, &d.Spec.Template.Spec.Containers[0])
@@ -101,6 +101,14 @@ func TestArchiverDeployment_Contract(t *testing.T) {
 	if pdb.Spec.Selector == nil {
 		t.Error("PodDisruptionBudget without selector")
 	}
+}
+
+// intOrUnset prints an optional integer.
+func intOrUnset(p *int) string {
+	if p == nil {
+		return "unset"
+	}
+	return strconv.Itoa(*p)
 }
 
 // checkServedProgram checks a long-running program's container: the command,

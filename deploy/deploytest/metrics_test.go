@@ -198,7 +198,7 @@ var requiredAlerts = []string{
 	"ConsumerPendingGrowing", "VerifyFailed", "TamperEvent", "ChainHolePersisting", "NoArchiverLeader",
 }
 
-// anchorRE finds Markdown headings.
+// headingRE finds Markdown headings.
 var headingRE = regexp.MustCompile(`(?m)^#{1,6}\s+(.+?)\s*#*\s*$`)
 
 // githubAnchor is the anchor GitHub gives a heading.

@@ -46,7 +46,7 @@ func TestNATS_Config(t *testing.T) {
 	tree := loadKustomization(t, deployPath(t, "nats"))
 	sts := tree.find(t, "StatefulSet", "nats")
 	if sts.Spec.Replicas == nil || *sts.Spec.Replicas != len(hosts) {
-		t.Errorf("StatefulSet replicas %v, want %d", sts.Spec.Replicas, len(hosts))
+		t.Errorf("StatefulSet replicas %s, want %d", intOrUnset(sts.Spec.Replicas), len(hosts))
 	}
 	for h := range hosts {
 		if !strings.HasPrefix(h, "nats-") || !strings.HasSuffix(h, "."+sts.Spec.ServiceName) {
