@@ -74,10 +74,16 @@ func AcquireLease(ctx context.Context, store objstore.Store, holder string, ttl 
 	info := LeaseInfo{Epoch: next, Holder: holder, Acquired: t, Renewed: t, Expires: t.Add(ttl)}
 	err = putLeaseInfo(ctx, store, info, objstore.PutOptions{IfAbsent: true})
 	if errors.Is(err, objstore.ErrExists) {
-		if won, rerr := readLeaseInfo(ctx, store, next); rerr == nil {
+		won, rerr := readLeaseInfo(ctx, store, next)
+		switch {
+		case rerr == nil && won.Holder == info.Holder && won.Acquired.Equal(info.Acquired) && won.Expires.Equal(info.Expires):
+			// Ours: a retried request found its own earlier, successful put.
+		case rerr == nil:
 			return nil, &ErrLeaseHeld{Holder: won.Holder, Epoch: won.Epoch, Expires: won.Expires}
+		default:
+			return nil, &ErrLeaseHeld{Holder: "(unknown)", Epoch: next, Expires: t.Add(ttl)}
 		}
-		return nil, &ErrLeaseHeld{Holder: "(unknown)", Epoch: next, Expires: t.Add(ttl)}
+		err = nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("catalog: acquire lease: %w", err)
@@ -117,7 +123,7 @@ func CurrentLease(ctx context.Context, store objstore.Store) (*LeaseInfo, error)
 
 func readLeaseInfo(ctx context.Context, store objstore.Store, epoch uint64) (LeaseInfo, error) {
 	var info LeaseInfo
-	b, err := objstore.ReadAll(ctx, store, EpochKey(epoch), MaxEpochBytes)
+	b, err := readObject(ctx, store, EpochKey(epoch), MaxEpochBytes)
 	if err != nil {
 		return info, err
 	}

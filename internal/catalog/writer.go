@@ -74,7 +74,7 @@ func (w *Writer) Append(ctx context.Context, seg *SegmentRef, wm Watermark) (Ent
 	err = w.store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{IfAbsent: true})
 	if errors.Is(err, objstore.ErrExists) {
 		// Ours if a retried request already stored these very bytes.
-		existing, rerr := objstore.ReadAll(ctx, w.store, key, MaxEntryBytes)
+		existing, rerr := readObject(ctx, w.store, key, MaxEntryBytes)
 		if rerr != nil || !bytes.Equal(existing, data) {
 			return Entry{}, fmt.Errorf("catalog: append entry %d: %w", e.Seq, ErrConflict)
 		}

@@ -356,3 +356,33 @@ func TestWriter_RetryAfterLostResponse(t *testing.T) {
 		t.Fatalf("different append at the same seq: err = %v, want ErrConflict", err)
 	}
 }
+
+// TestWriter_RetriedConditionalPut covers a conditional put whose first
+// request succeeded but whose response was lost, so the SDK's retry got
+// "exists" (412): the entry and the epoch are still ours.
+func TestWriter_RetriedConditionalPut(t *testing.T) {
+	inner := fileStore(t)
+	st := &faultyStore{Store: inner, afterPut: func(key string) error {
+		if strings.HasPrefix(key, EntriesPrefix) || strings.HasPrefix(key, EpochsPrefix) {
+			return objstore.ErrExists
+		}
+		return nil
+	}}
+	lease, err := AcquireLease(ctxT(t), st, "a", time.Minute)
+	if err != nil || lease.Epoch() != 1 {
+		t.Fatalf("acquire with a retried create: %v, %v; want epoch 1", lease, err)
+	}
+	c, err := Load(ctxT(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(st, c, "a", lease.Epoch())
+	if _, err := w.Append(ctxT(t), ref(1, 100, base, base), Watermark{LSN: 100, CommitTime: base}); err != nil {
+		t.Fatalf("append with a retried create: %v", err)
+	}
+	// Someone else's epoch is still someone else's.
+	var held *ErrLeaseHeld
+	if _, err := AcquireLease(ctxT(t), st, "b", time.Minute); !errors.As(err, &held) || held.Holder != "a" {
+		t.Fatalf("b acquires: err = %v, want ErrLeaseHeld by a", err)
+	}
+}

@@ -7,6 +7,7 @@ package objstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -59,7 +60,8 @@ type Store interface {
 }
 
 // ReadAll reads a whole object, refusing one larger than limit bytes so a
-// hostile bucket cannot exhaust memory.
+// hostile bucket cannot exhaust memory, and one that ends before the size
+// Get reported (io.ErrUnexpectedEOF).
 func ReadAll(ctx context.Context, s Store, key string, limit int64) ([]byte, error) {
 	rc, info, err := s.Get(ctx, key)
 	if err != nil {
@@ -75,6 +77,9 @@ func ReadAll(ctx context.Context, s Store, key string, limit int64) ([]byte, err
 	}
 	if int64(len(b)) > limit {
 		return nil, &TooLargeError{Key: key, Size: int64(len(b)), Limit: limit}
+	}
+	if int64(len(b)) < info.Size {
+		return nil, fmt.Errorf("read %s: %d of %d bytes: %w", key, len(b), info.Size, io.ErrUnexpectedEOF)
 	}
 	return b, nil
 }
