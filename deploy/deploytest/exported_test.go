@@ -1,6 +1,7 @@
 package deploytest
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -19,6 +20,10 @@ type exportedMetric struct {
 	name string
 	kind string // counter, gauge, histogram, summary, untyped, desc
 	pos  string // file:line
+	// labels are the variable labels (of a *Vec or a Desc); labelsKnown is
+	// false when they, or const labels, are not literal.
+	labels      []string
+	labelsKnown bool
 }
 
 // sourceMetrics is what collectMetrics found.
@@ -185,12 +190,34 @@ func collectFileMetrics(tb testing.TB, fset *token.FileSet, f *ast.File, consts 
 		}
 		return ""
 	}
-	add := func(name, kind string, n ast.Node) {
+	// vecLabels holds the label names of Opts literals passed to New*Vec
+	// calls (nil: not literal); the call is visited before its arguments.
+	vecLabels := map[*ast.CompositeLit][]string{}
+	vecUnknown := map[*ast.CompositeLit]bool{}
+	stringList := func(e ast.Expr) ([]string, bool) {
+		if id, ok := e.(*ast.Ident); ok && id.Name == "nil" {
+			return nil, true
+		}
+		lit, ok := e.(*ast.CompositeLit)
+		if !ok {
+			return nil, false
+		}
+		var out []string
+		for _, el := range lit.Elts {
+			v, ok := stringValue(el, consts)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, v)
+		}
+		return out, true
+	}
+	add := func(name, kind string, n ast.Node, labels []string, known bool) {
 		if name == "" {
 			out.unresolved = append(out.unresolved, pos(n))
 			return
 		}
-		out.metrics[name] = exportedMetric{name: name, kind: kind, pos: pos(n)}
+		out.metrics[name] = exportedMetric{name: name, kind: kind, pos: pos(n), labels: labels, labelsKnown: known}
 	}
 	opts := func(lit *ast.CompositeLit, kind string) {
 		fields := map[string]string{}
@@ -201,6 +228,9 @@ func collectFileMetrics(tb testing.TB, fset *token.FileSet, f *ast.File, consts 
 				continue
 			}
 			key, ok := kv.Key.(*ast.Ident)
+			if ok && key.Name == "ConstLabels" {
+				vecUnknown[lit] = true
+			}
 			if !ok || (key.Name != "Name" && key.Name != "Namespace" && key.Name != "Subsystem") {
 				continue
 			}
@@ -214,11 +244,21 @@ func collectFileMetrics(tb testing.TB, fset *token.FileSet, f *ast.File, consts 
 		if !resolved {
 			name = ""
 		}
-		add(name, kind, lit)
+		add(name, kind, lit, vecLabels[lit], !vecUnknown[lit])
 	}
 	ast.Inspect(f, func(n ast.Node) bool {
 		switch x := n.(type) {
 		case *ast.CompositeLit:
+			// prometheus.CounterVecOpts{CounterOpts: …, VariableLabels: …}
+			if strings.HasSuffix(promSel(x.Type), "VecOpts") {
+				for _, el := range x.Elts {
+					if kv, ok := el.(*ast.KeyValueExpr); ok {
+						if lit, ok := kv.Value.(*ast.CompositeLit); ok {
+							vecUnknown[lit] = true
+						}
+					}
+				}
+			}
 			if kind, ok := optsKinds[promSel(x.Type)]; ok {
 				opts(x, kind)
 				return true
@@ -234,6 +274,15 @@ func collectFileMetrics(tb testing.TB, fset *token.FileSet, f *ast.File, consts 
 				}
 			}
 		case *ast.CallExpr:
+			if sel, ok := x.Fun.(*ast.SelectorExpr); ok && strings.HasSuffix(sel.Sel.Name, "Vec") && len(x.Args) == 2 {
+				if lit, ok := x.Args[0].(*ast.CompositeLit); ok {
+					if labels, ok := stringList(x.Args[1]); ok {
+						vecLabels[lit] = labels
+					} else {
+						vecUnknown[lit] = true
+					}
+				}
+			}
 			if promSel(x.Fun) == "NewDesc" && len(x.Args) > 0 {
 				name, ok := stringValue(x.Args[0], consts)
 				if call, isCall := x.Args[0].(*ast.CallExpr); isCall && promSel(call.Fun) == "BuildFQName" && len(call.Args) == 3 {
@@ -245,7 +294,15 @@ func collectFileMetrics(tb testing.TB, fset *token.FileSet, f *ast.File, consts 
 				if !ok {
 					name = ""
 				}
-				add(name, "desc", x)
+				var labels []string
+				known := len(x.Args) == 4
+				if known {
+					labels, known = stringList(x.Args[2])
+					if id, isIdent := x.Args[3].(*ast.Ident); !isIdent || id.Name != "nil" {
+						known = false
+					}
+				}
+				add(name, "desc", x, labels, known)
 			}
 		}
 		return true
@@ -282,12 +339,14 @@ import (
 
 const ns = "tidemark"
 const sub = ns + "_x"
+const label = "table"
 
 var (
 	a = promauto.NewCounter(p.CounterOpts{Name: "tidemark_a_total"})
-	b = promauto.NewHistogramVec(p.HistogramOpts{Namespace: ns, Subsystem: "x", Name: "b_seconds"}, []string{"op"})
+	b = promauto.NewHistogramVec(p.HistogramOpts{Namespace: ns, Subsystem: "x", Name: "b_seconds"}, []string{"op", label})
 	c = p.NewDesc(p.BuildFQName(ns, "x", "c_bytes"), "help", nil, nil)
-	d = p.NewDesc(sub+"_d", "help", nil, nil)
+	d = p.NewDesc(sub+"_d", "help", []string{"z"}, p.Labels{"k": "v"})
+	h = promauto.NewCounterVec(p.CounterOpts{Name: "tidemark_h_total"}, labelNames)
 	e = []p.GaugeOpts{{Name: "tidemark_e"}, {Namespace: ns, Name: "f"}}
 	g = promauto.NewGauge(p.GaugeOpts{Name: name()})
 )
@@ -309,7 +368,7 @@ var (
 	got := collectMetrics(t, "internal")
 	want := map[string]string{
 		"tidemark_a_total": "counter", "tidemark_x_b_seconds": "histogram", "tidemark_x_c_bytes": "desc",
-		"tidemark_x_d": "desc", "tidemark_e": "gauge", "tidemark_f": "gauge",
+		"tidemark_x_d": "desc", "tidemark_e": "gauge", "tidemark_f": "gauge", "tidemark_h_total": "counter",
 	}
 	for name, kind := range want {
 		if m, ok := got.metrics[name]; !ok || m.kind != kind {
@@ -318,6 +377,19 @@ var (
 	}
 	if len(got.metrics) != len(want) {
 		t.Errorf("got %d metrics %v, want %d", len(got.metrics), sortedKeys(got.metrics), len(want))
+	}
+	for name, want := range map[string]string{
+		"tidemark_a_total": "known []", "tidemark_x_b_seconds": "known [op table]", "tidemark_x_c_bytes": "known []",
+		"tidemark_x_d": "unknown", "tidemark_h_total": "unknown",
+	} {
+		m := got.metrics[name]
+		desc := "unknown"
+		if m.labelsKnown {
+			desc = fmt.Sprintf("known %v", m.labels)
+		}
+		if desc != want {
+			t.Errorf("%s labels: %s, want %s", name, desc, want)
+		}
 	}
 	if len(got.unresolved) != 1 {
 		t.Errorf("unresolved = %v, want the Name: name() declaration", got.unresolved)

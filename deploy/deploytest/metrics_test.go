@@ -10,19 +10,29 @@ import (
 	"time"
 )
 
+// externalMetric is a metric some other exporter provides.
+type externalMetric struct {
+	source string
+	labels []string // beyond the target labels
+}
+
 // externalMetrics are metrics the dashboard and alerts may query although no
 // Tidemark program exports them, with who does.
-var externalMetrics = map[string]string{
-	"up": "Prometheus: the health of every scrape target",
+var externalMetrics = map[string]externalMetric{
+	"up": {source: "Prometheus: the health of every scrape target"},
 	// The verify CronJob on Kubernetes (deploy/kubernetes/base/verify-cronjob.yaml).
-	"kube_job_failed":                          "kube-state-metrics",
-	"kube_cronjob_status_last_successful_time": "kube-state-metrics",
+	"kube_job_failed":                          {source: "kube-state-metrics", labels: []string{"job_name", "condition", "reason"}},
+	"kube_cronjob_status_last_successful_time": {source: "kube-state-metrics", labels: []string{"cronjob"}},
 	// The verify timer on VMs: node_exporter's textfile collector reads what
 	// deploy/systemd/tidemark-verify-report writes (TestVerifyReport_Textfile
 	// runs it and checks these names).
-	"tidemark_verify_last_exit_code":                 textfileScript,
-	"tidemark_verify_last_success_timestamp_seconds": textfileScript,
+	"tidemark_verify_last_exit_code":                 {source: textfileScript},
+	"tidemark_verify_last_success_timestamp_seconds": {source: textfileScript},
 }
+
+// targetLabels are attached to every scraped series by Prometheus and the
+// scrape configurations (scrape-kubernetes.yaml adds namespace and pod).
+var targetLabels = []string{"job", "instance", "namespace", "pod"}
 
 const textfileScript = "deploy/systemd/tidemark-verify-report"
 
@@ -31,8 +41,9 @@ var exportDirs = []string{"internal", "cmd"}
 
 // promExpr is a PromQL expression and where it comes from.
 type promExpr struct {
-	where string
-	expr  string
+	where  string
+	expr   string
+	legend string // Grafana legend format, if any
 }
 
 // alertRules is the Prometheus rule file.
@@ -90,8 +101,9 @@ type panel struct {
 	Title      string          `json:"title"`
 	Datasource json.RawMessage `json:"datasource"`
 	Targets    []struct {
-		Expr       string          `json:"expr"`
-		Datasource json.RawMessage `json:"datasource"`
+		Expr         string          `json:"expr"`
+		LegendFormat string          `json:"legendFormat"`
+		Datasource   json.RawMessage `json:"datasource"`
 	} `json:"targets"`
 	Panels []panel `json:"panels"` // collapsed rows
 }
@@ -128,7 +140,7 @@ func dashboardExprs(tb testing.TB) []promExpr {
 	var out []promExpr
 	for _, p := range loadDashboard(tb).allPanels() {
 		for _, tg := range p.Targets {
-			out = append(out, promExpr{where: "dashboard.json panel " + p.Title, expr: tg.Expr})
+			out = append(out, promExpr{where: "dashboard.json panel " + p.Title, expr: tg.Expr, legend: tg.LegendFormat})
 		}
 	}
 	return out
@@ -163,6 +175,9 @@ func TestReferencedMetrics_Exported(t *testing.T) {
 					}
 				}
 			}
+			for _, e := range set.exprs {
+				checkLabels(t, src, e)
+			}
 			for _, n := range sortedKeys(missing) {
 				t.Errorf("%s is not exported by any program (no prometheus.*Opts or NewDesc declares it under internal/ or cmd/); used by %s",
 					n, strings.Join(missing[n], "; "))
@@ -171,6 +186,37 @@ func TestReferencedMetrics_Exported(t *testing.T) {
 				t.Logf("metric declarations whose names are not constant (not counted): %s", strings.Join(src.unresolved, ", "))
 			}
 		})
+	}
+}
+
+// checkLabels checks that every label an expression (or its legend) uses is
+// a target label, a histogram's le, or a label of one of the metrics it
+// queries. Expressions on a metric whose labels are not literal in the
+// source are not checked.
+func checkLabels(t *testing.T, src sourceMetrics, e promExpr) {
+	t.Helper()
+	allowed := slices.Clone(targetLabels)
+	for _, n := range promqlMetricNames(e.expr) {
+		if ext, ok := externalMetrics[n]; ok {
+			allowed = append(allowed, ext.labels...)
+			continue
+		}
+		m, ok := src.lookup(n)
+		if !ok {
+			continue // reported as not exported
+		}
+		if !m.labelsKnown {
+			return
+		}
+		allowed = append(allowed, m.labels...)
+		if m.kind == "histogram" && strings.HasSuffix(n, "_bucket") {
+			allowed = append(allowed, "le")
+		}
+	}
+	for _, l := range append(promqlLabelNames(e.expr), legendLabels(e.legend)...) {
+		if !slices.Contains(allowed, l) {
+			t.Errorf("%s: label %q is on none of the queried metrics (allowed: %s) in %q", e.where, l, strings.Join(allowed, ", "), e.expr)
+		}
 	}
 }
 
@@ -183,11 +229,11 @@ func TestExternalMetrics_Listed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, source := range externalMetrics {
+	for name, ext := range externalMetrics {
 		if m, ok := src.metrics[name]; ok {
-			t.Errorf("%s is listed as external (%s) but declared at %s", name, source, m.pos)
+			t.Errorf("%s is listed as external (%s) but declared at %s", name, ext.source, m.pos)
 		}
-		if source == textfileScript && !strings.Contains(string(script), "\n"+name+" ") {
+		if ext.source == textfileScript && !strings.Contains(string(script), "\n"+name+" ") {
 			t.Errorf("%s is claimed by %s, which does not write it", name, textfileScript)
 		}
 	}

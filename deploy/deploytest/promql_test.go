@@ -1,6 +1,7 @@
 package deploytest
 
 import (
+	"regexp"
 	"slices"
 	"testing"
 )
@@ -22,13 +23,25 @@ var labelListKeywords = map[string]bool{
 }
 
 // promqlMetricNames returns the metric names a PromQL expression selects, in
-// order of appearance, without duplicates. It is a lexer, not a parser: it
-// skips strings, label matchers ({…}), range and subquery durations ([…]),
-// label lists after by/without/on/ignoring/group_left/group_right, numbers,
-// Grafana variables ($x, ${x}), function names (an identifier followed by
-// "(") and keywords; every other identifier is a metric name.
+// order of appearance, without duplicates.
 func promqlMetricNames(expr string) []string {
-	var names []string
+	names, _ := lexPromQL(expr)
+	return names
+}
+
+// promqlLabelNames returns the label names an expression uses in matchers
+// ({label="…"}) and in by/without/on/ignoring/group_left/group_right lists.
+func promqlLabelNames(expr string) []string {
+	_, labels := lexPromQL(expr)
+	return labels
+}
+
+// lexPromQL returns the metric and label names of a PromQL expression. It
+// is a lexer, not a parser: it skips strings, range and subquery durations
+// ([…]), numbers, Grafana variables ($x, ${x}), function names (an
+// identifier followed by "(") and keywords; identifiers in label matchers
+// and label lists are labels, every other identifier is a metric name.
+func lexPromQL(expr string) (names, labels []string) {
 	isIdentStart := func(c byte) bool { return c == '_' || c == ':' || (c|0x20) >= 'a' && (c|0x20) <= 'z' }
 	isIdent := func(c byte) bool { return isIdentStart(c) || c >= '0' && c <= '9' }
 	skipSpace := func(i int) int {
@@ -37,17 +50,53 @@ func promqlMetricNames(expr string) []string {
 		}
 		return i
 	}
+	// skipString returns the index after the string that starts at i.
+	skipString := func(i int) int {
+		q := expr[i]
+		for i++; i < len(expr) && expr[i] != q; i++ {
+			if expr[i] == '\\' && q != '`' {
+				i++
+			}
+		}
+		return i + 1
+	}
 	// skipTo returns the index after the first close at or after i, skipping strings.
 	skipTo := func(i int, close byte) int {
 		for i < len(expr) && expr[i] != close {
 			if q := expr[i]; q == '"' || q == '\'' || q == '`' {
-				for i++; i < len(expr) && expr[i] != q; i++ {
-					if expr[i] == '\\' && q != '`' {
-						i++
-					}
-				}
+				i = skipString(i)
+				continue
 			}
 			i++
+		}
+		return i + 1
+	}
+	addUnique := func(list *[]string, w string) {
+		if !slices.Contains(*list, w) {
+			*list = append(*list, w)
+		}
+	}
+	// identsUntil collects the identifiers up to close (a label list or
+	// matchers), skipping strings; in matchers only the names before an
+	// operator count.
+	identsUntil := func(i int, close byte, matchers bool) int {
+		for i < len(expr) && expr[i] != close {
+			c := expr[i]
+			switch {
+			case c == '"' || c == '\'' || c == '`':
+				i = skipString(i)
+			case isIdentStart(c):
+				start := i
+				for i < len(expr) && isIdent(expr[i]) {
+					i++
+				}
+				next := skipSpace(i)
+				if !matchers || next < len(expr) && (expr[next] == '=' || expr[next] == '!') {
+					addUnique(&labels, expr[start:i])
+				}
+			default:
+				i++
+			}
 		}
 		return i + 1
 	}
@@ -55,9 +104,9 @@ func promqlMetricNames(expr string) []string {
 		c := expr[i]
 		switch {
 		case c == '"' || c == '\'' || c == '`':
-			i = skipTo(i+1, c)
+			i = skipString(i)
 		case c == '{':
-			i = skipTo(i+1, '}')
+			i = identsUntil(i+1, '}', true)
 		case c == '[':
 			i = skipTo(i+1, ']')
 		case c == '#':
@@ -85,22 +134,33 @@ func promqlMetricNames(expr string) []string {
 			switch {
 			case labelListKeywords[word]:
 				if next < len(expr) && expr[next] == '(' {
-					i = skipTo(next+1, ')')
+					i = identsUntil(next+1, ')', false)
 				}
 			case promqlKeywords[word]:
 			case next < len(expr) && expr[next] == '(':
 				// a function call
 			default:
-				if !slices.Contains(names, word) {
-					names = append(names, word)
-				}
+				addUnique(&names, word)
 			}
 		default:
 			i++
 		}
 	}
-	return names
+	return names, labels
 }
+
+// legendLabels returns the labels a Grafana legend format uses ({{label}}).
+func legendLabels(format string) []string {
+	var out []string
+	for _, m := range legendRE.FindAllStringSubmatch(format, -1) {
+		if !slices.Contains(out, m[1]) {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+var legendRE = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
 
 func TestPromqlMetricNames(t *testing.T) {
 	tests := []struct {
@@ -125,5 +185,28 @@ func TestPromqlMetricNames(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestPromqlLabelNames(t *testing.T) {
+	tests := []struct {
+		expr string
+		want []string
+	}{
+		{`up{job="tidemark-capture", instance!~"a{1,2}"} == 0`, []string{"job", "instance"}},
+		{`sum by (table, op) (increase(x[15m])) > 0`, []string{"table", "op"}},
+		{`sum(rate(a[5m])) without(le) / on (instance) group_left (pod) b{c="by (x)"}`, []string{"le", "instance", "pod", "c"}},
+		{`histogram_quantile(0.5, sum by (le, operation) (rate(x_bucket[$__rate_interval])))`, []string{"le", "operation"}},
+		{`max(a)`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			if got := promqlLabelNames(tt.expr); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if got := legendLabels("{{table}} {{ op }} p99 {{table}}"); !slices.Equal(got, []string{"table", "op"}) {
+		t.Errorf("legendLabels = %q", got)
 	}
 }
