@@ -76,7 +76,7 @@ func (f *fetcher) fetch(ctx context.Context, ref catalog.SegmentRef) (*fetched, 
 	seg, err := segment.Decode(ref.Key, data, segment.ReadOptions{Keyring: f.keyring})
 	switch {
 	case errors.Is(err, segment.ErrNoKey):
-		return nil, withHint(ErrKey, err, "pass the keyring holding that key with --keyring (old keys stay in the file after a rotation)")
+		return nil, withHint(ErrKey, err, "pass the key file holding that key with --encryption-key-file (keep old keys in it after a rotation)")
 	case errors.Is(err, segment.ErrCorrupt):
 		return nil, withHint(ErrIntegrity, err, "restorer verify --store URL")
 	case err != nil:
@@ -246,4 +246,39 @@ func (p *pipeline) release() { <-p.slots }
 func (p *pipeline) stop() {
 	p.cancel()
 	p.wg.Wait()
+}
+
+// preflight lists the segment objects and checks that every planned one is
+// present with the size the catalog records, so a missing or truncated
+// segment stops the restore before it writes anything at all. (Damage
+// inside an object is caught when it is downloaded, before any of its rows
+// are written.)
+func preflight(ctx context.Context, store objstore.Store, refs []catalog.SegmentRef) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	objs, err := store.List(ctx, catalog.SegmentsPrefix, "")
+	if err != nil {
+		if errors.Is(err, objstore.ErrAccessDenied) {
+			return withHint(ErrCredentials, fmt.Errorf("list segments in %s: %w", store, err), "check the store credentials")
+		}
+		return fmt.Errorf("list segments in %s: %w", store, err)
+	}
+	sizes := make(map[string]int64, len(objs))
+	for _, o := range objs {
+		sizes[o.Key] = o.Size
+	}
+	for _, r := range refs {
+		size, ok := sizes[r.Key]
+		switch {
+		case !ok:
+			return failf(ErrIntegrity, "restorer verify --store URL; restore to an instant before the segment's commits, or recover the object",
+				"segment %s is in the catalog but missing from %s (it holds commits %s … %s)", r.Key, store,
+				FormatTime(r.MinCommitTime), FormatTime(r.MaxCommitTime))
+		case size != r.Size:
+			return failf(ErrIntegrity, "restorer verify --store URL",
+				"segment %s is corrupt: %d bytes in the store, the catalog says %d", r.Key, size, r.Size)
+		}
+	}
+	return nil
 }

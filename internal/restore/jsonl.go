@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"strconv"
+	"strings"
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
@@ -28,44 +28,12 @@ func appendJSONLine(dst []byte, t *event.Table, e *event.Event) []byte {
 	return append(dst, '\n')
 }
 
-// streamTracker checks per-stream version continuity in chain order without
-// holding events: memory grows with the number of streams only.
-type streamTracker struct {
-	layout  event.Layout
-	last    map[string]int64
-	bad     map[string]string
-	enabled bool
-}
-
-func newStreamTracker(t event.Table, on bool) *streamTracker {
-	l := event.LayoutOf(t)
-	return &streamTracker{layout: l, last: map[string]int64{}, bad: map[string]string{},
-		enabled: on && l.StreamID >= 0 && l.StreamVersion >= 0}
-}
-
-func (s *streamTracker) add(e *event.Event) {
-	if !s.enabled {
-		return
-	}
-	id := string(e.Value(s.layout.StreamID))
-	v, err := strconv.ParseInt(string(e.Value(s.layout.StreamVersion)), 10, 64)
-	if err != nil {
-		if len(s.bad) < maxExamples {
-			s.bad[id] = "non-integer version"
-		}
-		return
-	}
-	if want := s.last[id] + 1; v != want && len(s.bad) < maxExamples {
-		if _, seen := s.bad[id]; !seen {
-			s.bad[id] = fmt.Sprintf("version %d where %d was due", v, want)
-		}
-	}
-	s.last[id] = v
-}
-
 // restoreToFile writes the selected events as JSON lines.
 func restoreToFile(ctx context.Context, p *Plan, opts *Options) (*Result, error) {
 	res := &Result{Empty: p.BeforeFirst}
+	if err := preflight(ctx, p.archive.Store, p.Segments); err != nil {
+		return nil, err
+	}
 	f := &fetcher{store: p.archive.Store, keyring: p.archive.Keyring, target: p.Target, filter: opts.Filter,
 		maxBytes: opts.MaxSegmentBytes, progress: opts.Progress}
 	pr := opts.Progress
@@ -77,7 +45,7 @@ func restoreToFile(ctx context.Context, p *Plan, opts *Options) (*Result, error)
 	pl := startPipeline(ctx, f, p.Segments, opts.Parallel)
 	defer pl.stop()
 	w := bufio.NewWriterSize(opts.Output, 1<<20)
-	var tracker *streamTracker
+	var stats *versionStats
 	var line []byte
 	for {
 		got, ok, err := pl.next(ctx)
@@ -88,15 +56,15 @@ func restoreToFile(ctx context.Context, p *Plan, opts *Options) (*Result, error)
 			break
 		}
 		pl.release()
-		if tracker == nil {
-			tracker = newStreamTracker(got.table, opts.Filter.WholeStreams())
+		if stats == nil {
+			stats = newVersionStats(got.table)
 		}
 		for _, e := range got.events {
 			line = appendJSONLine(line[:0], &got.table, e)
 			if _, err := w.Write(line); err != nil {
 				return nil, fmt.Errorf("write output: %w", err)
 			}
-			tracker.add(e)
+			stats.add(e)
 		}
 		res.Segments++
 		res.Bytes += got.ref.Size
@@ -109,10 +77,10 @@ func restoreToFile(ctx context.Context, p *Plan, opts *Options) (*Result, error)
 		return nil, fmt.Errorf("write output: %w", err)
 	}
 	res.Events = res.EventsThisRun
-	if tracker != nil {
-		res.Streams = int64(len(tracker.last))
+	if stats != nil {
+		res.Streams = int64(len(stats.streams) + len(stats.invalid))
 	}
-	res.Verification = fileVerification(res, tracker, opts)
+	res.Verification = fileVerification(res, stats, opts)
 	if res.Verification.Status == VerifyFailed {
 		return res, failf(ErrVerify, "`restorer verify --store URL` checks the whole archive",
 			"verification of the written events failed: %v", res.Verification.Problems)
@@ -121,23 +89,27 @@ func restoreToFile(ctx context.Context, p *Plan, opts *Options) (*Result, error)
 }
 
 // fileVerification reports the checks done while writing a file.
-func fileVerification(res *Result, tr *streamTracker, opts *Options) *Verification {
+func fileVerification(res *Result, st *versionStats, opts *Options) *Verification {
 	if opts.NoVerify {
 		return &Verification{Status: VerifySkipped}
 	}
 	v := &Verification{Status: VerifyOK, Rows: res.Events, Streams: res.Streams}
 	v.add("count", VerifyOK, fmt.Sprintf("%d events written from the planned segments", res.Events))
 	switch {
-	case tr == nil || !tr.enabled:
-		v.add("stream_versions", VerifySkipped, "no stream columns, an --event-type filter, or nothing written")
-	case len(tr.bad) == 0:
-		v.add("stream_versions", VerifyOK, fmt.Sprintf("%d streams contiguous from version 1 in commit order", len(tr.last)))
+	case st == nil || !st.enabled:
+		v.add("stream_versions", VerifySkipped, "no stream columns, or nothing written")
+	case !opts.Filter.WholeStreams():
+		v.add("stream_versions", VerifySkipped, "an --event-type restore holds parts of streams")
 	default:
-		var ex []string
-		for id, why := range tr.bad {
-			ex = append(ex, id+": "+why)
+		if bad, n := st.broken(maxExamples); n == 0 {
+			v.add("stream_versions", VerifyOK, fmt.Sprintf("%d streams contiguous from version 1", len(st.streams)))
+		} else {
+			names := make([]string, len(bad))
+			for i, b := range bad {
+				names[i] = b.String()
+			}
+			v.add("stream_versions", VerifyFailed, fmt.Sprintf("%d streams have versions not contiguous from 1: %s", n, strings.Join(names, ", ")))
 		}
-		v.add("stream_versions", VerifyFailed, fmt.Sprintf("streams with versions not contiguous from 1: %v", ex))
 	}
 	return v
 }

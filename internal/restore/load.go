@@ -2,10 +2,12 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/event"
@@ -60,6 +62,9 @@ func restoreToDB(ctx context.Context, p *Plan, opts *Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	if err := preflight(ctx, p.archive.Store, refs); err != nil {
+		return nil, err
+	}
 	f := &fetcher{store: p.archive.Store, keyring: p.archive.Keyring, target: p.Target, filter: opts.Filter,
 		maxBytes: opts.MaxSegmentBytes, progress: opts.Progress}
 	d.initProgress(refs)
@@ -88,14 +93,22 @@ func restoreToDB(ctx context.Context, p *Plan, opts *Options) (*Result, error) {
 }
 
 // lock takes a session advisory lock on the target table so two restorers
-// never write the same table.
+// never write the same table. It waits a few seconds, long enough for the
+// server to notice that an interrupted restorer's connection is gone.
 func (d *dbRestore) lock(ctx context.Context, table string) error {
-	var got bool
-	if err := d.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('tidemark-restore:' || $1))`, table).Scan(&got); err != nil {
-		return classifyPGErr(fmt.Errorf("lock target %s: %w", table, err))
-	}
-	if !got {
+	err := pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '10s'`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_advisory_lock(hashtext('tidemark-restore:' || $1))`, table)
+		return err
+	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "55P03" {
 		return failf(ErrTarget, "wait for the other restore to finish, or stop it", "another restore into %s is running", table)
+	}
+	if err != nil {
+		return classifyPGErr(fmt.Errorf("lock target %s: %w", table, err))
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"hash/maphash"
 	"maps"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/catalog"
@@ -99,10 +98,9 @@ type verifier struct {
 	rep     *Report
 	dropped int
 	seed    maphash.Seed
-	ids     []idRef          // digest of every archived event id, with its segment
-	last    map[string]int64 // per stream: last version seen in chain order
-	broken  map[string]bool  // streams already reported
-	segs    []string         // segment keys by index
+	ids     []idRef       // digest of every archived event id, with its segment
+	stats   *versionStats // per-stream version continuity, order-independent
+	segs    []string      // segment keys by index
 }
 
 // idRef is an archived event id's 64-bit digest and the segment holding it.
@@ -139,7 +137,7 @@ func Verify(ctx context.Context, a *Archive, opts VerifyOptions) (*Report, error
 		opts.Progress = &Progress{}
 	}
 	v := &verifier{rep: &Report{Status: StatusOK, Store: a.Store.String(), Window: a.Window(), Problems: []Problem{}},
-		seed: maphash.MakeSeed(), last: map[string]int64{}, broken: map[string]bool{}}
+		seed: maphash.MakeSeed()}
 	if err := v.catalogChecks(ctx, a); err != nil {
 		return nil, err
 	}
@@ -147,7 +145,16 @@ func Verify(ctx context.Context, a *Archive, opts VerifyOptions) (*Report, error
 	if err := v.scan(ctx, a, refs, opts); err != nil {
 		return nil, err
 	}
-	v.rep.Streams = int64(len(v.last))
+	if v.stats != nil {
+		v.rep.Streams = int64(len(v.stats.streams) + len(v.stats.invalid))
+		bad, n := v.stats.broken(maxProblems)
+		for _, b := range bad {
+			v.problem(SeverityFailure, "", b.ID, "stream %q: versions are not contiguous from 1 across the archive (%s)", clip(b.ID), b.Detail)
+		}
+		if n > len(bad) {
+			v.dropped += n - len(bad)
+		}
+	}
 	if err := v.duplicates(ctx, a, refs, opts); err != nil {
 		return nil, err
 	}
@@ -239,19 +246,10 @@ func (v *verifier) checkEvents(got *fetched, seg int32) {
 				v.problem(SeverityFailure, key, stream, "%s: column %s is not valid JSON", where(), t.Columns[c].Name)
 			}
 		}
-		if l.StreamVersion < 0 || l.StreamID < 0 {
-			continue
+		if v.stats == nil {
+			v.stats = newVersionStats(*t)
 		}
-		ver, err := strconv.ParseInt(string(e.Value(l.StreamVersion)), 10, 64)
-		if err != nil || ver < 1 {
-			v.problem(SeverityFailure, key, stream, "%s has stream version %q, want an integer ≥ 1", where(), clip(string(e.Value(l.StreamVersion))))
-			continue
-		}
-		if want := v.last[stream] + 1; ver != want && !v.broken[stream] {
-			v.broken[stream] = true
-			v.problem(SeverityFailure, key, stream, "stream %q: version %d follows %d (versions must be contiguous from 1)", clip(stream), ver, want-1)
-		}
-		v.last[stream] = ver
+		v.stats.add(e)
 	}
 }
 

@@ -1,0 +1,145 @@
+package restore
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidemark/tidemark/internal/event"
+)
+
+func TestVerify_HealthyArchive(t *testing.T) {
+	f := sharedFixture(t)
+	a := openArchive(t, f.dir, nil)
+	rep, err := Verify(context.Background(), a, VerifyOptions{AgainstURL: f.sourceURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != StatusOK || len(rep.Problems) != 0 {
+		t.Fatalf("status %s, problems %+v", rep.Status, rep.Problems)
+	}
+	var total int
+	for _, tx := range f.txns {
+		total += len(tx)
+	}
+	if rep.Events != int64(total) || rep.Against.SourceEvents != int64(total) || rep.Against.Missing != 0 || rep.Against.Extra != 0 {
+		t.Fatalf("report %+v against %+v, want %d events", rep, rep.Against, total)
+	}
+}
+
+func TestVerify_FindsDamage(t *testing.T) {
+	f := sharedFixture(t)
+	ctx := context.Background()
+	dir := copyArchive(t, f.dir)
+	a := openArchive(t, dir, nil)
+	segs := a.Catalog.Segments()
+	flipped, missing := segs[1].Key, segs[len(segs)-2].Key
+	b, err := os.ReadFile(filepath.Join(dir, flipped))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 1
+	if err := os.WriteFile(filepath.Join(dir, flipped), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, missing)); err != nil {
+		t.Fatal(err)
+	}
+	injected := strings.Replace(segs[0].Key, ".tms", "0.tms", 1)
+	if err := os.WriteFile(filepath.Join(dir, injected), []byte("not a segment"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(ctx, a, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != StatusFailure {
+		t.Fatalf("status %s", rep.Status)
+	}
+	named := map[string]string{}
+	for _, p := range rep.Problems {
+		if p.Object != "" {
+			named[p.Object] = p.Severity
+		}
+	}
+	if named[flipped] != SeverityFailure || named[missing] != SeverityFailure || named[injected] != SeverityWarning {
+		t.Fatalf("problems %+v do not name %s, %s (failures) and %s (warning)", rep.Problems, flipped, missing, injected)
+	}
+	// the missing segment's streams lose versions, reported by stream
+	streams := 0
+	for _, p := range rep.Problems {
+		if p.Stream != "" {
+			streams++
+		}
+	}
+	if streams == 0 {
+		t.Fatalf("no stream named among %+v", rep.Problems)
+	}
+	l, err := List(ctx, a, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Gaps) != 1 || l.Gaps[0].Segment != missing {
+		t.Fatalf("list gaps %+v, want the missing segment %s", l.Gaps, missing)
+	}
+}
+
+func TestVerify_AgainstSourceFindsMissingAndExtra(t *testing.T) {
+	f := sharedFixture(t)
+	ctx := context.Background()
+	// an archive that lacks one transaction in the middle
+	dir := t.TempDir()
+	st, err := fileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skip := len(f.txns) / 2
+	txns := append(append([][]*event.Event{}, f.txns[:skip]...), f.txns[skip+1:]...)
+	if err := writeArchive(ctx, st, f.table, txns, archiveOptions{segmentEvents: 2000, seed: 4}); err != nil {
+		t.Fatal(err)
+	}
+	a := openArchive(t, dir, nil)
+	// and a source with one event the archive never saw
+	src := newEventCoreDB(t)
+	rep, err := Verify(ctx, a, VerifyOptions{AgainstURL: f.sourceURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != StatusFailure || rep.Against.Missing != int64(len(f.txns[skip])) || rep.Against.Extra != 0 {
+		t.Fatalf("status %s against %+v, want %d missing", rep.Status, rep.Against, len(f.txns[skip]))
+	}
+	stream := string(f.txns[skip][0].Values[f.table.ColumnIndex("stream_id")])
+	found := false
+	for _, p := range rep.Problems {
+		found = found || (p.Stream == stream && strings.Contains(p.Message, "not in the archive"))
+	}
+	if !found {
+		t.Fatalf("missing event's stream %q not named: %+v", stream, rep.Problems)
+	}
+	// against an unrelated source every archived event is extra
+	rep, err = Verify(ctx, a, VerifyOptions{AgainstURL: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != StatusFailure || rep.Against.Extra != rep.Events {
+		t.Fatalf("against an empty source: %+v", rep.Against)
+	}
+}
+
+func TestList_Summary(t *testing.T) {
+	f := sharedFixture(t)
+	a := openArchive(t, f.dir, nil)
+	l, err := List(context.Background(), a, f.last.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Window.Empty || !l.Window.First.Equal(f.first) || !l.Window.Watermark.Equal(f.last) || l.WatermarkAge != time.Hour {
+		t.Fatalf("window %+v age %s; want %s … %s", l.Window, l.WatermarkAge, f.first, f.last)
+	}
+	if l.Segments == 0 || l.Events == 0 || l.StoredBytes == 0 || l.RawBytes <= l.StoredBytes || len(l.Gaps) != 0 || l.Tables[0] != "public.eventcore_events" {
+		t.Fatalf("listing %+v", l)
+	}
+}
