@@ -28,16 +28,26 @@ type Options struct {
 	EncryptionKeys string
 	// PGOptions adjust the source server (testrig.WithConf).
 	PGOptions []testrig.PGOption
+	// NATS is "embedded" (default: a server inside this process),
+	// "process" (one real nats-server process, which can be killed) or
+	// "cluster" (three nats-server processes; streams get 3 replicas only
+	// if capture is told --replicas 3).
+	NATS string
 }
 
 // Harness is a running rig plus the programs started on it.
 type Harness struct {
-	Opts      Options
-	PG        *testrig.Postgres
-	NATS      *testrig.NATS
-	S3        *testrig.S3
-	SourceURL string
-	StoreURL  string
+	Opts Options
+	PG   *testrig.Postgres
+	NATS *testrig.NATS
+	S3   *testrig.S3
+	// NATSNode and NATSCluster are set when Options.NATS is "process" or
+	// "cluster"; NATSURL is the client URL(s) of whichever NATS runs.
+	NATSNode    *testrig.NATSNode
+	NATSCluster *testrig.NATSCluster
+	NATSURL     string
+	SourceURL   string
+	StoreURL    string
 
 	env   []string
 	mu    sync.Mutex
@@ -82,7 +92,7 @@ func Start(ctx context.Context, opts Options) (h *Harness, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("apply eventcore schema: %w", err)
 	}
-	if h.NATS, err = testrig.StartNATSServer(filepath.Join(opts.Dir, "nats")); err != nil {
+	if err = h.startNATS(ctx); err != nil {
 		return nil, err
 	}
 	switch opts.Store {
@@ -123,13 +133,13 @@ func (h *Harness) Binary(ctx context.Context, name string) (string, error) {
 
 // Capture starts `capture run` against the rig; extra flags are appended.
 func (h *Harness) Capture(ctx context.Context, name string, extra ...string) (*Proc, error) {
-	args := []string{"run", "--pg", h.SourceURL, "--nats-url", h.NATS.URL}
+	args := []string{"run", "--pg", h.SourceURL, "--nats-url", h.NATSURL}
 	return h.start(ctx, "capture", name, args, extra)
 }
 
 // Archiver starts `archiver run` against the rig; extra flags are appended.
 func (h *Harness) Archiver(ctx context.Context, name string, extra ...string) (*Proc, error) {
-	args := []string{"run", "--store", h.StoreURL, "--nats-url", h.NATS.URL}
+	args := []string{"run", "--store", h.StoreURL, "--nats-url", h.NATSURL}
 	return h.start(ctx, "archiver", name, args, extra)
 }
 
@@ -192,9 +202,7 @@ func (h *Harness) Close() {
 	if h.S3 != nil {
 		_ = h.S3.Stop()
 	}
-	if h.NATS != nil {
-		h.NATS.Shutdown()
-	}
+	h.stopNATS()
 	if h.PG != nil {
 		_ = h.PG.Stop()
 	}
