@@ -1,0 +1,15 @@
+// Package segment implements Tidemark's segment file format: the immutable,
+// compressed, checksummed and optionally encrypted objects the archiver puts
+// in the bucket and the restorer replays. The byte-level specification is
+// docs/segment-format.md.
+//
+// A segment holds one table's events in chain order together with the
+// table's definition (header) and a summary (trailer) that the catalog uses
+// for restore planning. Writers stream: [NewWriter], [Writer.Append] for each
+// event, [Writer.Close]. Readers treat every byte as hostile: [Decode] and
+// [ReadTrailer] verify the SHA-256 (and, for encrypted segments, the age
+// authentication) before they interpret anything, bound every allocation,
+// and report damage as a [*CorruptError] naming the object.
+//
+// The package is pure: no network, no logging, no global configuration.
+package segment

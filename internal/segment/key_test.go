@@ -1,0 +1,45 @@
+package segment
+
+import (
+	"testing"
+	"time"
+)
+
+func TestKey(t *testing.T) {
+	start := time.Date(2026, 11, 25, 11, 15, 42, 0, time.FixedZone("CET", 3600))
+	got := Key(start, 0x16B374D848, 0x16B3800000, "0123456789abcdef")
+	want := "segments/2026/11/25/10/15/0123456789abcdef-00000016B374D848-00000016B3800000.tms"
+	if got != want {
+		t.Fatalf("Key = %q, want %q", got, want)
+	}
+	info, err := ParseKey("prefix/" + got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.BucketStart.Equal(time.Date(2026, 11, 25, 10, 15, 0, 0, time.UTC)) || info.FirstEndLSN != 0x16B374D848 ||
+		info.LastEndLSN != 0x16B3800000 || info.TableID != "0123456789abcdef" {
+		t.Fatalf("ParseKey = %+v", info)
+	}
+	if Key(info.BucketStart, info.FirstEndLSN, info.LastEndLSN, info.TableID) != got {
+		t.Fatal("Key(ParseKey(k)) != k")
+	}
+	// Keys of one table sort by position.
+	if Key(start, 0xF, 0xFF, "t") >= Key(start, 0x10, 0x100, "t") {
+		t.Fatal("keys do not sort by LSN")
+	}
+}
+
+func TestParseKey_Invalid(t *testing.T) {
+	for _, k := range []string{
+		"", "segments/x.tms", "segments/2026/11/25/10/15/t-00000016B374D848-00000016B3800000.json",
+		"segments/2026/13/25/10/15/t-00000016B374D848-00000016B3800000.tms",
+		"segments/2026/11/25/10/15/t-16B374D848-00000016B3800000.tms",
+		"segments/2026/11/25/10/15/t-00000016B374D84G-00000016B3800000.tms",
+		"segments/26/11/25/10/15/t-00000016B374D848-00000016B3800000.tms",
+		"segments/2026/11/25/10/15/-00000016B374D848-00000016B3800000.tms",
+	} {
+		if info, err := ParseKey(k); err == nil {
+			t.Errorf("ParseKey(%q) = %+v, want error", k, info)
+		}
+	}
+}
