@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tidemark/tidemark/internal/feed"
+)
+
+// LatencyProbe follows the feed from its current end and records, for
+// every event message, arrival time minus the Tidemark-Commit-Time header:
+// commit → stored in JetStream and delivered, an upper bound of commit →
+// acknowledged.
+type LatencyProbe struct {
+	nc   *nats.Conn
+	cc   jetstream.ConsumeContext
+	mu   sync.Mutex
+	lat  []time.Duration
+	bad  int
+	from time.Time
+}
+
+// StartLatencyProbe subscribes to the stream's event subjects with an
+// ordered consumer delivering only new messages. Only events committed at
+// or after from are recorded.
+func StartLatencyProbe(ctx context.Context, natsURL, stream string, subjects feed.Subjects, from time.Time) (*LatencyProbe, error) {
+	nc, err := nats.Connect(natsURL, nats.Name("tidemark-bench-probe"))
+	if err != nil {
+		return nil, fmt.Errorf("connect nats: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subjects.Events()},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("create probe consumer: %w", err)
+	}
+	p := &LatencyProbe{nc: nc, from: from}
+	p.cc, err = cons.Consume(p.handle)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("consume %s: %w", stream, err)
+	}
+	return p, nil
+}
+
+func (p *LatencyProbe) handle(m jetstream.Msg) {
+	now := time.Now()
+	t, err := time.Parse(time.RFC3339Nano, m.Headers().Get(feed.HeaderCommitTime))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.bad++
+		return
+	}
+	if t.Before(p.from) {
+		return
+	}
+	p.lat = append(p.lat, now.Sub(t))
+}
+
+// Count returns how many events were recorded so far.
+func (p *LatencyProbe) Count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.lat)
+}
+
+// WaitCount waits until n events were recorded, or ctx ends.
+func (p *LatencyProbe) WaitCount(ctx context.Context, n int) error {
+	for p.Count() < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("latency probe saw %d of %d events: %w", p.Count(), n, ctx.Err())
+		case <-time.After(pollInterval):
+		}
+	}
+	return nil
+}
+
+// Stop ends the subscription and returns the recorded latencies and the
+// number of messages whose commit time could not be read.
+func (p *LatencyProbe) Stop() ([]time.Duration, int) {
+	p.cc.Stop()
+	p.nc.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lat, p.bad
+}
