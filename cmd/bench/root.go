@@ -56,7 +56,9 @@ Every flag can be set from the environment as BENCH_<FLAG> (BENCH_EVENTS=200000)
 			o.docRequested = cmd.Flags().Changed("doc")
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
+		},
 	}
 	cli.AddConfigFlag(cmd)
 	f := cmd.Flags()
