@@ -61,7 +61,7 @@ type Setup struct {
 	NATS string
 	// PGOptions adjust the source server.
 	PGOptions []testrig.PGOption
-	// Archivers is how many archivers run (default 1).
+	// Archivers is how many archivers Boot starts (0 means 1, -1 none).
 	Archivers int
 	// CaptureVia and ArchiverVia route the programs through fault proxies.
 	CaptureVia, ArchiverVia harness.Via
@@ -104,8 +104,11 @@ func (e *Env) Defer(f func()) { e.cleanup = append(e.cleanup, f) }
 // Boot starts the rig, capture and the archivers and waits until they are
 // ready; it starts the slot watcher (I6).
 func (e *Env) Boot(s Setup) error {
-	if s.Archivers == 0 {
+	switch s.Archivers {
+	case 0:
 		s.Archivers = 1
+	case -1:
+		s.Archivers = 0
 	}
 	e.setup = s
 	h, err := harness.Start(e.Ctx, harness.Options{Dir: e.Dir, Store: s.Store, NATS: s.NATS, PGOptions: s.PGOptions})
