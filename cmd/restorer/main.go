@@ -108,10 +108,11 @@ func (a *app) emit(typ string, v any, human func(w io.Writer)) {
 	if err != nil || len(b) < 2 || b[0] != '{' {
 		b = []byte(`{}`)
 	}
-	out := append([]byte(`{"type":`+quote(typ)), b[1:]...)
-	if len(b) == 2 {
-		out = []byte(`{"type":` + quote(typ) + `}`)
+	out := []byte(`{"type":` + quote(typ))
+	if len(b) > 2 {
+		out = append(out, ',')
 	}
+	out = append(out, b[1:]...)
 	out = append(out, '\n')
 	_, _ = a.stdout.Write(out)
 }

@@ -59,8 +59,8 @@ func (v *verifier) against(ctx context.Context, a *Archive, opts VerifyOptions) 
 				if ts != nil {
 					when = "committed " + FormatTime(*ts)
 				}
-				v.problem(SeverityFailure, "", s, "source event %s (stream %q, %s, at or before the watermark %s) is not in the archive",
-					id, clip(s), when, FormatTime(wm))
+				v.problem(SeverityFailure, "", s, "source event %s (%s, at or before the watermark %s) is not in the archive",
+					id, when, FormatTime(wm))
 			}
 		}
 		return nil

@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/catalog"
@@ -95,12 +96,13 @@ type AgainstReport struct {
 const maxProblems = 200
 
 type verifier struct {
-	rep     *Report
-	dropped int
-	seed    maphash.Seed
-	ids     []idRef       // digest of every archived event id, with its segment
-	stats   *versionStats // per-stream version continuity, order-independent
-	segs    []string      // segment keys by index
+	rep            *Report
+	dropped        int
+	seed           maphash.Seed
+	ids            []idRef       // digest of every archived event id, with its segment
+	stats          *versionStats // per-stream version continuity, order-independent
+	segs           []string      // segment keys by index
+	failedSegments int           // segments that could not be read
 }
 
 // idRef is an archived event id's 64-bit digest and the segment holding it.
@@ -146,14 +148,7 @@ func Verify(ctx context.Context, a *Archive, opts VerifyOptions) (*Report, error
 		return nil, err
 	}
 	if v.stats != nil {
-		v.rep.Streams = int64(len(v.stats.streams) + len(v.stats.invalid))
-		bad, n := v.stats.broken(maxProblems)
-		for _, b := range bad {
-			v.problem(SeverityFailure, "", b.ID, "stream %q: versions are not contiguous from 1 across the archive (%s)", clip(b.ID), b.Detail)
-		}
-		if n > len(bad) {
-			v.dropped += n - len(bad)
-		}
+		v.continuity()
 	}
 	if err := v.duplicates(ctx, a, refs, opts); err != nil {
 		return nil, err
@@ -199,6 +194,7 @@ func (v *verifier) scan(ctx context.Context, a *Archive, refs []catalog.SegmentR
 				return got.err
 			}
 			v.problem(SeverityFailure, got.ref.Key, "", "%v", got.err)
+			v.failedSegments++
 			continue
 		}
 		v.checkEvents(got, int32(len(v.segs)-1))
@@ -251,6 +247,30 @@ func (v *verifier) checkEvents(got *fetched, seg int32) {
 		}
 		v.stats.add(e)
 	}
+}
+
+// continuity reports streams whose versions are not 1…n across the
+// archive: one problem per stream, or a single summary when unreadable
+// segments already explain the holes.
+func (v *verifier) continuity() {
+	v.rep.Streams = int64(len(v.stats.streams) + len(v.stats.invalid))
+	if v.failedSegments > 0 {
+		bad, n := v.stats.broken(maxExamples)
+		if n > 0 {
+			names := make([]string, len(bad))
+			for i, b := range bad {
+				names[i] = b.String()
+			}
+			v.problem(SeverityFailure, "", "", "%d streams have versions not contiguous from 1, as expected with %d unreadable segments (e.g. %s)",
+				n, v.failedSegments, strings.Join(names, ", "))
+		}
+		return
+	}
+	bad, n := v.stats.broken(maxProblems)
+	for _, b := range bad {
+		v.problem(SeverityFailure, "", b.ID, "versions are not contiguous from 1 across the archive (%s)", b.Detail)
+	}
+	v.dropped += n - len(bad)
 }
 
 // duplicates finds event ids archived twice: equal 64-bit digests are
