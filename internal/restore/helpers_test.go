@@ -138,3 +138,7 @@ func openArchive(tb testing.TB, dir string, kr *segment.Keyring) *Archive {
 	}
 	return a
 }
+
+func restoretestReadDef(ctx context.Context, conn *pgx.Conn) (event.Table, error) {
+	return restoretest.ReadTableDef(ctx, conn, "public", eventcore.Table)
+}
