@@ -37,6 +37,9 @@ type CheckOptions struct {
 	// RestoreStoreURL is the archive URL the restores read (default: the
 	// rig's store, directly).
 	RestoreStoreURL string
+	// RetryRestores reruns a failed restore into the same target (which
+	// resumes it) up to this many times.
+	RetryRestores int
 	// RestoreArgs are extra restorer flags.
 	RestoreArgs []string
 	// AllowOrphans accepts verify's warning about segment objects the
@@ -213,9 +216,24 @@ func (e *Env) checkRestores(o CheckOptions) ([]*Violation, error) {
 	}
 	var vs []*Violation
 	for i, to := range tos {
-		out, target, err := e.restoreTo(e.Ctx, fmt.Sprintf("restore-%d", i), o.RestoreStoreURL, to, o.RestoreArgs...)
+		target, err := e.newTarget(e.Ctx)
 		if err != nil {
 			return nil, err
+		}
+		args := append([]string{"restore", "--store", o.RestoreStoreURL, "--target", target, "--to", to}, o.RestoreArgs...)
+		var out *restoreOutput
+		for attempt := 0; ; attempt++ {
+			if out, err = e.runRestorer(e.Ctx, fmt.Sprintf("restore-%d", i), args...); err != nil {
+				return nil, err
+			}
+			if out.ExitCode == 0 || attempt >= o.RetryRestores {
+				break
+			}
+			e.Note("restore-%d: attempt %d exited %d (%s), rerun", i, attempt+1, out.ExitCode, oneLine(errText(out)))
+			// A failed restore must leave whole transactions only.
+			if partial, err := partialTransactions(e.Ctx, e.H.SourceURL, target); err != nil || partial > 0 {
+				vs = append(vs, violation("I4", "after a failed restore --to %s the target holds %d partial transactions (%v)", to, partial, err))
+			}
 		}
 		if out.ExitCode != 0 {
 			vs = append(vs, violation("I3", "restore --to %s exited %d: %s (see %s)", to, out.ExitCode, errText(out), out.LogPath))
