@@ -50,6 +50,8 @@ func resultsSection(res *bench.Results, m machine, command string) string {
 	fmt.Fprintf(&b, "- data: %d events in %d transactions over %d streams; %.0f events/s steady for %s; archive store: %s\n\n",
 		res.Load.Events, res.Load.Transactions, c.Streams, c.SteadyRate, c.SteadyDuration, c.Store)
 	b.WriteString(bench.Markdown(res.Rows()))
+	b.WriteString("\nCPU used per phase, in cores (CPU seconds ÷ wall seconds); \"other\" is the rest of the machine (other load on a shared host):\n\n")
+	b.WriteString(bench.CPUMarkdown(res.CPU))
 	b.WriteString("\n")
 	return b.String()
 }

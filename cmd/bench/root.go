@@ -61,6 +61,7 @@ Every flag can be set from the environment as BENCH_<FLAG> (BENCH_EVENTS=200000)
 		},
 	}
 	cli.AddConfigFlag(cmd)
+	cmd.AddCommand(newProfileCmd())
 	f := cmd.Flags()
 	f.IntVar(&o.events, "events", 1_000_000, "events in the backlog")
 	f.IntVar(&o.streams, "streams", 10_000, "streams the events spread over")
@@ -110,6 +111,8 @@ func run(ctx context.Context, stdout, stderr io.Writer, o *options) error {
 	command := commandLine()
 	fmt.Fprintf(stdout, "\nTidemark benchmark — %s — %s\n%s\n\n", res.Finished.UTC().Format(time.RFC3339), m, command)
 	fmt.Fprint(stdout, bench.Table(res.Rows()))
+	fmt.Fprint(stdout, "\nCPU used per phase, in cores (CPU seconds ÷ wall seconds); other = the rest of the machine:\n\n")
+	fmt.Fprint(stdout, bench.CPUTable(res.CPU))
 	if o.doc == "" || (o.events < 1_000_000 && !o.docRequested) {
 		return nil
 	}

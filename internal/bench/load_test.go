@@ -52,10 +52,11 @@ func TestLoad_BacklogAndRecvLogical(t *testing.T) {
 	if err != nil || raw < 2003*500 {
 		t.Fatalf("raw json bytes %d, %v", raw, err)
 	}
-	d, err := RecvLogical(ctx, RecvLogicalOptions{BinDir: testrig.DefaultPGBinDir, PGURL: url, Slot: "bench_slot",
+	rl, err := RecvLogical(ctx, RecvLogicalOptions{BinDir: testrig.DefaultPGBinDir, PGURL: url, Slot: "bench_slot",
 		Publication: "bench_pub", EndLSN: res.EndLSN, LogPath: filepath.Join(t.TempDir(), "recv.log")})
-	if err != nil || d <= 0 {
-		t.Fatalf("recvlogical: %v, %v", d, err)
+	d := rl.Wall
+	if err != nil || d <= 0 || rl.MaxRSS <= 0 {
+		t.Fatalf("recvlogical: %+v, %v", rl, err)
 	}
 	var confirmed string
 	if err := conn.QueryRow(ctx, `SELECT COALESCE(confirmed_flush_lsn >= $1::pg_lsn, false)::text FROM pg_replication_slots WHERE slot_name = 'bench_slot'`, res.EndLSN).Scan(&confirmed); err != nil {

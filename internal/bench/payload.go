@@ -37,7 +37,7 @@ type address struct {
 	Country string `json:"country"`
 }
 
-type party struct {
+type person struct {
 	ID      string  `json:"id"`
 	Name    string  `json:"name"`
 	Email   string  `json:"email"`
@@ -54,7 +54,7 @@ type eventData struct {
 	Type     string         `json:"type"`
 	Sequence int64          `json:"sequence"`
 	Amount   money          `json:"amount"`
-	Customer party          `json:"customer"`
+	Customer person          `json:"customer"`
 	Lines    []line         `json:"lines"`
 	Tags     []string       `json:"tags"`
 	Flags    map[string]any `json:"flags"`
@@ -92,7 +92,7 @@ func (g *payloads) eventData(typ string) []byte {
 		Type:     typ,
 		Sequence: g.seq,
 		Amount:   money{Value: g.rng.Int64N(1_000_000), Currency: currencies[g.rng.IntN(len(currencies))]},
-		Customer: party{
+		Customer: person{
 			ID:    fmt.Sprintf("cust-%06d", g.rng.IntN(1_000_000)),
 			Name:  g.word() + " " + g.word(),
 			Email: g.word() + "@" + g.word() + ".example",

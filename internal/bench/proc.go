@@ -20,6 +20,8 @@ type ProcResult struct {
 	// MaxRSS is the peak resident set size in bytes (getrusage ru_maxrss,
 	// the figure /usr/bin/time -v prints as "Maximum resident set size").
 	MaxRSS int64
+	// CPU is the user plus system time it used.
+	CPU time.Duration
 	// Stdout is what the process wrote to standard output.
 	Stdout []byte
 }
@@ -44,6 +46,7 @@ func runProcess(ctx context.Context, logPath string, env []string, name string, 
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			res.MaxRSS = ru.Maxrss * 1024 // kilobytes on Linux
 		}
+		res.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w (log %s)", name, err, logPath)

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"path/filepath"
-	"time"
 )
 
 // RecvLogicalOptions say which slot pg_recvlogical drains, and how far.
@@ -22,11 +21,10 @@ type RecvLogicalOptions struct {
 
 // RecvLogical drains a slot with pg_recvlogical writing to /dev/null — the
 // least work a pgoutput consumer can do — and returns its wall time from
-// process start to reaching the backlog's end.
-func RecvLogical(ctx context.Context, o RecvLogicalOptions) (time.Duration, error) {
-	res, err := runProcess(ctx, o.LogPath, nil, filepath.Join(o.BinDir, "pg_recvlogical"),
+// process start to reaching the backlog's end, and its CPU time.
+func RecvLogical(ctx context.Context, o RecvLogicalOptions) (ProcResult, error) {
+	return runProcess(ctx, o.LogPath, nil, filepath.Join(o.BinDir, "pg_recvlogical"),
 		"-d", o.PGURL, "--slot", o.Slot, "--start", "--no-loop",
 		"-o", "proto_version=1", "-o", "publication_names="+o.Publication,
 		"--endpos", o.EndLSN, "-f", "/dev/null")
-	return res.Wall, err
 }

@@ -103,34 +103,11 @@ func (r *Results) Rows() []Row {
 
 // Table renders rows as an aligned plain-text table.
 func Table(rows []Row) string {
-	head := Row{"figure", "measured", "baseline", "ratio", "target", "met?"}
-	all := append([]Row{head}, rows...)
-	width := make([]int, 6)
-	for _, r := range all {
-		for i, c := range r.cells() {
-			width[i] = max(width[i], len([]rune(c)))
-		}
+	all := [][]string{{"figure", "measured", "baseline", "ratio", "target", "met?"}}
+	for _, r := range rows {
+		all = append(all, r.cells())
 	}
-	var b strings.Builder
-	for j, r := range all {
-		for i, c := range r.cells() {
-			if i > 0 {
-				b.WriteString("  ")
-			}
-			b.WriteString(c + strings.Repeat(" ", width[i]-len([]rune(c))))
-		}
-		b.WriteString("\n")
-		if j == 0 {
-			for i := range width {
-				if i > 0 {
-					b.WriteString("  ")
-				}
-				b.WriteString(strings.Repeat("-", width[i]))
-			}
-			b.WriteString("\n")
-		}
-	}
-	return b.String()
+	return alignRows(all)
 }
 
 // Markdown renders rows as a Markdown table.

@@ -27,6 +27,8 @@ type RestoreRun struct {
 	Wall, Reported time.Duration
 	// MaxRSS is the process's peak resident set size in bytes.
 	MaxRSS int64
+	// CPU is the process's user plus system time.
+	CPU time.Duration
 }
 
 // EventsPerSecond is Events over the process's wall time.
@@ -37,7 +39,7 @@ func (r RestoreRun) EventsPerSecond() float64 { return rate(r.Events, r.Wall) }
 // restorer binary, and returns its figures.
 func RunRestorer(ctx context.Context, bin string, env []string, storeURL, targetURL, to, logPath string) (RestoreRun, error) {
 	res, err := runProcess(ctx, logPath, env, bin, "restore", "--store", storeURL, "--target", targetURL, "--to", to, "--json")
-	run := RestoreRun{To: to, Wall: res.Wall, MaxRSS: res.MaxRSS}
+	run := RestoreRun{To: to, Wall: res.Wall, MaxRSS: res.MaxRSS, CPU: res.CPU}
 	if err != nil {
 		return run, err
 	}

@@ -42,11 +42,13 @@ type Results struct {
 	EarlyT                    time.Time
 	EarlyExpected             int64
 
-	// Steady is the steady workload; AckLatency commit → delivered from
+	// Steady is the steady workload as loadgen saw it, SteadyEvents what
+	// the source holds from it; AckLatency commit → delivered from
 	// JetStream per event (sorted), AckBad messages without a readable
 	// commit time; AckHistP50/P99 capture's own commit → ack histogram over
 	// the same period (HistOK false when it had no samples).
 	Steady                 loadgen.Stats
+	SteadyEvents           int64
 	AckLatency             []time.Duration
 	AckBad                 int
 	AckHistP50             time.Duration
@@ -59,6 +61,9 @@ type Results struct {
 	// RSSCapture and RSSArchiver are the programs' peak RSS (VmHWM) at the
 	// end of the run, in bytes.
 	RSSCapture, RSSArchiver int64
+
+	// CPU is the CPU time each process used in each timed phase.
+	CPU []CPUUse
 
 	// JetStreamPublish and Zstd are machine limits from testing.Benchmark
 	// (zero when skipped).

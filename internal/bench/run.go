@@ -49,6 +49,38 @@ type runner struct {
 	capture  *harness.Proc
 	archiver *harness.Proc
 	rowsFile string
+	// childCPU collects the CPU time of child processes a step ran to
+	// completion (their rusage), for the step's CPU accounting.
+	childCPU map[string]time.Duration
+}
+
+// parties are the processes whose CPU time a phase accounts.
+func (r *runner) parties() map[string]party {
+	ps := map[string]party{"bench": {pid: selfPID}}
+	if r.h != nil {
+		if pid := r.h.PG.PID(); pid > 0 {
+			ps["postgres"] = party{pid: pid, tree: true}
+		}
+		if r.h.NATSNode != nil {
+			ps["nats-server"] = party{pid: r.h.NATSNode.PID()}
+		}
+		if r.h.S3 != nil {
+			ps["versitygw"] = party{pid: r.h.S3.PID()}
+		}
+	}
+	if r.target != nil {
+		if pid := r.target.PID(); pid > 0 {
+			ps["postgres-target"] = party{pid: pid, tree: true}
+		}
+	}
+	for name, p := range map[string]*harness.Proc{"capture": r.capture, "archiver": r.archiver} {
+		if p != nil {
+			if exited, _ := p.Exited(); !exited {
+				ps[name] = party{pid: p.PID()}
+			}
+		}
+	}
+	return ps
 }
 
 // Run performs one benchmark run: rig, backlog, baselines and Tidemark's
@@ -62,29 +94,39 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	r := &runner{cfg: cfg, res: &Results{Config: cfg, Started: time.Now()}}
 	defer r.close()
 	steps := []struct {
-		name string
-		f    func(context.Context) error
+		name  string
+		f     func(context.Context) error
+		meter bool
 	}{
-		{"start rig", r.startRig},
-		{"micro-benchmark jetstream publish", r.microPublish},
-		{"prime capture", r.primeCapture},
-		{"load backlog", r.loadBacklog},
-		{"pg_recvlogical drain 1", func(ctx context.Context) error { return r.recvLogical(ctx, 0) }},
-		{"capture drain", r.drainCapture},
-		{"pg_recvlogical drain 2", func(ctx context.Context) error { return r.recvLogical(ctx, 1) }},
-		{"archiver drain", r.drainArchiver},
-		{"archive size", r.archiveSize},
-		{"copy baseline", r.copyBaseline},
-		{"restore late", r.restoreLate},
-		{"restore early", r.restoreEarly},
-		{"micro-benchmark zstd", r.microZstd},
-		{"steady workload", r.steady},
-		{"peak rss", r.peakRSS},
+		{"start rig", r.startRig, false},
+		{"micro-benchmark jetstream publish", r.microPublish, false},
+		{"prime capture", r.primeCapture, false},
+		{"load backlog", r.loadBacklog, false},
+		{"pg_recvlogical drain 1", func(ctx context.Context) error { return r.recvLogical(ctx, 0) }, true},
+		{"capture drain", r.drainCapture, true},
+		{"pg_recvlogical drain 2", func(ctx context.Context) error { return r.recvLogical(ctx, 1) }, true},
+		{"archiver drain", r.drainArchiver, true},
+		{"archive size", r.archiveSize, false},
+		{"copy baseline", r.copyBaseline, true},
+		{"restore late", r.restoreLate, true},
+		{"restore early", r.restoreEarly, true},
+		{"micro-benchmark zstd", r.microZstd, false},
+		{"steady workload", r.steady, true},
+		{"peak rss", r.peakRSS, false},
 	}
 	for _, s := range steps {
 		start := time.Now()
 		cfg.Progress("step " + s.name)
-		if err := s.f(ctx); err != nil {
+		r.childCPU = map[string]time.Duration{}
+		var m *cpuMeter
+		if s.meter {
+			m = newCPUMeter(r.parties)
+		}
+		err := s.f(ctx)
+		if m != nil {
+			r.res.CPU = append(r.res.CPU, m.stop(s.name, r.childCPU))
+		}
+		if err != nil {
 			r.res.Finished = time.Now()
 			return r.res, fmt.Errorf("%s: %w", s.name, err)
 		}
@@ -110,7 +152,7 @@ func (r *runner) close() {
 
 func (r *runner) startRig(ctx context.Context) error {
 	var err error
-	if r.h, err = harness.Start(ctx, harness.Options{Dir: r.cfg.Dir, Store: r.cfg.Store, PGOptions: pgOptions()}); err != nil {
+	if r.h, err = harness.Start(ctx, harness.Options{Dir: r.cfg.Dir, Store: r.cfg.Store, PGOptions: pgOptions(), NATS: "process"}); err != nil {
 		return err
 	}
 	for _, p := range []string{"capture", "archiver", "restorer"} {
@@ -159,7 +201,7 @@ func (r *runner) microPublish(ctx context.Context) error {
 	if r.cfg.SkipMicro {
 		return nil
 	}
-	res, err := BenchJetStreamPublish(ctx, r.h.NATS.URL, 600)
+	res, err := BenchJetStreamPublish(ctx, r.h.NATSURL, 600)
 	r.res.JetStreamPublish = res
 	return err
 }
@@ -183,12 +225,14 @@ func (r *runner) loadBacklog(ctx context.Context) error {
 func (r *runner) recvLogical(ctx context.Context, i int) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
-	d, err := RecvLogical(ctx, RecvLogicalOptions{BinDir: testrig.DefaultPGBinDir, PGURL: r.h.SourceURL,
+	rl, err := RecvLogical(ctx, RecvLogicalOptions{BinDir: testrig.DefaultPGBinDir, PGURL: r.h.SourceURL,
 		Slot: recvSlots[i], Publication: publication, EndLSN: r.res.Load.EndLSN,
 		LogPath: filepath.Join(r.cfg.Dir, recvSlots[i]+".log")})
+	r.childCPU["pg_recvlogical"] = rl.CPU
 	if err != nil {
 		return err
 	}
+	d := rl.Wall
 	r.res.RecvLogical = append(r.res.RecvLogical, d)
 	r.cfg.Progress("pg_recvlogical drained", "seconds", d.Seconds(), "events_per_second", rate(r.res.Load.Events, d))
 	// The baseline's slot would otherwise hold WAL for the rest of the run.
@@ -283,6 +327,7 @@ func (r *runner) restoreTo(ctx context.Context, n int64, name string) (RestoreRu
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
 	run, err := RunRestorer(ctx, bin, r.h.Env(), r.h.StoreURL, url, restore.FormatTime(t), filepath.Join(r.cfg.Dir, name+".log"))
+	r.childCPU["restorer"] = run.CPU
 	if err == nil && run.Events != upTo {
 		err = fmt.Errorf("restored %d events to %s, the source committed %d by then", run.Events, restore.FormatTime(t), upTo)
 	}
@@ -321,7 +366,7 @@ func (r *runner) microZstd(context.Context) error {
 func (r *runner) steady(ctx context.Context) error {
 	res := r.res
 	res.SteadyStart = time.Now()
-	probe, err := StartLatencyProbe(ctx, r.h.NATS.URL, streamName, feed.Subjects{Prefix: "tidemark"}, res.SteadyStart)
+	probe, err := StartLatencyProbe(ctx, r.h.NATSURL, streamName, feed.Subjects{Prefix: "tidemark"}, res.SteadyStart)
 	if err != nil {
 		return err
 	}
@@ -330,16 +375,21 @@ func (r *runner) steady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res.Steady, err = loadgen.Run(ctx, r.h.SourceURL, loadgen.Config{Writers: 4, Rate: r.cfg.SteadyRate,
+	res.Steady, err = loadgen.Run(ctx, r.h.SourceURL, loadgen.Config{Writers: 16, Rate: r.cfg.SteadyRate,
 		Duration: r.cfg.SteadyDuration, Streams: r.cfg.Streams, Seed: r.cfg.Seed + 1, StreamPrefix: "steady"})
 	res.SteadyEnd = time.Now()
 	if err != nil {
 		return fmt.Errorf("steady workload: %w", err)
 	}
-	r.cfg.Progress("steady workload written", "events", res.Steady.Events, "events_per_second", res.Steady.EventsPerSecond())
+	// The source is the truth: a commit under way when the workload's
+	// duration ended may have succeeded without loadgen counting it.
+	if res.SteadyEvents, err = countEvents(ctx, r.h.SourceURL, "steady"); err != nil {
+		return err
+	}
+	r.cfg.Progress("steady workload written", "events", res.SteadyEvents, "events_per_second", res.Steady.EventsPerSecond())
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := probe.WaitCount(wctx, int(res.Steady.Events)); err != nil {
+	if err := probe.WaitCount(wctx, int(res.SteadyEvents)); err != nil {
 		return err
 	}
 	after, err := r.capture.Metrics(ctx)
@@ -351,7 +401,7 @@ func (r *runner) steady(ctx context.Context) error {
 	res.AckHistP99, _ = histogramQuantile(hist, 0.99)
 	res.AckLatency, res.AckBad = probe.Stop()
 	slices.Sort(res.AckLatency)
-	if _, err := waitCounter(wctx, r.archiver, metricArchived, float64(res.Load.Events+res.Steady.Events)); err != nil {
+	if _, err := waitCounter(wctx, r.archiver, metricArchived, float64(res.Load.Events+res.SteadyEvents)); err != nil {
 		return err
 	}
 	res.RPO, res.RPOUncovered, err = MeasureRPO(ctx, r.store, res.SteadyStart, res.SteadyEnd)

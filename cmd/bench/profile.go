@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tidemark/tidemark/internal/bench"
+	"github.com/tidemark/tidemark/internal/cli"
+)
+
+func newProfileCmd() *cobra.Command {
+	var component, out, dir string
+	var events, streams int
+	var keep bool
+	cmd := &cobra.Command{
+		Use:   "profile --component capture|archiver|restore --cpuprofile FILE",
+		Short: "Run one component in-process on the benchmark backlog under the CPU profiler",
+		Long: `profile builds the same rig and backlog as a benchmark run, prepares the component's
+input with the real programs, then runs the component in-process (its internal package,
+default settings) under the Go CPU profiler until it has handled the backlog. Read the
+profile with: go tool pprof -top FILE`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := cli.NewLogger(cmd.ErrOrStderr(), "info", "text")
+			if err != nil {
+				return err
+			}
+			if dir == "" {
+				if dir, err = os.MkdirTemp("", "tidemark-profile-"); err != nil {
+					return fmt.Errorf("create working directory: %w", err)
+				}
+				if !keep {
+					defer os.RemoveAll(dir)
+				}
+			}
+			f, err := os.Create(out)
+			if err != nil {
+				return cli.Usage(fmt.Errorf("create profile: %w", err), "choose a writable --cpuprofile path")
+			}
+			defer f.Close()
+			res, err := bench.Profile(cmd.Context(), bench.ProfileConfig{Dir: dir, Events: events, Streams: streams,
+				Component: component, CPUProfile: f, Progress: func(msg string, args ...any) { log.Info(msg, args...) }})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s handled %d events in %.2f s (%.0f events/s); profile in %s\n",
+				component, res.Events, res.Duration.Seconds(), float64(res.Events)/res.Duration.Seconds(), out)
+			return f.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&component, "component", "capture", "capture, archiver or restore")
+	f.StringVar(&out, "cpuprofile", "cpu.pprof", "where to write the CPU profile")
+	f.IntVar(&events, "events", 200_000, "events in the backlog")
+	f.IntVar(&streams, "streams", 10_000, "streams the events spread over")
+	f.StringVar(&dir, "dir", "", "working directory (default: a temporary directory, removed afterwards)")
+	f.BoolVar(&keep, "keep", false, "keep the working directory")
+	return cmd
+}

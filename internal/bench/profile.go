@@ -1,0 +1,187 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/pprof"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tidemark/tidemark/internal/archive"
+	"github.com/tidemark/tidemark/internal/cdc"
+	"github.com/tidemark/tidemark/internal/restore"
+)
+
+// Components Profile can run in-process.
+const (
+	ComponentCapture  = "capture"
+	ComponentArchiver = "archiver"
+	ComponentRestore  = "restore"
+)
+
+// ProfileConfig describes one profiling run.
+type ProfileConfig struct {
+	// Dir holds the servers' data and logs; required.
+	Dir string
+	// Events and Streams size the backlog (200,000 and 10,000).
+	Events, Streams int
+	// Component is what runs in-process under the profiler: capture (drain
+	// of the backlog into JetStream), archiver (drain of the full stream)
+	// or restore (of the whole archive).
+	Component string
+	// CPUProfile receives the CPU profile of the component's run.
+	CPUProfile io.Writer
+	// Progress, when set, receives a line per step.
+	Progress func(msg string, args ...any)
+}
+
+// ProfileResult is how long the profiled component took.
+type ProfileResult struct {
+	Events   int64
+	Duration time.Duration
+}
+
+// Profile builds the rig and backlog as Run does, prepares the
+// component's input with the real programs, then runs the component
+// in-process (its internal package, default settings) under the CPU
+// profiler until it has handled the backlog. NATS runs as its own process,
+// so the profile holds the component and this process's polling only.
+func Profile(ctx context.Context, cfg ProfileConfig) (ProfileResult, error) {
+	if cfg.Dir == "" || cfg.CPUProfile == nil {
+		return ProfileResult{}, errors.New("bench: ProfileConfig.Dir and CPUProfile are required")
+	}
+	if cfg.Events <= 0 {
+		cfg.Events = 200_000
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = func(string, ...any) {}
+	}
+	rc, err := Config{Dir: cfg.Dir, Events: cfg.Events, Streams: cfg.Streams, SkipMicro: true, Progress: cfg.Progress}.withDefaults()
+	if err != nil {
+		return ProfileResult{}, err
+	}
+	r := &runner{cfg: rc, res: &Results{Config: rc}}
+	defer r.close()
+	for _, step := range []func(context.Context) error{r.startRig, r.primeCapture, r.loadBacklog} {
+		if err := step(ctx); err != nil {
+			return ProfileResult{}, err
+		}
+	}
+	n := r.res.Load.Events
+	switch cfg.Component {
+	case ComponentCapture:
+		return profileRun(ctx, cfg, n, metricCapturePublished, func(ctx context.Context) error {
+			c, err := cdc.New(cdc.Config{PGURL: r.h.SourceURL, NATSURL: r.h.NATSURL, ConfirmOn: cdc.ConfirmJetStream, Logger: discardLogger()})
+			if err != nil {
+				return err
+			}
+			return c.Run(ctx)
+		})
+	case ComponentArchiver, ComponentRestore:
+		if err := r.drainCapture(ctx); err != nil {
+			return ProfileResult{}, err
+		}
+	default:
+		return ProfileResult{}, fmt.Errorf("bench: unknown component %q (want capture, archiver or restore)", cfg.Component)
+	}
+	if cfg.Component == ComponentArchiver {
+		return profileRun(ctx, cfg, n, metricArchived, func(ctx context.Context) error {
+			nc, err := nats.Connect(r.h.NATSURL)
+			if err != nil {
+				return fmt.Errorf("connect nats: %w", err)
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return fmt.Errorf("open jetstream: %w", err)
+			}
+			a, err := archive.New(archive.Config{}, archive.Deps{JetStream: js, Store: r.store, Logger: discardLogger()})
+			if err != nil {
+				return err
+			}
+			return a.Run(ctx)
+		})
+	}
+	if err := r.drainArchiver(ctx); err != nil {
+		return ProfileResult{}, err
+	}
+	url, err := NewEventcoreDatabase(ctx, r.target.CreateDatabase)
+	if err != nil {
+		return ProfileResult{}, err
+	}
+	arc, err := restore.Open(ctx, r.store, nil)
+	if err != nil {
+		return ProfileResult{}, err
+	}
+	plan, err := arc.Plan(arc.Window().Watermark, "")
+	if err != nil {
+		return ProfileResult{}, err
+	}
+	if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+		return ProfileResult{}, fmt.Errorf("start cpu profile: %w", err)
+	}
+	start := time.Now()
+	res, err := restore.Restore(ctx, plan, restore.Options{TargetURL: url})
+	d := time.Since(start)
+	pprof.StopCPUProfile()
+	if err != nil {
+		return ProfileResult{}, err
+	}
+	return ProfileResult{Events: res.Events, Duration: d}, nil
+}
+
+// profileRun runs f under the CPU profiler until the in-process counter
+// metric reaches n, then cancels it.
+func profileRun(ctx context.Context, cfg ProfileConfig, n int64, metric string, f func(context.Context) error) (ProfileResult, error) {
+	cfg.Progress("profiling", "component", cfg.Component, "events", n)
+	if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+		return ProfileResult{}, fmt.Errorf("start cpu profile: %w", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- f(cctx) }()
+	var runErr error
+	var d time.Duration
+	for d == 0 && runErr == nil {
+		select {
+		case err := <-done:
+			runErr = fmt.Errorf("%s stopped early: %v", cfg.Component, err)
+		case <-time.After(pollInterval):
+			if v, _ := gatherCounter(metric); v >= float64(n) {
+				d = time.Since(start)
+			}
+		case <-ctx.Done():
+			runErr = ctx.Err()
+		}
+	}
+	pprof.StopCPUProfile()
+	cancel()
+	if runErr == nil {
+		<-done
+	}
+	return ProfileResult{Events: n, Duration: d}, runErr
+}
+
+// gatherCounter reads a counter from this process's default registry.
+func gatherCounter(name string) (float64, error) {
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetCounter().GetValue(), nil
+		}
+	}
+	return 0, fmt.Errorf("metric %s not registered", name)
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
