@@ -72,7 +72,8 @@ Every flag can also be set through the environment (TIDEMARK_RESTORER_<FLAG>,
 e.g. TIDEMARK_RESTORER_STORE) or a YAML file (--config). Exit codes are listed
 in docs/exit-codes.md.`,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cli.ApplyConfig(cmd, envPrefix, nil); err != nil {
+			// TIDEMARK_ENCRYPTION_KEYS is the archiver's variable: one Secret serves both.
+			if err := cli.ApplyConfig(cmd, envPrefix, map[string]string{"TIDEMARK_ENCRYPTION_KEYS": "encryption-key"}); err != nil {
 				return err
 			}
 			lg, err := cli.NewLogger(a.stderr, a.logLevel, a.logFormat)

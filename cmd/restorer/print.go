@@ -92,7 +92,10 @@ func printListing(w io.Writer, l *restore.Listing) {
 
 func printReport(w io.Writer, r *restore.Report) {
 	fmt.Fprintf(w, "Archive:     %s\n", r.Store)
-	fmt.Fprintf(w, "Checked:     %d segments, %d events, %d streams\n", r.Segments, r.Events, r.Streams)
+	fmt.Fprintf(w, "Checked:     %d catalog entries, %d segments, %d events, %d streams\n", r.Entries, r.Segments, r.Events, r.Streams)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "OK       %s\n", n)
+	}
 	if ag := r.Against; ag != nil {
 		fmt.Fprintf(w, "Against:     %s table %s: %d source events ≤ watermark, %d missing from the archive, %d archived but not in the source\n",
 			ag.Source, ag.Table, ag.SourceEvents, ag.Missing, ag.Extra)
@@ -105,7 +108,7 @@ func printReport(w io.Writer, r *restore.Report) {
 		if p.Stream != "" {
 			where += fmt.Sprintf(" stream %q", p.Stream)
 		}
-		fmt.Fprintf(w, "%-8s%s: %s\n", strings.ToUpper(p.Severity), where, p.Message)
+		fmt.Fprintf(w, "%-8s %s%s: %s\n", strings.ToUpper(p.Severity), p.Check, where, p.Message)
 	}
 	fmt.Fprintf(w, "Result:      %s\n", r.Status)
 }

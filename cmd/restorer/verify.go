@@ -42,13 +42,14 @@ func (a *app) runVerify(ctx context.Context, opts restore.VerifyOptions, interva
 	if interval <= 0 {
 		return cli.Usage(fmt.Errorf("--progress-interval must be positive"), "e.g. --progress-interval 30s")
 	}
-	arc, err := a.openArchive(ctx)
+	st, kr, err := a.openStore(ctx)
 	if err != nil {
 		return err
 	}
+	opts.Keyring = kr
 	opts.Progress = &restore.Progress{}
 	stop := a.showProgress(ctx, opts.Progress, interval)
-	rep, err := restore.Verify(ctx, arc, opts)
+	rep, err := restore.Verify(ctx, st, opts)
 	stop()
 	if err != nil {
 		return err

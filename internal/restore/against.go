@@ -59,7 +59,7 @@ func (v *verifier) against(ctx context.Context, a *Archive, opts VerifyOptions) 
 				if ts != nil {
 					when = "committed " + FormatTime(*ts)
 				}
-				v.problem(SeverityFailure, "", s, "source event %s (%s, at or before the watermark %s) is not in the archive",
+				v.problem(SeverityFailure, "against", "", s, "source event %s (%s, at or before the watermark %s) is not in the archive",
 					id, when, FormatTime(wm))
 			}
 		}
@@ -72,11 +72,11 @@ func (v *verifier) against(ctx context.Context, a *Archive, opts VerifyOptions) 
 	for _, r := range v.ids {
 		if _, found := slices.BinarySearch(src, r.h); !found {
 			rep.Extra++
-			v.problem(SeverityFailure, v.segs[r.seg], "", "an archived event is not in the source table %s", table)
+			v.problem(SeverityFailure, "against", v.segs[r.seg], "", "an archived event is not in the source table %s", table)
 		}
 	}
 	if rep.AfterWatermark > 0 {
-		v.problem(SeverityWarning, "", "", "%d archived events committed after the watermark %s on the source (the watermark lags the archive)",
+		v.problem(SeverityWarning, "against", "", "", "%d archived events committed after the watermark %s on the source (the watermark lags the archive)",
 			rep.AfterWatermark, FormatTime(wm))
 	}
 	return nil

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/objstore"
+	"github.com/tidemark/tidemark/internal/segment"
 )
 
 // Report statuses of Verify.
@@ -30,6 +33,8 @@ const (
 
 // VerifyOptions configures Verify.
 type VerifyOptions struct {
+	// Keyring decrypts encrypted segments; nil reads plaintext only.
+	Keyring *segment.Keyring
 	// AgainstURL, when set, is the live source database: every source event
 	// committed at or before the watermark must be in the archive, and
 	// nothing else may be.
@@ -51,14 +56,19 @@ type Report struct {
 	Status string `json:"status"`
 	// Store describes the archive's location (no secrets).
 	Store string `json:"store"`
-	// Window is the restorable window.
+	// Window is the restorable window (zero when the catalog cannot be loaded).
 	Window Window `json:"window"`
+	// Entries is the number of catalog entries read.
+	Entries int `json:"catalog_entries"`
 	// Segments, Events and Streams count what was checked.
 	Segments int   `json:"segments"`
 	Events   int64 `json:"events"`
 	Streams  int64 `json:"streams"`
-	// Problems lists every finding, each naming its object and/or stream.
+	// Problems lists every warning and failure, each naming its check and
+	// its object and/or stream.
 	Problems []Problem `json:"problems"`
+	// Notes are informational findings (what was checked and passed).
+	Notes []string `json:"notes,omitempty"`
 	// Against is the comparison with the live source, when requested.
 	Against *AgainstReport `json:"against,omitempty"`
 }
@@ -67,6 +77,10 @@ type Report struct {
 type Problem struct {
 	// Severity is "failure" or "warning".
 	Severity string `json:"severity"`
+	// Check names the check: those of catalog.Verify (chain, checkpoint,
+	// epoch, object, checksum, decode, trailer, continuity, transaction,
+	// stream, event-id, unlisted) and "structure", "versions", "against".
+	Check string `json:"check"`
 	// Object is the object key concerned ("" when none).
 	Object string `json:"object,omitempty"`
 	// Stream is the stream concerned ("" when none).
@@ -92,17 +106,17 @@ type AgainstReport struct {
 	AfterWatermark int64 `json:"after_watermark"`
 }
 
-// maxProblems bounds the problems a report lists in detail.
+// maxProblems bounds the problems of one check listed in detail.
 const maxProblems = 200
 
 type verifier struct {
-	rep            *Report
-	dropped        int
-	seed           maphash.Seed
-	ids            []idRef       // digest of every archived event id, with its segment
-	stats          *versionStats // per-stream version continuity, order-independent
-	segs           []string      // segment keys by index
-	failedSegments int           // segments that could not be read
+	rep     *Report
+	dropped map[string]int
+	seed    maphash.Seed
+	ids     []idRef       // digest of every archived event id, with its segment
+	stats   *versionStats // per-stream version continuity, order-independent
+	segs    []string      // segment keys by index
+	named   map[string]bool
 }
 
 // idRef is an archived event id's 64-bit digest and the segment holding it.
@@ -111,61 +125,136 @@ type idRef struct {
 	seg int32
 }
 
-func (v *verifier) problem(sev, object, stream, format string, args ...any) {
+func (v *verifier) problem(sev, check, object, stream, format string, args ...any) {
 	if sev == SeverityFailure {
 		v.rep.Status = StatusFailure
 	} else if v.rep.Status == StatusOK {
 		v.rep.Status = StatusWarning
 	}
-	if len(v.rep.Problems) >= maxProblems {
-		v.dropped++
+	if v.dropped[check] > 0 || v.count(check) >= maxProblems {
+		v.dropped[check]++
 		return
 	}
-	v.rep.Problems = append(v.rep.Problems, Problem{Severity: sev, Object: object, Stream: stream, Message: fmt.Sprintf(format, args...)})
+	v.rep.Problems = append(v.rep.Problems, Problem{Severity: sev, Check: check, Object: object, Stream: stream, Message: fmt.Sprintf(format, args...)})
 }
 
-// Verify checks the whole archive: the catalog's hash chain (checked by
-// Open) and catalog.Verify's findings; every segment's checksum, decryption
-// and agreement with its catalog entry; every event's structure; per-stream
-// version continuity across the archive; no event id twice; chain gaps; and
-// with AgainstURL, completeness against the live source. It returns an
-// error only when it cannot run (store or source unreachable); findings go
-// into the Report.
-func Verify(ctx context.Context, a *Archive, opts VerifyOptions) (*Report, error) {
+func (v *verifier) count(check string) int {
+	n := 0
+	for _, p := range v.rep.Problems {
+		if p.Check == check {
+			n++
+		}
+	}
+	return n
+}
+
+// Verify checks the archive in store. catalog.Verify checks the catalog's
+// hash chain, checkpoints and epochs, every segment's presence, size,
+// SHA-256, decryption and agreement with its entry, transaction
+// completeness, chain links, per-stream version order and event-id
+// uniqueness. Verify adds every event's structure (an event id, a non-empty
+// stream id, a version ≥ 1, data and metadata that parse as JSON), that
+// each stream's versions are exactly 1…n across the archive, and with
+// AgainstURL completeness against the live source. It returns an error
+// only when it cannot run (store or source unreachable, credentials
+// rejected); findings go into the Report.
+func Verify(ctx context.Context, store objstore.Store, opts VerifyOptions) (*Report, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = DefaultParallel
 	}
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
 	}
-	v := &verifier{rep: &Report{Status: StatusOK, Store: a.Store.String(), Window: a.Window(), Problems: []Problem{}},
-		seed: maphash.MakeSeed()}
-	if err := v.catalogChecks(ctx, a); err != nil {
+	v := &verifier{rep: &Report{Status: StatusOK, Store: store.String(), Problems: []Problem{}},
+		seed: maphash.MakeSeed(), dropped: map[string]int{}, named: map[string]bool{}}
+	opts.Progress.setPhase("verify")
+	opts.Progress.start()
+	failed, err := v.catalogChecks(ctx, store, opts.Keyring)
+	if err != nil {
 		return nil, err
 	}
-	refs := a.Catalog.Segments()
+	a, err := Open(ctx, store, opts.Keyring)
+	switch {
+	case errors.Is(err, ErrIntegrity):
+		// the chain is broken: catalog.Verify reported where
+		v.finish()
+		return v.rep, nil
+	case err != nil:
+		return nil, err
+	}
+	v.rep.Window = a.Window()
+	var refs []catalog.SegmentRef
+	for _, r := range a.Catalog.Segments() {
+		if !failed[r.Key] {
+			refs = append(refs, r)
+		}
+	}
 	if err := v.scan(ctx, a, refs, opts); err != nil {
 		return nil, err
 	}
 	if v.stats != nil {
-		v.continuity()
-	}
-	if err := v.duplicates(ctx, a, refs, opts); err != nil {
-		return nil, err
+		v.continuity(len(failed))
 	}
 	if opts.AgainstURL != "" {
+		slices.SortFunc(v.ids, func(x, y idRef) int { return cmp.Compare(x.h, y.h) })
 		if err := v.against(ctx, a, opts); err != nil {
 			return nil, err
 		}
 	}
-	if v.dropped > 0 {
-		v.rep.Problems = append(v.rep.Problems, Problem{Severity: SeverityWarning,
-			Message: fmt.Sprintf("%d more problems not listed", v.dropped)})
-	}
+	v.finish()
 	return v.rep, nil
 }
 
-// scan downloads every segment in chain order and checks it.
+// catalogChecks runs catalog.Verify and folds its findings in; it returns
+// the segments it found unreadable, which the event checks skip.
+func (v *verifier) catalogChecks(ctx context.Context, store objstore.Store, kr *segment.Keyring) (map[string]bool, error) {
+	crep, err := catalog.Verify(ctx, store, kr)
+	if err != nil {
+		if errors.Is(err, objstore.ErrAccessDenied) {
+			return nil, withHint(ErrCredentials, fmt.Errorf("verify %s: %w", store, err), "check the store credentials")
+		}
+		return nil, fmt.Errorf("verify %s: %w", store, err)
+	}
+	v.rep.Entries = crep.Entries
+	failed := map[string]bool{}
+	for _, f := range crep.Findings {
+		switch f.Severity {
+		case catalog.OK:
+			v.rep.Notes = append(v.rep.Notes, f.Check+": "+f.Message)
+			continue
+		case catalog.Failure:
+			switch f.Check {
+			case "object", "checksum", "decode", "trailer":
+				failed[f.Object] = true
+			}
+		}
+		if f.Stream != "" {
+			v.named[f.Stream] = true
+		}
+		sev := SeverityWarning
+		if f.Severity == catalog.Failure {
+			sev = SeverityFailure
+		}
+		// catalog.Verify bounds its own findings per check
+		v.rep.Problems = append(v.rep.Problems, Problem{Severity: sev, Check: f.Check, Object: f.Object, Stream: f.Stream, Message: f.Message})
+		if sev == SeverityFailure {
+			v.rep.Status = StatusFailure
+		} else if v.rep.Status == StatusOK {
+			v.rep.Status = StatusWarning
+		}
+	}
+	return failed, nil
+}
+
+// finish lists how many problems of each check were not listed.
+func (v *verifier) finish() {
+	for _, check := range slices.Sorted(maps.Keys(v.dropped)) {
+		v.rep.Problems = append(v.rep.Problems, Problem{Severity: SeverityWarning, Check: check,
+			Message: fmt.Sprintf("%d more %s problems not listed", v.dropped[check], check)})
+	}
+}
+
+// scan downloads the readable segments in chain order and checks their events.
 func (v *verifier) scan(ctx context.Context, a *Archive, refs []catalog.SegmentRef, opts VerifyOptions) error {
 	f := &fetcher{store: a.Store, keyring: a.Keyring, target: farFuture, maxBytes: opts.MaxSegmentBytes, progress: opts.Progress}
 	opts.Progress.SegmentsTotal.Store(int64(len(refs)))
@@ -173,8 +262,6 @@ func (v *verifier) scan(ctx context.Context, a *Archive, refs []catalog.SegmentR
 		opts.Progress.BytesTotal.Add(r.Size)
 		opts.Progress.EventsTotal.Add(int64(r.Events))
 	}
-	opts.Progress.setPhase("verify")
-	opts.Progress.start()
 	pl := startPipelineWith(ctx, f.fetch, refs, opts.Parallel, true)
 	defer pl.stop()
 	for {
@@ -187,14 +274,11 @@ func (v *verifier) scan(ctx context.Context, a *Archive, refs []catalog.SegmentR
 		v.rep.Segments++
 		v.segs = append(v.segs, got.ref.Key)
 		if got.err != nil {
-			if isInterrupted(got.err) {
+			if isInterrupted(got.err) || errors.Is(got.err, ErrCredentials) {
 				return got.err
 			}
-			if errors.Is(got.err, ErrCredentials) {
-				return got.err
-			}
-			v.problem(SeverityFailure, got.ref.Key, "", "%v", got.err)
-			v.failedSegments++
+			// read fine a moment ago in catalog.Verify: changed since
+			v.problem(SeverityFailure, "object", got.ref.Key, "", "%v", got.err)
 			continue
 		}
 		v.checkEvents(got, int32(len(v.segs)-1))
@@ -219,9 +303,9 @@ func (v *verifier) checkEvents(got *fetched, seg int32) {
 			id := e.Value(l.EventID)
 			switch {
 			case id == nil || len(id) == 0:
-				v.problem(SeverityFailure, key, "", "%s has no event id", where())
+				v.problem(SeverityFailure, "structure", key, "", "%s has no event id", where())
 			case t.Columns[l.EventID].OID == uuidOID && (len(id) != 36 || string(id) == "00000000-0000-0000-0000-000000000000"):
-				v.problem(SeverityFailure, key, "", "%s has an invalid event id %q", where(), clip(string(id)))
+				v.problem(SeverityFailure, "structure", key, "", "%s has an invalid event id %q", where(), clip(string(id)))
 			default:
 				v.ids = append(v.ids, idRef{h: maphash.Bytes(v.seed, id), seg: seg})
 			}
@@ -231,7 +315,7 @@ func (v *verifier) checkEvents(got *fetched, seg int32) {
 			sid := e.Value(l.StreamID)
 			stream = string(sid)
 			if len(sid) == 0 {
-				v.problem(SeverityFailure, key, "", "%s has an empty stream id", where())
+				v.problem(SeverityFailure, "structure", key, "", "%s has an empty stream id", where())
 			}
 		}
 		for _, c := range []int{l.EventData, l.Metadata} {
@@ -239,7 +323,7 @@ func (v *verifier) checkEvents(got *fetched, seg int32) {
 				continue
 			}
 			if val := e.Value(c); val != nil && !json.Valid(val) {
-				v.problem(SeverityFailure, key, stream, "%s: column %s is not valid JSON", where(), t.Columns[c].Name)
+				v.problem(SeverityFailure, "structure", key, stream, "%s: column %s is not valid JSON", where(), t.Columns[c].Name)
 			}
 		}
 		if v.stats == nil {
@@ -249,77 +333,34 @@ func (v *verifier) checkEvents(got *fetched, seg int32) {
 	}
 }
 
-// continuity reports streams whose versions are not 1…n across the
-// archive: one problem per stream, or a single summary when unreadable
-// segments already explain the holes.
-func (v *verifier) continuity() {
+// continuity reports streams whose versions are not exactly 1…n across the
+// archive and that catalog.Verify did not already name (it checks that
+// versions rise by one in chain order, not that they start at 1): one
+// problem per stream, or a summary when unreadable segments explain holes.
+func (v *verifier) continuity(unreadable int) {
 	v.rep.Streams = int64(len(v.stats.streams) + len(v.stats.invalid))
-	if v.failedSegments > 0 {
-		bad, n := v.stats.broken(maxExamples)
-		if n > 0 {
-			names := make([]string, len(bad))
-			for i, b := range bad {
-				names[i] = b.String()
-			}
-			v.problem(SeverityFailure, "", "", "%d streams have versions not contiguous from 1, as expected with %d unreadable segments (e.g. %s)",
-				n, v.failedSegments, strings.Join(names, ", "))
+	bad, _ := v.stats.broken(len(v.stats.streams) + len(v.stats.invalid))
+	var fresh []brokenStream
+	for _, b := range bad {
+		if !v.named[b.ID] {
+			fresh = append(fresh, b)
 		}
+	}
+	if len(fresh) == 0 {
 		return
 	}
-	bad, n := v.stats.broken(maxProblems)
-	for _, b := range bad {
-		v.problem(SeverityFailure, "", b.ID, "versions are not contiguous from 1 across the archive (%s)", b.Detail)
+	if unreadable > 0 {
+		names := make([]string, 0, maxExamples)
+		for _, b := range fresh[:min(len(fresh), maxExamples)] {
+			names = append(names, b.String())
+		}
+		v.problem(SeverityFailure, "versions", "", "", "%d streams have versions not contiguous from 1, as expected with %d unreadable segments (e.g. %s)",
+			len(fresh), unreadable, strings.Join(names, ", "))
+		return
 	}
-	v.dropped += n - len(bad)
-}
-
-// duplicates finds event ids archived twice: equal 64-bit digests are
-// candidates, confirmed by re-reading the segments that hold them.
-func (v *verifier) duplicates(ctx context.Context, a *Archive, refs []catalog.SegmentRef, opts VerifyOptions) error {
-	slices.SortFunc(v.ids, func(x, y idRef) int {
-		if x.h != y.h {
-			if x.h < y.h {
-				return -1
-			}
-			return 1
-		}
-		return int(x.seg - y.seg)
-	})
-	cand := map[uint64]bool{}
-	segs := map[int32]bool{}
-	for i := 1; i < len(v.ids); i++ {
-		if v.ids[i].h == v.ids[i-1].h {
-			cand[v.ids[i].h] = true
-			segs[v.ids[i].seg], segs[v.ids[i-1].seg] = true, true
-		}
+	for _, b := range fresh {
+		v.problem(SeverityFailure, "versions", "", b.ID, "versions are not exactly 1…n across the archive (%s)", b.Detail)
 	}
-	if len(cand) == 0 {
-		return nil
-	}
-	f := &fetcher{store: a.Store, keyring: a.Keyring, target: farFuture, maxBytes: opts.MaxSegmentBytes, progress: &Progress{}}
-	where := map[string][]string{} // id → segments
-	for i := range refs {
-		if !segs[int32(i)] {
-			continue
-		}
-		got, err := f.fetch(ctx, refs[i])
-		if err != nil {
-			continue // already reported
-		}
-		l := event.LayoutOf(got.table)
-		for _, e := range got.events {
-			id := e.Value(l.EventID)
-			if cand[maphash.Bytes(v.seed, id)] {
-				where[string(id)] = append(where[string(id)], refs[i].Key)
-			}
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(where)) {
-		if objs := where[id]; len(objs) > 1 {
-			v.problem(SeverityFailure, objs[0], "", "event id %s is archived %d times (in %v)", id, len(objs), objs)
-		}
-	}
-	return nil
 }
 
 func clip(s string) string {

@@ -14,7 +14,7 @@ import (
 func TestVerify_HealthyArchive(t *testing.T) {
 	f := sharedFixture(t)
 	a := openArchive(t, f.dir, nil)
-	rep, err := Verify(context.Background(), a, VerifyOptions{AgainstURL: f.sourceURL})
+	rep, err := Verify(context.Background(), a.Store, VerifyOptions{AgainstURL: f.sourceURL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestVerify_FindsDamage(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, injected), []byte("not a segment"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify(ctx, a, VerifyOptions{})
+	rep, err := Verify(ctx, a.Store, VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,13 +68,13 @@ func TestVerify_FindsDamage(t *testing.T) {
 	if named[flipped] != SeverityFailure || named[missing] != SeverityFailure || named[injected] != SeverityWarning {
 		t.Fatalf("problems %+v do not name %s, %s (failures) and %s (warning)", rep.Problems, flipped, missing, injected)
 	}
-	// the unreadable segments' streams lose versions: one summary naming some
-	summary := false
+	// the unreadable segments' streams lose versions
+	holes := false
 	for _, p := range rep.Problems {
-		summary = summary || strings.Contains(p.Message, "streams have versions not contiguous from 1, as expected with 2 unreadable segments")
+		holes = holes || p.Check == "stream" && p.Stream != "" || p.Check == "versions"
 	}
-	if !summary {
-		t.Fatalf("no continuity summary among %+v", rep.Problems)
+	if !holes {
+		t.Fatalf("no stream continuity problem among %+v", rep.Problems)
 	}
 	l, err := List(ctx, a, time.Now())
 	if err != nil {
@@ -102,7 +102,7 @@ func TestVerify_AgainstSourceFindsMissingAndExtra(t *testing.T) {
 	a := openArchive(t, dir, nil)
 	// and a source with one event the archive never saw
 	src := newEventCoreDB(t)
-	rep, err := Verify(ctx, a, VerifyOptions{AgainstURL: f.sourceURL})
+	rep, err := Verify(ctx, a.Store, VerifyOptions{AgainstURL: f.sourceURL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestVerify_AgainstSourceFindsMissingAndExtra(t *testing.T) {
 	found, gap := false, false
 	for _, p := range rep.Problems {
 		found = found || (p.Stream == stream && strings.Contains(p.Message, "not in the archive"))
-		gap = gap || (p.Stream == stream && strings.Contains(p.Message, "not contiguous"))
+		gap = gap || (p.Stream == stream && (p.Check == "stream" || p.Check == "versions"))
 	}
 	later := false // the stream continues after the skipped transaction, so its versions have a hole
 	sid := f.table.ColumnIndex("stream_id")
@@ -126,7 +126,7 @@ func TestVerify_AgainstSourceFindsMissingAndExtra(t *testing.T) {
 		t.Fatalf("missing event's stream %q not named (missing %v, continuity %v): %+v", stream, found, gap, rep.Problems)
 	}
 	// against an unrelated source every archived event is extra
-	rep, err = Verify(ctx, a, VerifyOptions{AgainstURL: src})
+	rep, err = Verify(ctx, a.Store, VerifyOptions{AgainstURL: src})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,5 +147,57 @@ func TestList_Summary(t *testing.T) {
 	}
 	if l.Segments == 0 || l.Events == 0 || l.StoredBytes == 0 || l.RawBytes <= l.StoredBytes || len(l.Gaps) != 0 || l.Tables[0] != "public.eventcore_events" {
 		t.Fatalf("listing %+v", l)
+	}
+}
+
+func TestVerify_StructureAndVersionsFromOne(t *testing.T) {
+	f := sharedFixture(t)
+	ctx := context.Background()
+	mk := func(ct time.Time, id, stream, version, data string) []*event.Event {
+		vals := make([][]byte, len(f.table.Columns))
+		set := func(col, v string) { vals[f.table.ColumnIndex(col)] = []byte(v) }
+		set("event_id", id)
+		set("stream_id", stream)
+		set("stream_version", version)
+		set("event_type", "T")
+		set("event_data", data)
+		set("metadata", "{}")
+		set("created_at", "2026-01-01 00:00:00+00")
+		return []*event.Event{{Table: f.table.QualifiedName(), CommitTime: ct, Values: vals}}
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	txns := [][]*event.Event{
+		mk(t0, "0190c6b2-0000-7000-8000-000000000001", "ok", "1", `{"a":1}`),
+		mk(t0.Add(time.Second), "0190c6b2-0000-7000-8000-000000000002", "ok", "2", `{"a":2}`),
+		mk(t0.Add(2*time.Second), "0190c6b2-0000-7000-8000-000000000003", "late-start", "5", `{}`),
+		mk(t0.Add(3*time.Second), "0190c6b2-0000-7000-8000-000000000004", "late-start", "6", `{}`),
+		mk(t0.Add(4*time.Second), "0190c6b2-0000-7000-8000-000000000005", "bad-json", "1", `{not json`),
+		mk(t0.Add(5*time.Second), "0190c6b2-0000-7000-8000-000000000006", "", "1", `{}`),
+	}
+	dir := t.TempDir()
+	st, err := fileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeArchive(ctx, st, f.table, txns, archiveOptions{segmentEvents: 3}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(ctx, st, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"versions/late-start": false, "structure/bad-json": false, "structure/": false}
+	for _, p := range rep.Problems {
+		if _, ok := want[p.Check+"/"+p.Stream]; ok {
+			want[p.Check+"/"+p.Stream] = true
+		}
+	}
+	for k, found := range want {
+		if !found {
+			t.Errorf("no %s problem in %+v", k, rep.Problems)
+		}
+	}
+	if rep.Status != StatusFailure {
+		t.Fatalf("status %s", rep.Status)
 	}
 }

@@ -140,8 +140,15 @@ func ReadTransactions(ctx context.Context, conn *pgx.Conn, t event.Table) ([][]*
 		sel += pgx.Identifier{c.Name}.Sanitize() + "::text, "
 	}
 	n := len(t.Columns)
+	// Within a transaction, heap order (ctid) need not be insertion order
+	// (free space is reused); per-stream version order is what WAL order
+	// guarantees for an event store.
+	within := "ctid"
+	if t.ColumnIndex("stream_version") >= 0 {
+		within = "src.stream_version, ctid" // the column, not the ::text output of the same name
+	}
 	rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT %spg_xact_commit_timestamp(xmin), xmin::text::bigint
-		FROM %s ORDER BY %d, %d, ctid`, sel, pgx.Identifier{t.Schema, t.Name}.Sanitize(), n+1, n+2))
+		FROM %s AS src ORDER BY %d, %d, %s`, sel, pgx.Identifier{t.Schema, t.Name}.Sanitize(), n+1, n+2, within))
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +224,12 @@ func WriteArchive(ctx context.Context, st objstore.Store, t event.Table, txns []
 	if err != nil {
 		return err
 	}
-	w := catalog.NewWriter(st, c, "restoretest", 1)
+	lease, err := catalog.AcquireLease(ctx, st, "restoretest", time.Minute)
+	if err != nil {
+		return err
+	}
+	defer lease.Release(context.WithoutCancel(ctx))
+	w := catalog.NewWriter(st, c, "restoretest", lease.Epoch())
 	var maxTime time.Time
 	for start := 0; start < len(order); {
 		end, n := start, 0
