@@ -241,3 +241,53 @@ func TestRestorer_DryRunListVerify(t *testing.T) {
 	}
 	t.Logf("verify damaged:\n%s%s", r.stdout, r.stderr)
 }
+
+func TestRestorer_OutputFile(t *testing.T) {
+	f := fixture(t)
+	at := f.Times[len(f.Times)/3]
+	want := 0
+	for _, tx := range f.Txns {
+		if !tx[0].CommitTime.After(at) {
+			want += len(tx)
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.jsonl")
+	r := runCmd(t, "restore", "--store", f.Dir, "--output", path, "--to", at.Format(time.RFC3339Nano))
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != want {
+		t.Fatalf("%d lines, want %d", len(lines), want)
+	}
+	var first map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first["commit_time"] == nil || first["commit_lsn"] == nil || first["event_id"] == nil {
+		t.Fatalf("first line %q: %v", lines[0], err)
+	}
+	// to stdout: events only on stdout, messages on stderr
+	r = runCmd(t, "restore", "--store", f.Dir, "--output", "-", "--to", at.Format(time.RFC3339Nano))
+	if r.code != 0 || strings.Count(r.stdout, "\n") != want || !strings.Contains(r.stderr, "Target time:") {
+		t.Fatalf("--output -: exit %d, %d lines\nstderr: %s", r.code, strings.Count(r.stdout, "\n"), r.stderr)
+	}
+	// a failed restore leaves no file behind
+	damaged := restoretest.CopyDir(t, f.Dir)
+	_ = filepath.Walk(filepath.Join(damaged, "segments"), func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			return os.Remove(p)
+		}
+		return nil
+	})
+	bad := filepath.Join(dir, "bad.jsonl")
+	r = runCmd(t, "restore", "--store", damaged, "--output", bad, "--to", "latest")
+	if r.code != 3 {
+		t.Fatalf("restore from a store without segments: exit %d: %s", r.code, r.stderr)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("files left behind: %v", entries)
+	}
+}

@@ -70,6 +70,11 @@ restore is resumed by running the same command again.`,
 }
 
 func (a *app) runRestore(ctx context.Context, f *restoreFlags) error {
+	events := a.stdout
+	if f.output == "-" {
+		// the events own stdout; messages move to stderr
+		a.stdout = a.stderr
+	}
 	spec, err := parseTo(f.to, f.tz)
 	if err != nil {
 		return err
@@ -105,7 +110,7 @@ func (a *app) runRestore(ctx context.Context, f *restoreFlags) error {
 	var out *outputFile
 	if f.output != "" {
 		opts.TargetURL = ""
-		if out, err = openOutput(f.output, a.stdout); err != nil {
+		if out, err = openOutput(f.output, events); err != nil {
 			return err
 		}
 		defer out.abort()

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,5 +200,37 @@ func TestVerify_StructureAndVersionsFromOne(t *testing.T) {
 	}
 	if rep.Status != StatusFailure {
 		t.Fatalf("status %s", rep.Status)
+	}
+}
+
+func TestVerify_BrokenChain(t *testing.T) {
+	f := sharedFixture(t)
+	ctx := context.Background()
+	dir := copyArchive(t, f.dir)
+	entries, err := os.ReadDir(filepath.Join(dir, "catalog", "entries"))
+	if err != nil || len(entries) < 3 {
+		t.Fatalf("entries: %v %d", err, len(entries))
+	}
+	removed := "catalog/entries/" + entries[1].Name()
+	if err := os.Remove(filepath.Join(dir, removed)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := fileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(ctx, st, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := false
+	for _, p := range rep.Problems {
+		chain = chain || p.Check == "chain" && p.Severity == SeverityFailure
+	}
+	if rep.Status != StatusFailure || !chain {
+		t.Fatalf("status %s, problems %+v", rep.Status, rep.Problems)
+	}
+	if _, err := Open(ctx, st, nil); !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("open a broken catalog: %v, want ErrIntegrity", err)
 	}
 }
