@@ -113,19 +113,21 @@ func (e *env) run(cfg Config) (stop func() error, done <-chan error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan error, 1)
-	go func() { ch <- c.Run(ctx) }()
-	var once sync.Once
+	finished := make(chan struct{})
 	var res error
+	go func() {
+		res = c.Run(ctx)
+		close(finished)
+		ch <- res
+	}()
 	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case res = <-ch:
-			case <-time.After(60 * time.Second):
-				res = errors.New("capture did not stop within 60s")
-			}
-		})
-		return res
+		cancel()
+		select {
+		case <-finished:
+			return res
+		case <-time.After(60 * time.Second):
+			return errors.New("capture did not stop within 60s")
+		}
 	}
 	e.t.Cleanup(func() { _ = stop() })
 	return stop, ch

@@ -1,0 +1,211 @@
+package cdc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/eventcore"
+	"github.com/tidemark/tidemark/internal/feed"
+	"github.com/tidemark/tidemark/internal/loadgen"
+	"github.com/tidemark/tidemark/internal/testrig"
+)
+
+// runToError runs capture and returns its error, failing if it keeps running.
+func (e *env) runToError(cfg Config) error {
+	e.t.Helper()
+	_, done := e.run(cfg)
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(60 * time.Second):
+		e.t.Fatal("capture kept running, want a fatal error")
+		return nil
+	}
+}
+
+// runUntilStreaming runs capture until the slot streams, then stops it.
+func (e *env) runUntilStreaming(cfg Config) {
+	e.t.Helper()
+	stop, _ := e.run(cfg)
+	waitFor(e.t, 30*time.Second, "slot streaming", func() bool { return e.slotState().Active })
+	if err := stop(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func wantFatal(t *testing.T, err, sentinel error, hintPart string) {
+	t.Helper()
+	var fe *FatalError
+	if !errors.Is(err, sentinel) || !errors.As(err, &fe) {
+		t.Fatalf("err = %v, want a *FatalError wrapping %v", err, sentinel)
+	}
+	if !strings.Contains(fe.Hint, hintPart) {
+		t.Fatalf("hint %q does not mention %q", fe.Hint, hintPart)
+	}
+}
+
+func TestCapture_SlotMissingIsFatal(t *testing.T) {
+	e := newEnv(t, nil)
+	cfg := e.config()
+	e.runUntilStreaming(cfg)
+	e.dropSlot()
+	err := e.runToError(cfg)
+	wantFatal(t, err, ErrSlotMissing, "--reset-slot")
+	if e.slotState().Exists {
+		t.Fatal("capture created a new slot")
+	}
+}
+
+func TestCapture_SlotInvalidatedIsFatal(t *testing.T) {
+	pg := testrig.StartPostgres(t, testrig.WithConf("max_slot_wal_keep_size", "1MB"), testrig.WithConf("wal_keep_size", "0"))
+	e := newEnv(t, pg)
+	cfg := e.config()
+	e.runUntilStreaming(cfg)
+	// With capture stopped, push WAL past max_slot_wal_keep_size.
+	for i := 0; i < 6 && e.slotState().WALStatus != "lost"; i++ {
+		e.exec("INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data) SELECT gen_random_uuid(), 'fill-' || g, 'Fill', '{}' FROM generate_series(1, 2000) g")
+		e.exec("SELECT pg_switch_wal()")
+		e.exec("CHECKPOINT")
+	}
+	if s := e.slotState(); s.WALStatus != "lost" {
+		t.Fatalf("could not invalidate the slot: wal_status %q", s.WALStatus)
+	}
+	err := e.runToError(cfg)
+	wantFatal(t, err, ErrSlotLost, "max_slot_wal_keep_size")
+}
+
+func TestCapture_SystemIDChangedIsFatal(t *testing.T) {
+	e := newEnv(t, nil)
+	cfg := e.config()
+	e.runUntilStreaming(cfg)
+	// The same stream, a different cluster.
+	other := testrig.StartPostgres(t)
+	url := other.NewDatabase(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := eventcore.Apply(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	cfg.PGURL = url
+	err = e.runToError(cfg)
+	wantFatal(t, err, ErrSystemIDChanged, "original server")
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("other cluster has %d slots (%v), want none", n, err)
+	}
+}
+
+// TestCapture_SnapshotInterrupted: a slot whose initial snapshot was never
+// completely published is refused with advice; `setup --reset-slot` then
+// lets capture start over.
+func TestCapture_SnapshotInterrupted(t *testing.T) {
+	e := newEnv(t, nil)
+	cfg := e.config()
+	ctx := context.Background()
+	if _, err := loadgen.Run(ctx, e.pgURL, loadgen.Config{Writers: 1, Events: 20, Streams: 2, Seed: 8}); err != nil {
+		t.Fatal(err)
+	}
+	// Play a capture that died after creating the slot.
+	if _, err := Setup(ctx, cfg, SetupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := connectReplication(ctx, e.pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := createSlotForTest(ctx, conn, e.slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeConn(conn)
+	kv, err := e.js.KeyValue(ctx, feed.MetaBucket(cfg.Stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := putSlotRecord(ctx, kv, slotRecord{Slot: e.slot, State: slotSnapshot, ConsistentPoint: res}); err != nil {
+		t.Fatal(err)
+	}
+	err = e.runToError(cfg)
+	wantFatal(t, err, ErrSnapshotIncomplete, "--reset-slot")
+
+	rep, err := Setup(ctx, cfg, SetupOptions{ResetSlot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(rep.Actions, "\n"), "pg_drop_replication_slot") {
+		t.Errorf("reset actions %v", rep.Actions)
+	}
+	stop, _ := e.run(cfg)
+	fl := e.waitAllCaptured(cfg.Stream, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(fl.ids) != 20 {
+		t.Fatalf("%d events after the reset, want 20", len(fl.ids))
+	}
+	b, _ := json.Marshal(fl.heartbeats)
+	if !strings.Contains(string(b), `"SnapshotDone":true`) {
+		t.Error("no snapshot-done heartbeat after the reset")
+	}
+}
+
+// TestCaptureProcess_Takeover: a second capture on an active slot waits,
+// then takes over within seconds of the first being killed.
+func TestCaptureProcess_Takeover(t *testing.T) {
+	bin := testrig.BuildBinary(t, "./cmd/capture")
+	e := newEnv(t, nil)
+	args := e.procArgs("--confirm-on", "jetstream")
+	first := startCaptureProc(t, bin, args...)
+	waitFor(t, 30*time.Second, "first capture streaming", func() bool { return e.slotState().Active })
+	pid := e.slotState().ActivePID
+	second := startCaptureProc(t, bin, args...)
+	waitFor(t, 30*time.Second, "second capture waiting", func() bool {
+		return strings.Contains(second.out.String(), "slot active for PID")
+	})
+	if s := e.slotState(); s.ActivePID != pid {
+		t.Fatalf("slot moved to PID %d while the first capture runs", s.ActivePID)
+	}
+	first.kill()
+	killed := time.Now()
+	waitFor(t, 15*time.Second, "second capture to take over", func() bool {
+		s := e.slotState()
+		return s.Active && s.ActivePID != pid
+	})
+	took := time.Since(killed)
+	ctx := context.Background()
+	if _, err := loadgen.Run(ctx, e.pgURL, loadgen.Config{Writers: 1, Events: 30, Streams: 3, Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitAllCaptured("TIDEMARK", 30*time.Second)
+	_ = second.cmd.Process.Signal(syscall.SIGTERM)
+	if code := second.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("second capture exited %d:\n%s", code, second.out.String())
+	}
+	t.Logf("took over %s after the kill", took.Round(time.Millisecond))
+}
+
+// createSlotForTest creates the slot as capture would and returns its
+// consistent point.
+func createSlotForTest(ctx context.Context, conn *pgconn.PgConn, slot string) (event.Position, error) {
+	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+		Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT",
+	})
+	if err != nil {
+		return 0, err
+	}
+	return event.ParsePosition(res.ConsistentPoint)
+}

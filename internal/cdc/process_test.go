@@ -1,0 +1,195 @@
+package cdc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/loadgen"
+	"github.com/tidemark/tidemark/internal/testrig"
+)
+
+// captureProc is a capture process started from the built binary.
+type captureProc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+func startCaptureProc(t *testing.T, bin string, args ...string) *captureProc {
+	t.Helper()
+	p := &captureProc{out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *captureProc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// wait returns the exit code, or fails after timeout.
+func (p *captureProc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("capture did not exit within %s; output:\n%s", timeout, p.out.String())
+	}
+	if p.err == nil {
+		return 0
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+func (e *env) procArgs(extra ...string) []string {
+	return append([]string{"run", "--pg", e.pgURL, "--nats-url", e.nats.URL, "--slot", e.slot, "--http", "",
+		"--heartbeat-interval", "300ms", "--status-interval", "100ms"}, extra...)
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestCaptureProcess_KillNine kills the capture process with SIGKILL at
+// seeded random points under concurrent load (TIDEMARK_KILL_POINTS points,
+// default 20; seed TIDEMARK_KILL_SEED, default 1). A follower plays the
+// archiver and publishes the watermark. Every committed event must reach the
+// stream, and the slot's confirmed position, sampled throughout, must never
+// pass the watermark published so far.
+func TestCaptureProcess_KillNine(t *testing.T) {
+	bin := testrig.BuildBinary(t, "./cmd/capture")
+	e := newEnv(t, nil)
+	points := envInt("TIDEMARK_KILL_POINTS", 20)
+	seed := uint64(envInt("TIDEMARK_KILL_SEED", 1))
+	rng := rand.New(rand.NewPCG(seed, 99))
+	ctx := context.Background()
+
+	// First start: wait until the slot exists and streams, so no kill lands
+	// inside the initial snapshot (covered by TestCapture_SnapshotInterrupted).
+	p := startCaptureProc(t, bin, e.procArgs()...)
+	waitFor(t, 30*time.Second, "first capture streaming", func() bool { return e.slotState().Active })
+	created := e.slotState().ConfirmedFlushLSN
+	f := startFollower(t, e.js, "TIDEMARK")
+
+	// Sample the slot's confirmed position against the published watermark.
+	var samples, violations atomic.Int64
+	var firstViolation atomic.Value
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var sampler sync.WaitGroup
+	sampler.Add(1)
+	go func() {
+		defer sampler.Done()
+		for sampleCtx.Err() == nil {
+			s := e.slotStateCtx(sampleCtx)
+			w := f.publishedLSN() // read after the slot: the watermark capture could have seen
+			if s.Exists {
+				samples.Add(1)
+				if s.ConfirmedFlushLSN > created && s.ConfirmedFlushLSN > w {
+					violations.Add(1)
+					firstViolation.CompareAndSwap(nil, fmt.Sprintf("confirmed %s > watermark %s", s.ConfirmedFlushLSN, w))
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	loadDone := make(chan error, 1)
+	go func() {
+		_, err := loadgen.Run(loadCtx, e.pgURL, loadgen.Config{Writers: 2, Rate: 800, Streams: 100, Seed: seed})
+		loadDone <- err
+	}()
+
+	for i := 0; i < points; i++ {
+		if i > 0 {
+			p = startCaptureProc(t, bin, e.procArgs()...)
+		}
+		d := time.Duration(200+rng.IntN(1300)) * time.Millisecond
+		time.Sleep(d)
+		p.kill()
+		if testing.Verbose() {
+			t.Logf("kill point %d after %s; watermark %s", i+1, d, f.watermark())
+		}
+	}
+	stopLoad()
+	if err := <-loadDone; err != nil && loadCtx.Err() == nil {
+		t.Fatal(err)
+	}
+
+	last := startCaptureProc(t, bin, e.procArgs()...)
+	e.waitAllCaptured("TIDEMARK", 120*time.Second)
+	wantW := e.currentWAL()
+	waitFor(t, 30*time.Second, "watermark and confirmed position to pass the last commit", func() bool {
+		return f.watermark() >= wantW && e.slotState().ConfirmedFlushLSN >= wantW
+	})
+	_ = last.cmd.Process.Signal(syscall.SIGTERM)
+	if code := last.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("capture exited %d after SIGTERM; output:\n%s", code, last.out.String())
+	}
+	stopSampling()
+	sampler.Wait()
+	if v := violations.Load(); v > 0 {
+		t.Fatalf("%d of %d samples saw the slot confirmed beyond the watermark; first: %v", v, samples.Load(), firstViolation.Load())
+	}
+	if samples.Load() < 100 {
+		t.Fatalf("only %d samples", samples.Load())
+	}
+	t.Logf("%d kill points, %d events, %d samples, no confirmation beyond the watermark", points, len(e.sourceIDs()), samples.Load())
+}
+
+func (e *env) slotStateCtx(ctx context.Context) slotState {
+	conn, err := pgx.Connect(ctx, e.pgURL)
+	if err != nil {
+		return slotState{}
+	}
+	defer conn.Close(context.Background())
+	s, _ := readSlot(ctx, conn, e.slot)
+	return s
+}
+
+func (e *env) currentWAL() event.Position {
+	e.t.Helper()
+	var s string
+	e.queryRow("SELECT pg_current_wal_lsn()::text", &s)
+	p, err := event.ParsePosition(s)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// logTail returns the last lines of a process's output for failure messages.
+func logTail(b *syncBuffer, n int) string {
+	lines := bytes.Split([]byte(b.String()), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
