@@ -1,0 +1,426 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tidemark/tidemark/internal/archive/archivetest"
+	"github.com/tidemark/tidemark/internal/catalog"
+	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/feed"
+	"github.com/tidemark/tidemark/internal/objstore"
+	"github.com/tidemark/tidemark/internal/objstore/file"
+	"github.com/tidemark/tidemark/internal/objstore/storeurl"
+	"github.com/tidemark/tidemark/internal/segment"
+	"github.com/tidemark/tidemark/internal/testrig"
+)
+
+const testStream = "TIDEMARK"
+
+// testConfig is a Config with short timings for tests.
+func testConfig(holder string) Config {
+	return Config{Stream: testStream, Holder: holder, FlushInterval: 150 * time.Millisecond,
+		LeaseTTL: 1500 * time.Millisecond, StandbyRetry: 100 * time.Millisecond, HoleGrace: 400 * time.Millisecond,
+		RewindInterval: 500 * time.Millisecond, InfoInterval: 300 * time.Millisecond, AckWait: 30 * time.Second}
+}
+
+// running is an Archiver running in the background.
+type running struct {
+	*Archiver
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Run returned
+	err    error         // what Run returned
+}
+
+// stop stops the archiver and returns what Run returned.
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(20 * time.Second):
+		t.Fatal("archiver did not stop")
+		return nil
+	}
+}
+
+func start(t *testing.T, f *archivetest.Feed, store objstore.Store, keyring *segment.Keyring, cfg Config) *running {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := New(cfg, Deps{JetStream: f.JS, Store: store, Keyring: keyring, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{Archiver: a, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = a.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+func fileStore(t *testing.T) objstore.Store {
+	t.Helper()
+	s, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// workload generates n transactions of 1–4 events with a heartbeat after
+// every tenth.
+func workload(f *archivetest.Feed, n int) []archivetest.Item {
+	var items []archivetest.Item
+	for i := range n {
+		items = append(items, f.Txn(1+i%4, 0))
+		if i%10 == 9 {
+			items = append(items, f.HeartbeatItem())
+		}
+	}
+	return items
+}
+
+func last(items []archivetest.Item) event.Position { return items[len(items)-1].Pos() }
+
+func metaWatermark(t *testing.T, js jetstream.JetStream) feed.Watermark {
+	t.Helper()
+	kv, err := js.KeyValue(context.Background(), feed.MetaBucket(testStream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), feed.KeyWatermark)
+	if err != nil {
+		t.Fatalf("get META watermark: %v", err)
+	}
+	var wm feed.Watermark
+	if err := json.Unmarshal(e.Value(), &wm); err != nil {
+		t.Fatal(err)
+	}
+	return wm
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestArchiver_Run_ArchivesFeed(t *testing.T) {
+	nats := testrig.StartNATS(t)
+	s3 := testrig.StartS3(t)
+	s3.SetEnv(t)
+	identity, err := segment.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring, err := segment.ParseKeyring(identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		store   func(t *testing.T) objstore.Store
+		keyring *segment.Keyring
+	}{
+		{"file", fileStore, nil},
+		{"s3-encrypted", func(t *testing.T) objstore.Store {
+			s, err := storeurl.Open(context.Background(), s3.StoreURL(s3.NewBucket(t), "archive"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, keyring},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := testStream
+			f := archivetest.NewFeed(t, nats.URL, stream)
+			t.Cleanup(func() { _ = f.JS.DeleteStream(context.Background(), stream) })
+			store := tc.store(t)
+			r := start(t, f, store, tc.keyring, testConfig("a1"))
+			items := workload(f, 150) // crosses a minute boundary with wobbling commit times
+			f.Publish(t, false, items...)
+			wm := archivetest.WaitWatermark(t, store, last(items), 30*time.Second)
+			if wm.LSN != last(items) {
+				t.Fatalf("watermark %s, want %s", wm.LSN, last(items))
+			}
+			arch := archivetest.Load(t, store, tc.keyring)
+			arch.Check(t, archivetest.EventIDs(items...))
+			for _, s := range arch.Segments {
+				if tc.keyring != nil && s.Header.KeyID != tc.keyring.ActiveID() {
+					t.Fatalf("segment not encrypted to the active key: key id %q", s.Header.KeyID)
+				}
+			}
+			if len(arch.Segments) < 2 {
+				t.Fatalf("%d segments, want several (the feed crosses a bucket boundary)", len(arch.Segments))
+			}
+			if tc.keyring != nil {
+				data, err := objstore.ReadAll(context.Background(), store, arch.Keys[0], 1<<30)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := segment.Decode(arch.Keys[0], data, segment.ReadOptions{}); !errors.Is(err, segment.ErrNoKey) {
+					t.Fatalf("decoding an encrypted segment without keys: %v, want ErrNoKey", err)
+				}
+			}
+			waitFor(t, "META watermark", 10*time.Second, func() bool { return metaWatermark(t, f.JS).LSN == last(items) })
+			st := r.Status()
+			if !st.Leader || st.LastSegment == "" || st.Watermark.LSN != last(items) {
+				t.Fatalf("status = %+v", st)
+			}
+			waitFor(t, "consumer ack pending 0", 10*time.Second, func() bool {
+				st := r.Status()
+				return st.ConsumerAckPending == 0 && st.ConsumerPending == 0
+			})
+			if err := r.stop(t); err != nil {
+				t.Fatalf("Run returned %v", err)
+			}
+			rep, err := Inspect(context.Background(), testConfig("x"), Deps{JetStream: f.JS, Store: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.ConsumerFound || rep.Watermark.LSN != last(items) || rep.MetaWatermark.LSN != last(items) ||
+				rep.Segments != len(arch.Segments) || rep.LastSegment == "" || len(rep.Errors) > 0 {
+				t.Fatalf("report = %+v", rep)
+			}
+		})
+	}
+}
+
+func TestArchiver_Run_HeartbeatsAdvanceIdleWatermark(t *testing.T) {
+	nats := testrig.StartNATS(t)
+	f := archivetest.NewFeed(t, nats.URL, testStream)
+	store := fileStore(t)
+	start(t, f, store, nil, testConfig("a1"))
+	var hb archivetest.Item
+	for range 5 {
+		hb = f.HeartbeatItem()
+		f.Publish(t, false, hb)
+		time.Sleep(200 * time.Millisecond)
+	}
+	wm := archivetest.WaitWatermark(t, store, hb.Pos(), 10*time.Second)
+	if !wm.CommitTime.Equal(hb.Heartbeat.Time) {
+		t.Fatalf("watermark commit time %s, want the heartbeat's %s", wm.CommitTime, hb.Heartbeat.Time)
+	}
+	arch := archivetest.Load(t, store, nil)
+	if len(arch.Segments) != 0 || len(arch.Catalog.Entries()) == 0 {
+		t.Fatalf("heartbeats only: %d segments, %d entries", len(arch.Segments), len(arch.Catalog.Entries()))
+	}
+	for _, e := range arch.Catalog.Entries() {
+		if e.Segment != nil {
+			t.Fatalf("entry %d has a segment", e.Seq)
+		}
+	}
+	waitFor(t, "META watermark", 10*time.Second, func() bool { return metaWatermark(t, f.JS).LSN == hb.Pos() })
+}
+
+func TestArchiver_Run_SkipsDuplicates(t *testing.T) {
+	nats := testrig.StartNATS(t)
+	f := archivetest.NewFeed(t, nats.URL, testStream)
+	store := fileStore(t)
+	dups := testutil.ToFloat64(duplicatesTotal)
+	r := start(t, f, store, nil, testConfig("a1"))
+	first := workload(f, 30)
+	f.Publish(t, false, first...)
+	archivetest.WaitWatermark(t, store, last(first), 20*time.Second)
+	// Capture re-sends (new message ids, so the stream keeps them) of
+	// archived items, interleaved with new ones.
+	second := workload(f, 30)
+	f.Publish(t, true, first[10:]...)
+	f.Publish(t, false, second[:15]...)
+	f.Publish(t, true, second[:15]...)
+	f.Publish(t, false, second[15:]...)
+	archivetest.WaitWatermark(t, store, last(second), 20*time.Second)
+	archivetest.Load(t, store, nil).Check(t, archivetest.EventIDs(append(first, second...)...))
+	if got := testutil.ToFloat64(duplicatesTotal) - dups; got < float64(len(archivetest.EventIDs(first[10:]...))) {
+		t.Fatalf("duplicates counted %v, want at least the re-sent events", got)
+	}
+	// A restarted archiver sees the stream again from its ack floor and
+	// archives nothing twice.
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	third := workload(f, 5)
+	f.Publish(t, false, third...)
+	start(t, f, store, nil, testConfig("a2"))
+	archivetest.WaitWatermark(t, store, last(third), 20*time.Second)
+	archivetest.Load(t, store, nil).Check(t, archivetest.EventIDs(append(append(first, second...), third...)...))
+}
+
+func TestArchiver_Run_HoleRequestsRewindAndFills(t *testing.T) {
+	nats := testrig.StartNATS(t)
+	f := archivetest.NewFeed(t, nats.URL, testStream)
+	store := fileStore(t)
+	holes := testutil.ToFloat64(holesTotal)
+	r := start(t, f, store, nil, testConfig("a1"))
+	items := workload(f, 20)
+	gap := 6
+	f.Publish(t, false, items[:gap]...)
+	f.Publish(t, false, items[gap+1:]...)
+
+	kv, err := f.JS.KeyValue(context.Background(), feed.MetaBucket(testStream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req feed.RewindRequest
+	waitFor(t, "rewind request", 15*time.Second, func() bool {
+		e, err := kv.Get(context.Background(), feed.KeyRewind)
+		return err == nil && json.Unmarshal(e.Value(), &req) == nil
+	})
+	if req.After != items[gap-1].Pos() || req.Missing != items[gap].Pos() {
+		t.Fatalf("rewind request %+v, want after %s missing %s", req, items[gap-1].Pos(), items[gap].Pos())
+	}
+	waitFor(t, "hole in status", 5*time.Second, func() bool {
+		st := r.Status()
+		return st.Hole && st.HoleMissing == items[gap].Pos() && st.Watermark.LSN == items[gap-1].Pos()
+	})
+	if got := testutil.ToFloat64(holesTotal) - holes; got != 1 {
+		t.Fatalf("holes_total grew by %v, want 1", got)
+	}
+	// The replay: capture re-publishes from the slot, duplicates included.
+	f.Publish(t, true, items[gap-2:gap+3]...)
+	archivetest.WaitWatermark(t, store, last(items), 20*time.Second)
+	archivetest.Load(t, store, nil).Check(t, archivetest.EventIDs(items...))
+	waitFor(t, "hole cleared", 5*time.Second, func() bool { return !r.Status().Hole })
+}
+
+func TestArchiver_Run_StandbyTakesOver(t *testing.T) {
+	nats := testrig.StartNATS(t)
+	f := archivetest.NewFeed(t, nats.URL, testStream)
+	store := fileStore(t)
+	a := start(t, f, store, nil, testConfig("a"))
+	waitFor(t, "a leads", 10*time.Second, func() bool { return a.Status().Leader })
+	b := start(t, f, store, nil, testConfig("b"))
+	first := workload(f, 20)
+	f.Publish(t, false, first...)
+	archivetest.WaitWatermark(t, store, last(first), 20*time.Second)
+	if b.Status().Leader {
+		t.Fatal("two leaders")
+	}
+	if err := a.Ready(); err != nil {
+		t.Fatalf("leader not ready: %v", err)
+	}
+	if err := b.Ready(); err != nil {
+		t.Fatalf("standby not ready: %v", err)
+	}
+	if err := a.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	second := workload(f, 20)
+	f.Publish(t, false, second...)
+	archivetest.WaitWatermark(t, store, last(second), 20*time.Second)
+	if !b.Status().Leader {
+		t.Fatal("standby did not take over")
+	}
+	arch := archivetest.Load(t, store, nil)
+	arch.Check(t, archivetest.EventIDs(append(first, second...)...))
+	writers := map[string]bool{}
+	for _, e := range arch.Catalog.Entries() {
+		writers[e.Writer] = true
+	}
+	if !writers["a"] || !writers["b"] {
+		t.Fatalf("catalog writers %v, want a then b", writers)
+	}
+}
+
+func TestArchiver_Run_ConflictingObjectStops(t *testing.T) {
+	nats := testrig.StartNATS(t)
+	f := archivetest.NewFeed(t, nats.URL, testStream)
+	store := fileStore(t)
+	txn := f.Txn(3, 0)
+	key := segment.Key(txn.Events[0].CommitTime.Truncate(time.Minute), txn.Pos(), txn.Pos(), archivetest.Table.ID())
+	garbage := []byte("not the segment the archiver would write")
+	if err := store.Put(context.Background(), key, bytes.NewReader(garbage), int64(len(garbage)), objstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	conflicts := testutil.ToFloat64(conflictingObjectsTotal)
+	f.Publish(t, false, txn)
+	r := start(t, f, store, nil, testConfig("a1"))
+	select {
+	case <-r.done:
+		if !errors.Is(r.err, ErrConflictingObject) {
+			t.Fatalf("Run returned %v, want ErrConflictingObject", r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("archiver kept running over a conflicting object")
+	}
+	if got := testutil.ToFloat64(conflictingObjectsTotal) - conflicts; got != 1 {
+		t.Fatalf("conflicting_objects_total grew by %v", got)
+	}
+	data, err := objstore.ReadAll(context.Background(), store, key, 1<<20)
+	if err != nil || !bytes.Equal(data, garbage) {
+		t.Fatalf("conflicting object was replaced: %q, %v", data, err)
+	}
+	cat, err := catalog.Load(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.Segments()) != 0 {
+		t.Fatalf("catalog lists %d segments after the conflict", len(cat.Segments()))
+	}
+}
+
+func TestArchiver_Run_ReusesIdenticalObject(t *testing.T) {
+	// A crash between upload and catalog entry leaves the object without an
+	// entry; the next writer writes the same key and must accept it.
+	nats := testrig.StartNATS(t)
+	f := archivetest.NewFeed(t, nats.URL, testStream)
+	txn := f.Txn(3, 0)
+	hb := f.HeartbeatItem()
+	f.Publish(t, false, txn, hb)
+	first := fileStore(t)
+	cfg := testConfig("a1")
+	cfg.Consumer = "first"
+	r := start(t, f, first, nil, cfg)
+	archivetest.WaitWatermark(t, first, hb.Pos(), 20*time.Second)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	arch := archivetest.Load(t, first, nil)
+	if len(arch.Keys) != 1 {
+		t.Fatalf("%d segments, want 1", len(arch.Keys))
+	}
+	data, err := objstore.ReadAll(context.Background(), first, arch.Keys[0], 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := fileStore(t)
+	if err := second.Put(context.Background(), arch.Keys[0], bytes.NewReader(data), int64(len(data)), objstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Consumer = "second"
+	start(t, f, second, nil, cfg)
+	archivetest.WaitWatermark(t, second, hb.Pos(), 20*time.Second)
+	got := archivetest.Load(t, second, nil)
+	got.Check(t, archivetest.EventIDs(txn))
+	if got.Catalog.Segments()[0].SHA256 != arch.Catalog.Segments()[0].SHA256 {
+		t.Fatal("catalog entry does not describe the existing object")
+	}
+}

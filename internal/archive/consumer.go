@@ -1,0 +1,82 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// consumerConfig is the durable pull consumer every archiver of the stream shares.
+func (a *Archiver) consumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        a.cfg.Consumer,
+		Description:    "Tidemark archiver: feed to object storage",
+		FilterSubjects: []string{a.cfg.Subjects.Events(), a.cfg.Subjects.Heartbeat()},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        a.cfg.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  a.cfg.MaxAckPending,
+		MaxWaiting:     512,
+	}
+}
+
+// consumer creates or updates the durable consumer, waiting for the stream
+// to exist.
+func (a *Archiver) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	warned := false
+	for {
+		c, err := a.deps.JetStream.CreateOrUpdateConsumer(ctx, a.cfg.Stream, a.consumerConfig())
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		if !warned {
+			a.log.Warn("waiting for the stream", "stream", a.cfg.Stream, "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("create consumer %s on %s: %w", a.cfg.Consumer, a.cfg.Stream, err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// watchConsumer reads the consumer's info every InfoInterval into the
+// pending gauges and the status until ctx ends.
+func (a *Archiver) watchConsumer(ctx context.Context, c jetstream.Consumer) {
+	t := time.NewTicker(a.cfg.InfoInterval)
+	defer t.Stop()
+	for {
+		if info, err := c.Info(ctx); err == nil {
+			consumerPending.Set(float64(info.NumPending))
+			consumerAckPending.Set(float64(info.NumAckPending))
+			a.setStatus(func(st *Status) {
+				st.ConsumerPending, st.ConsumerAckPending = info.NumPending, uint64(info.NumAckPending)
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+var (
+	consumerPending = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tidemark_archiver_consumer_pending",
+		Help: "Messages in the stream not yet delivered to the archiver (consumer info).",
+	})
+	consumerAckPending = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tidemark_archiver_consumer_ack_pending",
+		Help: "Messages delivered to the archiver and not yet acknowledged (consumer info).",
+	})
+)

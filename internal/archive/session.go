@@ -1,0 +1,440 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/tidemark/tidemark/internal/catalog"
+	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/feed"
+)
+
+// Delays for messages given back with NakWithDelay.
+const (
+	bufferFullDelay  = 2 * time.Second
+	decodeRetryDelay = 30 * time.Second
+)
+
+// session is one term as the writer: from winning the lease to losing or
+// releasing it. Everything in it is owned by the session's goroutine.
+type session struct {
+	a      *Archiver
+	log    *slog.Logger
+	lease  *catalog.Lease
+	cat    *catalog.Catalog
+	cw     *catalog.Writer
+	cons   jetstream.Consumer
+	chain  *chain
+	acks   ackQueue
+	roll   *roller
+	puts   *putRate
+	closed bool
+
+	// covered maps a table id to the highest LastEndLSN of its segments in
+	// the catalog: events at or below it are archived even if the
+	// watermark is lower (a crash between two entries of one flush).
+	covered map[string]event.Position
+	// durable is the watermark of the last catalog entry; seq its number.
+	durable catalog.Watermark
+	seq     uint64
+	// acceptedTime is the commit time at chain.w (kept non-decreasing).
+	acceptedTime time.Time
+	lastEntry    time.Time
+
+	holeSince    time.Time
+	holeReported bool
+	lastRewind   time.Time
+}
+
+// start loads the catalog, publishes its watermark and attaches to the
+// consumer. The caller holds lease.
+func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, error) {
+	cat, err := catalog.Load(ctx, a.deps.Store)
+	if err != nil {
+		return nil, fmt.Errorf("load catalog: %w", err)
+	}
+	s := &session{a: a, log: a.log.With("epoch", lease.Epoch()), lease: lease, cat: cat,
+		cw:      catalog.NewWriter(a.deps.Store, cat, a.cfg.Holder, lease.Epoch()),
+		roll:    newRoller(a.writerOptions(), a.cfg.BucketWidth),
+		covered: make(map[string]event.Position),
+		puts:    a.puts,
+	}
+	s.durable = cat.Watermark()
+	if next := cat.NextSeq(); next > 0 {
+		s.seq = next - 1
+	}
+	for _, ref := range cat.Segments() {
+		s.covered[ref.TableID] = max(s.covered[ref.TableID], ref.LastEndLSN)
+	}
+	s.acceptedTime = s.durable.CommitTime
+	s.chain = newChain(s.durable.LSN, a.cfg.ReorderBuffer)
+	s.lastEntry = time.Now()
+	if err := s.publishWatermark(ctx); err != nil {
+		s.log.Warn("publish watermark", "err", err)
+	}
+	if s.cons, err = a.consumer(ctx); err != nil {
+		return nil, err
+	}
+	// Messages the previous writer held unacknowledged are redelivered now
+	// rather than after AckWait. Everything below the ack floor is in the
+	// catalog, so nothing is skipped.
+	if _, err := a.deps.JetStream.ResetConsumer(ctx, a.cfg.Stream, a.cfg.Consumer); err != nil {
+		s.log.Warn("reset consumer to its ack floor; unacknowledged messages come back after ack wait", "err", err)
+	}
+	s.log.Info("leading", "watermark", s.durable.LSN, "catalog_seq", s.seq, "segments", len(cat.Segments()))
+	return s, nil
+}
+
+// run consumes until ctx ends or an error stops the session.
+func (s *session) run(ctx context.Context) error {
+	iter, err := s.cons.Messages(jetstream.PullMaxMessages(s.a.cfg.FetchBatch))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", s.a.cfg.Consumer, err)
+	}
+	msgs := make(chan jetstream.Msg, s.a.cfg.FetchBatch)
+	pumpErr := make(chan error, 1)
+	go pump(ctx, iter, msgs, pumpErr)
+	defer func() {
+		iter.Stop()
+		for {
+			select {
+			case m := <-msgs:
+				_ = m.Nak()
+			default:
+				return
+			}
+		}
+	}()
+	go s.a.watchConsumer(ctx, s.cons)
+
+	tick := time.NewTicker(min(s.a.cfg.FlushInterval/4, 250*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case err := <-pumpErr:
+			return err
+		case m := <-msgs:
+			if err := s.handle(ctx, m); err != nil {
+				return err
+			}
+		case now := <-tick.C:
+			if err := s.tick(ctx, now); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// pump moves messages from the iterator to msgs until the iterator stops.
+func pump(ctx context.Context, iter jetstream.MessagesContext, msgs chan<- jetstream.Msg, errs chan<- error) {
+	for {
+		m, err := iter.Next()
+		switch {
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			errs <- fmt.Errorf("consume: %w", err)
+			return
+		case err != nil:
+			// Missed heartbeats and reconnects: the iterator recovers.
+			continue
+		}
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+			_ = m.Nak()
+			return
+		}
+	}
+}
+
+// handle decodes one message and offers it to the chain.
+func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
+	nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
+	systemID := nm.Header.Get(feed.HeaderSystemID)
+	var (
+		res     addResult
+		evicted []*item
+		pos     event.Position
+	)
+	switch {
+	case feed.IsHeartbeat(nm):
+		hb, err := feed.DecodeHeartbeat(nm)
+		if err != nil {
+			return s.undecodable(m, err)
+		}
+		pos = hb.LSN
+		res, evicted = s.chain.addHeartbeat(hb, systemID, m)
+	default:
+		t, err := s.table(ctx, nm.Header.Get(feed.HeaderSchemaID))
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			return s.undecodable(m, errors.New("message names no table definition"))
+		}
+		e, err := feed.DecodeEvent(nm, t)
+		if errors.Is(err, feed.ErrNotEvent) {
+			s.log.Error("unexpected message on the feed; terminating it", "subject", nm.Subject, "kind", nm.Header.Get(feed.HeaderKind))
+			_ = m.Term()
+			return nil
+		}
+		if err != nil {
+			return s.undecodable(m, err)
+		}
+		pos = e.EndLSN
+		res, evicted = s.chain.addEvent(e, t, systemID, m)
+	}
+	for _, it := range evicted {
+		for _, em := range it.msgs {
+			_ = em.NakWithDelay(bufferFullDelay)
+		}
+	}
+	switch res {
+	case duplicate:
+		s.duplicate(pos, m)
+	case rejected:
+		bufferRejectedTotal.Inc()
+		_ = m.NakWithDelay(bufferFullDelay)
+	}
+	return s.advance(ctx)
+}
+
+// table returns the definition a message names, waiting for it to appear
+// in META. It returns nil for a message that names none.
+func (s *session) table(ctx context.Context, id string) (*event.Table, error) {
+	if id == "" {
+		return nil, nil
+	}
+	delay := 100 * time.Millisecond
+	warned := false
+	for {
+		t, err := s.a.meta.table(ctx, id)
+		if err == nil {
+			return t, nil
+		}
+		if !warned {
+			s.log.Warn("waiting for table definition", "table_def", id, "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+// undecodable gives a message that cannot be decoded back for a later
+// retry; the chain will report the hole it leaves.
+func (s *session) undecodable(m jetstream.Msg, err error) error {
+	decodeErrorsTotal.Inc()
+	s.log.Error("undecodable message; will retry", "subject", m.Subject(), "err", err)
+	_ = m.NakWithDelay(decodeRetryDelay)
+	return nil
+}
+
+// duplicate settles a message whose item is already archived or accepted.
+func (s *session) duplicate(pos event.Position, msgs ...Msg) {
+	duplicatesTotal.Add(float64(len(msgs)))
+	if pos <= s.durable.LSN {
+		for _, m := range msgs {
+			_ = m.Ack()
+		}
+		return
+	}
+	s.acks.add(pos, msgs...)
+}
+
+// advance takes every item that now extends the chain.
+func (s *session) advance(ctx context.Context) error {
+	for {
+		it, dup := s.chain.next()
+		if it == nil {
+			return nil
+		}
+		if dup {
+			s.duplicate(it.pos, it.msgs...)
+			continue
+		}
+		if err := s.accept(ctx, it); err != nil {
+			return err
+		}
+	}
+}
+
+// accept adds an item that extends the chain to the open segments.
+func (s *session) accept(ctx context.Context, it *item) error {
+	now := time.Now()
+	if !it.heartbeat {
+		if b := s.roll.bucketOf(it.time); !s.roll.fits(b, it.systemID) {
+			if err := s.flush(ctx, "bucket"); err != nil {
+				return err
+			}
+		}
+		if _, err := s.roll.add(it, s.covered, now); err != nil {
+			return err
+		}
+	}
+	if it.time.After(s.acceptedTime) {
+		s.acceptedTime = it.time
+	}
+	s.acks.add(it.pos, it.msgs...)
+	if s.roll.maxRaw >= s.a.cfg.SegmentMaxBytes {
+		return s.flush(ctx, "size")
+	}
+	return nil
+}
+
+// tick flushes by age, writes watermark-only entries, watches for holes
+// and refreshes the gauges.
+func (s *session) tick(ctx context.Context, now time.Time) error {
+	switch {
+	case !s.roll.empty() && s.roll.age(now) >= s.a.cfg.FlushInterval:
+		if err := s.flush(ctx, "age"); err != nil {
+			return err
+		}
+	case s.roll.empty() && s.chain.w > s.durable.LSN && now.Sub(s.lastEntry) >= s.a.cfg.FlushInterval:
+		if err := s.flush(ctx, "watermark"); err != nil {
+			return err
+		}
+	}
+	s.checkHole(ctx, now)
+	s.report(now)
+	return nil
+}
+
+// checkHole reports a chain that stays stuck past the grace period and
+// asks capture to rewind.
+func (s *session) checkHole(ctx context.Context, now time.Time) {
+	stuck, missing := s.chain.gap()
+	if !stuck {
+		if s.holeReported {
+			s.log.Info("chain hole filled", "watermark", s.chain.w)
+		}
+		s.holeSince, s.holeReported = time.Time{}, false
+		chainHole.Set(0)
+		return
+	}
+	if s.holeSince.IsZero() {
+		s.holeSince = now
+		return
+	}
+	if now.Sub(s.holeSince) < s.a.cfg.HoleGrace {
+		return
+	}
+	if !s.holeReported {
+		s.holeReported = true
+		holesTotal.Inc()
+		chainHole.Set(1)
+		s.log.Warn("chain hole: an item before the buffered ones is missing",
+			"after", s.chain.w, "missing", missing, "buffered_events", s.chain.buffered(), "since", s.holeSince)
+	}
+	if now.Sub(s.lastRewind) < s.a.cfg.RewindInterval {
+		return
+	}
+	s.lastRewind = now
+	if err := s.a.meta.putRewind(ctx, s.chain.w, missing, now); err != nil {
+		s.log.Warn("request rewind", "err", err)
+		return
+	}
+	rewindRequestsTotal.Inc()
+	s.log.Warn("rewind requested", "after", s.chain.w, "missing", missing)
+}
+
+// giveBack returns everything the session holds to JetStream without
+// acknowledging it, and drops the open segments.
+func (s *session) giveBack() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	for _, it := range s.chain.drain() {
+		for _, m := range it.msgs {
+			_ = m.Nak()
+		}
+	}
+	s.acks.giveBack()
+	s.roll.reset()
+	chainHole.Set(0)
+	openSegmentBytes.Set(0)
+	openSegmentAge.Set(0)
+	bufferedEvents.Set(0)
+}
+
+// report refreshes gauges and the status snapshot.
+func (s *session) report(now time.Time) {
+	openSegmentBytes.Set(float64(s.roll.rawSum))
+	openSegmentAge.Set(s.roll.age(now).Seconds())
+	bufferedEvents.Set(float64(s.chain.buffered()))
+	if !s.durable.CommitTime.IsZero() {
+		watermarkLag.Set(now.Sub(s.durable.CommitTime).Seconds())
+	}
+	putsPerHour.Set(s.puts.perHour(now))
+	stuck, missing := s.chain.gap()
+	s.a.setStatus(func(st *Status) {
+		st.Accepted = s.chain.w
+		st.OpenSegmentBytes = s.roll.rawSum
+		st.OpenSegmentAge = s.roll.age(now)
+		st.BufferedEvents = s.chain.buffered()
+		st.Hole = stuck && s.holeReported
+		st.HoleMissing = 0
+		if st.Hole {
+			st.HoleMissing = missing
+		}
+	})
+}
+
+var (
+	duplicatesTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_archiver_duplicates_total",
+		Help: "Messages skipped because their item was already archived or accepted (redeliveries, capture re-sends).",
+	})
+	holesTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_archiver_holes_total",
+		Help: "Chain holes that persisted past the grace period.",
+	})
+	chainHole = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tidemark_archiver_chain_hole",
+		Help: "1 while the chain has a hole older than the grace period, else 0.",
+	})
+	rewindRequestsTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_archiver_rewind_requests_total",
+		Help: "Rewind requests written to META for capture.",
+	})
+	decodeErrorsTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_archiver_decode_errors_total",
+		Help: "Messages that could not be decoded (given back for a later retry).",
+	})
+	bufferRejectedTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_archiver_buffer_rejected_total",
+		Help: "Messages given back because the reorder buffer was full.",
+	})
+	bufferedEvents = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tidemark_archiver_buffered_events",
+		Help: "Events held in the reorder buffer waiting for the chain to connect.",
+	})
+	openSegmentBytes = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tidemark_archiver_open_segment_bytes",
+		Help: "Raw bytes in the open segments.",
+	})
+	openSegmentAge = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tidemark_archiver_open_segment_age_seconds",
+		Help: "Age of the open segments.",
+	})
+	watermarkLag = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tidemark_archiver_watermark_lag_seconds",
+		Help: "Now minus the durable watermark's commit time.",
+	})
+)
