@@ -128,7 +128,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 		switch {
 		case ctx.Err() != nil:
 			return nil
-		case errors.Is(err, ErrConflictingObject):
+		case errors.Is(err, ErrConflictingObject), errors.Is(err, ErrUnarchivable):
 			return err
 		case err != nil:
 			a.log.Warn("stepping down to standby", "err", err)

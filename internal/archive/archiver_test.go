@@ -90,12 +90,16 @@ func fileStore(t *testing.T) objstore.Store {
 	return s
 }
 
-// workload generates n transactions of 1–4 events with a heartbeat after
-// every tenth.
+// workload generates n transactions of 1–4 events (every seventh also
+// writing a second table) with a heartbeat after every tenth.
 func workload(f *archivetest.Feed, n int) []archivetest.Item {
 	var items []archivetest.Item
 	for i := range n {
-		items = append(items, f.Txn(1+i%4, 0))
+		other := 0
+		if i%7 == 3 {
+			other = 2
+		}
+		items = append(items, f.Txn(1+i%4, other))
 		if i%10 == 9 {
 			items = append(items, f.HeartbeatItem())
 		}
@@ -173,10 +177,15 @@ func TestArchiver_Run_ArchivesFeed(t *testing.T) {
 			}
 			arch := archivetest.Load(t, store, tc.keyring)
 			arch.Check(t, archivetest.EventIDs(items...))
+			tables := map[string]bool{}
 			for _, s := range arch.Segments {
+				tables[s.Header.Table.QualifiedName()] = true
 				if tc.keyring != nil && s.Header.KeyID != tc.keyring.ActiveID() {
 					t.Fatalf("segment not encrypted to the active key: key id %q", s.Header.KeyID)
 				}
+			}
+			if len(tables) != 2 {
+				t.Fatalf("segments of tables %v, want both tables", tables)
 			}
 			if len(arch.Segments) < 2 {
 				t.Fatalf("%d segments, want several (the feed crosses a bucket boundary)", len(arch.Segments))
@@ -422,5 +431,30 @@ func TestArchiver_Run_ReusesIdenticalObject(t *testing.T) {
 	got.Check(t, archivetest.EventIDs(txn))
 	if got.Catalog.Segments()[0].SHA256 != arch.Catalog.Segments()[0].SHA256 {
 		t.Fatal("catalog entry does not describe the existing object")
+	}
+}
+
+func TestArchiver_Run_InterleavedTablesStop(t *testing.T) {
+	// One table's events must be consecutive within a transaction for the
+	// segment format; the archiver stops rather than skip what it cannot write.
+	nats := testrig.StartNATS(t)
+	f := archivetest.NewFeed(t, nats.URL, testStream)
+	store := fileStore(t)
+	txn := f.Txn(2, 1) // indexes 0,1 in the first table, 2 in the second
+	txn.Tables[1], txn.Tables[2] = txn.Tables[2], txn.Tables[1]
+	txn.Events[1].Table, txn.Events[2].Table = txn.Events[2].Table, txn.Events[1].Table
+	txn.Events[1].Values, txn.Events[2].Values = txn.Events[2].Values, txn.Events[1].Values
+	f.Publish(t, false, txn)
+	r := start(t, f, store, nil, testConfig("a1"))
+	select {
+	case <-r.done:
+		if !errors.Is(r.err, ErrUnarchivable) {
+			t.Fatalf("Run returned %v, want ErrUnarchivable", r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("archiver kept running over an unarchivable transaction")
+	}
+	if cat, err := catalog.Load(context.Background(), store); err != nil || len(cat.Entries()) != 0 {
+		t.Fatalf("catalog after the refusal: %v entries, %v", len(cat.Entries()), err)
 	}
 }

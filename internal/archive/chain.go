@@ -2,6 +2,7 @@ package archive
 
 import (
 	"container/heap"
+	"slices"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/event"
@@ -37,6 +38,18 @@ type item struct {
 
 // complete reports whether every event of a transaction (or the heartbeat) arrived.
 func (it *item) complete() bool { return it.heartbeat || it.have == len(it.events) }
+
+// tableCount returns the number of distinct table definitions among a
+// transaction's events (definitions are shared pointers from the cache).
+func (it *item) tableCount() int {
+	var seen []*event.Table
+	for _, t := range it.tables {
+		if t != nil && !slices.Contains(seen, t) {
+			seen = append(seen, t)
+		}
+	}
+	return len(seen)
+}
 
 // size is what the item costs in the reorder buffer: its events, or 1.
 func (it *item) size() int {

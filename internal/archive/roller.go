@@ -18,6 +18,7 @@ type roller struct {
 	opts    segment.WriterOptions // Table and SystemID are set per segment
 	width   time.Duration
 	open    map[string]*openSegment // by table id
+	ids     map[*event.Table]string // table id cache
 	bucket  time.Time               // of the open segments
 	system  string                  // source system id of the open segments
 	opened  time.Time               // when the first event went in
@@ -44,7 +45,7 @@ type closedSegment struct {
 }
 
 func newRoller(opts segment.WriterOptions, width time.Duration) *roller {
-	return &roller{opts: opts, width: width, open: make(map[string]*openSegment)}
+	return &roller{opts: opts, width: width, open: make(map[string]*openSegment), ids: make(map[*event.Table]string)}
 }
 
 // bucketOf returns the commit-time bucket a transaction belongs to.
@@ -67,7 +68,11 @@ func (r *roller) add(it *item, covered map[string]event.Position, now time.Time)
 	n := 0
 	for i, e := range it.events {
 		t := it.tables[i]
-		id := t.ID()
+		id, ok := r.ids[t]
+		if !ok {
+			id = t.ID()
+			r.ids[t] = id
+		}
 		if c, ok := covered[id]; ok && it.pos <= c {
 			continue
 		}

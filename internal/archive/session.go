@@ -278,23 +278,43 @@ func (s *session) advance(ctx context.Context) error {
 func (s *session) accept(ctx context.Context, it *item) error {
 	now := time.Now()
 	if !it.heartbeat {
-		if b := s.roll.bucketOf(it.time); !s.roll.fits(b, it.systemID) {
+		// A transaction spanning tables is split across their segments; the
+		// segment format allows a split only for a segment's first and last
+		// transaction, so it gets segments of its own.
+		multi := it.tableCount() > 1
+		if b := s.roll.bucketOf(it.time); !s.roll.fits(b, it.systemID) || multi && !s.roll.empty() {
 			if err := s.flush(ctx, "bucket"); err != nil {
 				return err
 			}
 		}
 		if _, err := s.roll.add(it, s.covered, now); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ErrUnarchivable, err)
+		}
+		if multi {
+			s.acks.add(it.pos, it.msgs...)
+			it.msgs = nil
+			s.acceptedTime = maxTime(s.acceptedTime, it.time)
+			return s.flush(ctx, "multi-table")
 		}
 	}
-	if it.time.After(s.acceptedTime) {
-		s.acceptedTime = it.time
-	}
+	s.acceptedTime = maxTime(s.acceptedTime, it.time)
 	s.acks.add(it.pos, it.msgs...)
 	if s.roll.maxRaw >= s.a.cfg.SegmentMaxBytes {
 		return s.flush(ctx, "size")
 	}
 	return nil
+}
+
+// ErrUnarchivable means the segment writer refused an accepted
+// transaction (for example one whose events of one table are not
+// consecutive within it). The archiver stops rather than skip it.
+var ErrUnarchivable = errors.New("transaction cannot be archived")
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // tick flushes by age, writes watermark-only entries, watches for holes
