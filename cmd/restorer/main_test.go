@@ -152,9 +152,13 @@ func TestRestorer_RestoreHumanAndJSON(t *testing.T) {
 	f := fixture(t)
 	at := f.Times[len(f.Times)/2]
 	target := postgres(t).NewDatabase(t)
-	r := runCmd(t, "restore", "--store", f.Dir, "--target", target, "--to", at.Format(time.RFC3339Nano), "--create-table")
+	r := runCmd(t, "restore", "--store", f.Dir, "--target", target, "--to", at.Format(time.RFC3339Nano), "--create-table",
+		"--batch-rows", "100", "--progress-interval", "1ms")
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "restore progress") || !strings.Contains(r.stderr, "events_applied=") {
+		t.Fatalf("no progress lines on stderr: %s", r.stderr)
 	}
 	if !strings.HasPrefix(r.stdout, "Target time: "+restore.FormatTime(at)+" (UTC)\n") || !strings.Contains(r.stdout, "Verify:      OK") {
 		t.Fatalf("stdout:\n%s", r.stdout)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -141,10 +142,56 @@ func TestRestorer_FromS3(t *testing.T) {
 	}
 	t.Log(strings.TrimSpace(r.stderr))
 	srv.SetEnv(t)
+	r = runCmd(t, "list", "--store", srv.StoreURL("no-such-bucket", "archive"))
+	if r.code != 10 {
+		t.Fatalf("missing bucket: exit %d (want 10)\n%s", r.code, r.stderr)
+	}
+	t.Log(strings.TrimSpace(r.stderr))
 	target := eventCoreDB(t)
 	r = runCmd(t, "restore", "--store", storeURL, "--target", target, "--to", "latest")
 	if r.code != 0 {
 		t.Fatalf("restore from S3: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	compare(t, f.SourceURL, target, f.Last)
+}
+
+func TestRestorer_InterruptedBySignal(t *testing.T) {
+	f := fixture(t)
+	bin := testrig.BuildBinary(t, "./cmd/restorer")
+	ctx := context.Background()
+	target := eventCoreDB(t)
+	args := []string{"restore", "--store", f.Dir, "--target", target, "--to", "latest", "--batch-rows", "100", "--parallel", "1"}
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if n, _ := stateEvents(ctx, target); n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no batch committed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if n, finished := stateEvents(ctx, target); finished {
+		t.Logf("the restore finished before the signal (%d rows)", n)
+		return
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "interrupted") {
+		t.Fatalf("after SIGINT: %v (want exit 130)\n%s", err, stderr.String())
+	}
+	t.Log(strings.TrimSpace(stderr.String()))
+	out, err := exec.Command(bin, append(args, "--json")...).Output()
+	if err != nil || !strings.Contains(string(out), `"resumed":true`) {
+		t.Fatalf("re-run: %v\n%s", err, out)
 	}
 	compare(t, f.SourceURL, target, f.Last)
 }

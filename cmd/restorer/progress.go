@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -35,12 +36,13 @@ func (a *app) showProgress(ctx context.Context, p *restore.Progress, interval ti
 // bars renders download and apply bars with rate and ETA.
 func bars(ctx context.Context, out *os.File, p *restore.Progress) {
 	pg := mpb.New(mpb.WithOutput(out), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond))
+	start := time.Now()
 	dl := pg.AddBar(max(p.BytesTotal.Load(), 1),
 		mpb.PrependDecorators(decor.Name("download ", decor.WCSyncSpaceR), decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace)),
-		mpb.AppendDecorators(decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace), decor.Name(" ETA "), decor.AverageETA(decor.ET_STYLE_GO)))
+		mpb.AppendDecorators(rateETA(start, func(r float64) string { return bytesHuman(int64(r)) + "/s" })))
 	ap := pg.AddBar(max(p.EventsTotal.Load(), 1),
 		mpb.PrependDecorators(decor.Name("events   ", decor.WCSyncSpaceR), decor.CountersNoUnit("%d / %d", decor.WCSyncSpace)),
-		mpb.AppendDecorators(decor.AverageSpeed(nil, "%.0f/s", decor.WCSyncSpace), decor.Name(" ETA "), decor.AverageETA(decor.ET_STYLE_GO)))
+		mpb.AppendDecorators(rateETA(start, func(r float64) string { return fmt.Sprintf("%.0f events/s", r) })))
 	update := func(final bool) {
 		dl.SetTotal(max(p.BytesTotal.Load(), 1), false)
 		dl.SetCurrent(p.BytesDownloaded.Load())
@@ -63,6 +65,22 @@ func bars(ctx context.Context, out *os.File, p *restore.Progress) {
 			update(false)
 		}
 	}
+}
+
+// rateETA shows a bar's average rate since start and the time left at that rate.
+func rateETA(start time.Time, format func(float64) string) decor.Decorator {
+	return decor.Any(func(st decor.Statistics) string {
+		el := time.Since(start).Seconds()
+		if el <= 0 || st.Current <= 0 {
+			return ""
+		}
+		rate := float64(st.Current) / el
+		eta := "done"
+		if !st.Completed && st.Total > st.Current {
+			eta = "ETA " + (time.Duration(float64(st.Total-st.Current)/rate) * time.Second).Round(time.Second).String()
+		}
+		return format(rate) + "  " + eta
+	}, decor.WCSyncSpace)
 }
 
 // logProgress logs a status line every interval.

@@ -82,17 +82,25 @@ func (a *app) runRestore(ctx context.Context, f *restoreFlags) error {
 	if err := f.check(a); err != nil {
 		return err
 	}
+	printTarget := func(t time.Time) {
+		a.emit("target", struct {
+			Input  string    `json:"input"`
+			Target time.Time `json:"target_time"`
+		}{f.to, t}, func(w io.Writer) {
+			fmt.Fprintf(w, "Target time: %s (UTC)\n", restore.FormatTime(t))
+		})
+	}
+	if !spec.Latest {
+		printTarget(spec.Time) // before any work; "latest" needs the catalog first
+	}
 	arc, err := a.openArchive(ctx)
 	if err != nil {
 		return err
 	}
 	t := spec.Resolve(arc.Window().Watermark)
-	a.emit("target", struct {
-		Input  string    `json:"input"`
-		Target time.Time `json:"target_time"`
-	}{f.to, t}, func(w io.Writer) {
-		fmt.Fprintf(w, "Target time: %s (UTC)\n", restore.FormatTime(t))
-	})
+	if spec.Latest {
+		printTarget(t)
+	}
 	plan, err := arc.Plan(t, f.table)
 	if err != nil {
 		return err

@@ -48,13 +48,20 @@ func classifyStoreErr(store objstore.Store, err error) error {
 	case errors.Is(err, catalog.ErrChainBroken):
 		return withHint(ErrIntegrity, fmt.Errorf("load catalog from %s: %w", store, err),
 			"the catalog was altered or an entry is missing; `restorer verify --store URL` reports what it can")
-	case errors.Is(err, objstore.ErrNotFound):
+	case errors.Is(err, objstore.ErrNotFound), hasErrorCode(err, "NoSuchBucket"):
 		return failf(ErrNoArchive, "check --store; `restorer list --store URL` shows what an archive holds",
 			"no archive at %s: %v", store, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
 	return fmt.Errorf("load catalog from %s: %w", store, err)
+}
+
+// hasErrorCode reports whether err carries an API error code (an S3
+// error, for example) equal to code.
+func hasErrorCode(err error, code string) bool {
+	var coded interface{ ErrorCode() string }
+	return errors.As(err, &coded) && coded.ErrorCode() == code
 }
 
 // Window is the span an archive can restore to.

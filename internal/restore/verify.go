@@ -210,10 +210,7 @@ func Verify(ctx context.Context, store objstore.Store, opts VerifyOptions) (*Rep
 func (v *verifier) catalogChecks(ctx context.Context, store objstore.Store, kr *segment.Keyring) (map[string]bool, error) {
 	crep, err := catalog.Verify(ctx, store, kr)
 	if err != nil {
-		if errors.Is(err, objstore.ErrAccessDenied) {
-			return nil, withHint(ErrCredentials, fmt.Errorf("verify %s: %w", store, err), "check the store credentials")
-		}
-		return nil, fmt.Errorf("verify %s: %w", store, err)
+		return nil, classifyStoreErr(store, err)
 	}
 	v.rep.Entries = crep.Entries
 	failed := map[string]bool{}
