@@ -299,7 +299,7 @@ func (v *verifier) checkEvents(got *fetched, seg int32) {
 		if l.EventID >= 0 {
 			id := e.Value(l.EventID)
 			switch {
-			case id == nil || len(id) == 0:
+			case len(id) == 0:
 				v.problem(SeverityFailure, "structure", key, "", "%s has no event id", where())
 			case t.Columns[l.EventID].OID == uuidOID && (len(id) != 36 || string(id) == "00000000-0000-0000-0000-000000000000"):
 				v.problem(SeverityFailure, "structure", key, "", "%s has an invalid event id %q", where(), clip(string(id)))
