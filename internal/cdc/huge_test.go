@@ -1,0 +1,147 @@
+package cdc
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tidemark/tidemark/internal/feed"
+	"github.com/tidemark/tidemark/internal/loadgen"
+	"github.com/tidemark/tidemark/internal/testrig"
+)
+
+// hugeRSSBound is the peak resident memory (VmHWM) the capture process may
+// reach while capturing the huge transaction.
+const hugeRSSBound = 300 << 20
+
+// TestCaptureProcess_HugeTransaction captures one transaction of
+// TIDEMARK_HUGE_ROWS rows (default 1,000,000) with the capture binary and
+// checks that every row reaches the stream as one transaction while the
+// process's peak RSS stays under hugeRSSBound: rows beyond --max-txn-memory
+// are spilled to disk, and publishing is windowed.
+func TestCaptureProcess_HugeTransaction(t *testing.T) {
+	rows := envInt("TIDEMARK_HUGE_ROWS", 1_000_000)
+	bin := testrig.BuildBinary(t, "./cmd/capture")
+	e := newEnv(t, nil)
+	// A real nats-server process: the embedded one would run under the race
+	// detector and take minutes for a million messages.
+	node, err := testrig.StartNATSProcess(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Stop() })
+	nc := connectJS(t, node.URL)
+
+	p := startCaptureProc(t, bin, "run", "--pg", e.pgURL, "--nats-url", node.URL, "--slot", e.slot, "--http", "",
+		"--confirm-on", "jetstream", "--max-txn-memory", "64MiB", "--heartbeat-interval", "2s")
+	waitFor(t, 30*time.Second, "capture streaming", func() bool { return e.slotState().Active })
+
+	start := time.Now()
+	ctx := context.Background()
+	if err := loadgen.HugeTransaction(ctx, e.pgURL, rows, true); err != nil {
+		t.Fatal(err)
+	}
+	committed := time.Since(start)
+	s, err := nc.Stream(ctx, "TIDEMARK")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := feed.Subjects{Prefix: "tidemark"}
+	var events uint64
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj.Events()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = 0
+		for _, n := range info.State.Subjects {
+			events += n
+		}
+		if events >= uint64(rows) || time.Now().After(deadline) {
+			break
+		}
+		if p.exited() {
+			t.Fatalf("capture exited:\n%s", logTail(p.out, 30))
+		}
+		time.Sleep(time.Second)
+	}
+	captured := time.Since(start)
+	hwm := vmHWM(t, p.cmd.Process.Pid)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("capture exited %d:\n%s", code, logTail(p.out, 30))
+	}
+	if events != uint64(rows) {
+		t.Fatalf("%d of %d events in the stream", events, rows)
+	}
+	last, err := s.GetLastMsgForSubject(ctx, subj.Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.Header.Get(feed.HeaderIndex) != strconv.Itoa(rows-1) || last.Header.Get(feed.HeaderCount) != strconv.Itoa(rows) {
+		t.Errorf("last event is %s of %s", last.Header.Get(feed.HeaderIndex), last.Header.Get(feed.HeaderCount))
+	}
+	if !strings.Contains(p.out.String(), "large transaction spilled to disk") {
+		t.Error("the transaction was not spilled")
+	}
+	t.Logf("%d rows: committed after %s, all in the stream after %s; capture peak RSS %d MiB (bound %d MiB)",
+		rows, committed.Round(time.Second), captured.Round(time.Second), hwm>>20, hugeRSSBound>>20)
+	if hwm > hugeRSSBound {
+		t.Fatalf("capture peak RSS %d MiB exceeds %d MiB", hwm>>20, hugeRSSBound>>20)
+	}
+}
+
+func (p *captureProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// vmHWM returns a process's peak resident set size in bytes.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
+}
+
+func connectJS(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
