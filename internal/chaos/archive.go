@@ -25,6 +25,9 @@ type archiveContent struct {
 	segments int
 	events   int
 	wm       catalog.Watermark
+	// ahead describes the first event archived by an entry whose
+	// predecessor's watermark already covered it ("" when none).
+	ahead string
 }
 
 // txnSeen tracks one archived transaction's events.
@@ -37,12 +40,19 @@ type txnSeen struct {
 
 // readArchive loads the catalog and decodes every segment it lists.
 func readArchive(ctx context.Context, store objstore.Store) (*archiveContent, error) {
-	cat, err := catalog.Load(ctx, store)
+	cat, err := catalog.LoadWith(ctx, store, catalog.LoadOptions{IgnoreCheckpoints: true})
 	if err != nil {
 		return nil, fmt.Errorf("load catalog: %w", err)
 	}
 	a := &archiveContent{ids: map[uuid.UUID]uint16{}, txns: map[event.Position]*txnSeen{}, wm: cat.Watermark()}
-	for _, ref := range cat.Segments() {
+	var prev catalog.Watermark // the watermark before the entry being read
+	for _, en := range cat.Entries() {
+		before := prev
+		prev = en.Watermark
+		if en.Segment == nil {
+			continue
+		}
+		ref := *en.Segment
 		data, err := objstore.ReadAll(ctx, store, ref.Key, maxSegmentBytes)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", ref.Key, err)
@@ -55,6 +65,11 @@ func readArchive(ctx context.Context, store objstore.Store) (*archiveContent, er
 		idCol := event.LayoutOf(seg.Header.Table).EventID
 		for _, ev := range seg.Events {
 			a.events++
+			if ev.EndLSN <= before.LSN && a.ahead == "" && !ev.Snapshot {
+				a.ahead = fmt.Sprintf("catalog entry %d archives the transaction at %s (committed %s), but entry %d had already set the watermark to %s: "+
+					"the watermark ran ahead of the archived data (a crash in between would drop the transaction as a duplicate, and capture may confirm the slot past it)",
+					en.Seq, ev.EndLSN, ev.CommitTime.Format(time.RFC3339Nano), en.Seq-1, before.LSN)
+			}
 			id, err := uuid.ParseBytes(ev.Value(idCol))
 			if err != nil {
 				return nil, fmt.Errorf("%s: event without a valid id at %s: %w", ref.Key, ev.EndLSN, err)
@@ -117,6 +132,9 @@ func sourceIDs(ctx context.Context, sourceURL string, each func(id uuid.UUID, co
 // source may lack (rows a scenario deleted on purpose).
 func checkArchive(ctx context.Context, a *archiveContent, sourceURL string, expectExtra int) []*Violation {
 	var out []*Violation
+	if a.ahead != "" {
+		out = append(out, violation("I6", "%s", a.ahead))
+	}
 	missing, late := 0, 0
 	var firstMissing uuid.UUID
 	seen := make(map[uuid.UUID]uint16, len(a.ids))

@@ -43,7 +43,7 @@ func runScenario(t *testing.T, s Scenario, seed uint64) {
 		Seed: seed,
 		Rand: rand.New(rand.NewPCG(seed, hashName(s.Name))),
 		Ctx:  ctx,
-		Dir:  t.TempDir(),
+		Dir:  scenarioDir(t),
 		logf: t.Logf,
 	}
 	start := time.Now()
@@ -71,6 +71,21 @@ func runScenario(t *testing.T, s Scenario, seed uint64) {
 	if err != nil {
 		t.Errorf("%s\n%s", line, tails)
 	}
+}
+
+// scenarioDir is the scenario's working directory: a test temporary
+// directory, or with TIDEMARK_CHAOS_KEEP=1 one that survives the run (its
+// path is logged) for post-mortems.
+func scenarioDir(t *testing.T) string {
+	if os.Getenv("TIDEMARK_CHAOS_KEEP") == "" {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp("", "tidemark-chaos-"+t.Name()[len("TestChaos/"):]+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("keeping %s", dir)
+	return dir
 }
 
 // hashName derives a per-scenario stream of the seed's randomness.
