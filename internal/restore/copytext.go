@@ -1,10 +1,6 @@
 package restore
 
-import (
-	"io"
-
-	"github.com/tidemark/tidemark/internal/event"
-)
+import "io"
 
 // appendCopyText appends one row in COPY text format: columns separated by
 // tabs, NULL as \N, and backslash, newline, carriage return and tab escaped,
@@ -89,13 +85,4 @@ func (r *rowReader) next() bool {
 		r.ci, r.ei = r.ci+1, 0
 	}
 	return false
-}
-
-// eventsOf flattens chunks, for tests and small batches.
-func eventsOf(chunks []chunk) []*event.Event {
-	var out []*event.Event
-	for _, c := range chunks {
-		out = append(out, c.events...)
-	}
-	return out
 }

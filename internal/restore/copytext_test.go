@@ -65,3 +65,12 @@ func TestRowReader_Read(t *testing.T) {
 		t.Fatal("small reads differ")
 	}
 }
+
+// eventsOf flattens chunks.
+func eventsOf(chunks []chunk) []*event.Event {
+	var out []*event.Event
+	for _, c := range chunks {
+		out = append(out, c.events...)
+	}
+	return out
+}
