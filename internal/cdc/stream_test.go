@@ -2,9 +2,12 @@ package cdc
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
@@ -124,6 +127,39 @@ func TestCapture_TransactionsArriveWhole(t *testing.T) {
 	}
 	if len(fl.heartbeats) == 0 {
 		t.Error("no heartbeat in the feed")
+	}
+	// Consumers filter by stream id with one encoded token (docs/feed.md).
+	weird := 0
+	for _, ev := range fl.events {
+		if string(ev.Values[3]) != "WeirdStreamWritten" {
+			continue
+		}
+		weird++
+		sid := string(ev.Values[1])
+		filter := "tidemark.events.public.eventcore_events.*." + feed.EncodeToken(sid)
+		cons, err := e.js.OrderedConsumer(ctx, cfg.Stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := cons.FetchNoWait(10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for m := range batch.Messages() {
+			// The body is exact; a header cannot hold CR or LF.
+			var row map[string]any
+			if err := json.Unmarshal(m.Data(), &row); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, row["stream_id"].(string))
+		}
+		if len(got) != 1 || got[0] != sid {
+			t.Errorf("filter %q for stream %q matched %q", filter, sid, got)
+		}
+	}
+	if weird != len(loadgen.WeirdStreamIDList) {
+		t.Errorf("%d weird stream ids captured, want %d", weird, len(loadgen.WeirdStreamIDList))
 	}
 	if s := e.slotState(); s.Active || s.ConfirmedFlushLSN < prev {
 		t.Errorf("after shutdown slot active=%v confirmed %s, want inactive and >= last transaction %s", s.Active, s.ConfirmedFlushLSN, prev)
