@@ -4,6 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -172,12 +179,30 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 	first := startCaptureProc(t, bin, args...)
 	waitFor(t, 30*time.Second, "first capture streaming", func() bool { return e.slotState().Active })
 	pid := e.slotState().ActivePID
-	second := startCaptureProc(t, bin, args...)
+	// The second is configured from the environment only: PG*, NATS_URL
+	// and TIDEMARK_CAPTURE_*.
+	u, err := url.Parse(e.pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := freeAddr(t)
+	second := startCaptureProcEnv(t, bin, []string{
+		"PGHOST=" + u.Hostname(), "PGPORT=" + u.Port(), "PGUSER=postgres", "PGDATABASE=" + strings.TrimPrefix(u.Path, "/"),
+		"PGSSLMODE=disable", "NATS_URL=" + e.nats.URL, "TIDEMARK_CAPTURE_SLOT=" + e.slot,
+		"TIDEMARK_CAPTURE_CONFIRM_ON=jetstream", "TIDEMARK_CAPTURE_HTTP=" + httpAddr,
+		"TIDEMARK_CAPTURE_HEARTBEAT_INTERVAL=300ms",
+	})
 	waitFor(t, 30*time.Second, "second capture waiting", func() bool {
 		return strings.Contains(second.out.String(), "slot active for PID")
 	})
 	if s := e.slotState(); s.ActivePID != pid {
 		t.Fatalf("slot moved to PID %d while the first capture runs", s.ActivePID)
+	}
+	if code, body := httpGet(t, "http://"+httpAddr+"/readyz"); code != 503 || !strings.Contains(body, "slot active for PID") {
+		t.Errorf("waiting capture /readyz = %d %q", code, body)
+	}
+	if code, _ := httpGet(t, "http://"+httpAddr+"/livez"); code != 200 {
+		t.Errorf("waiting capture /livez = %d", code)
 	}
 	first.kill()
 	killed := time.Now()
@@ -191,6 +216,31 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitAllCaptured("TIDEMARK", 30*time.Second)
+	waitFor(t, 10*time.Second, "/readyz ready", func() bool { code, _ := httpGet(t, "http://"+httpAddr+"/readyz"); return code == 200 })
+	var metrics string
+	n := len(e.sourceIDs())
+	waitFor(t, 10*time.Second, fmt.Sprintf("/metrics to count %d events published", n), func() bool {
+		_, metrics = httpGet(t, "http://"+httpAddr+"/metrics")
+		return strings.Contains(metrics, fmt.Sprintf("tidemark_capture_events_published_total %d\n", n))
+	})
+	for _, m := range []string{"tidemark_capture_confirmed_lsn",
+		"tidemark_capture_publish_latency_seconds_bucket", "tidemark_capture_heartbeats_total", "tidemark_capture_lag_seconds",
+		"tidemark_capture_last_event_commit_timestamp_seconds", "tidemark_capture_slot_retained_wal_bytes", "tidemark_capture_publish_stalled 0"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %q", m)
+		}
+	}
+	out, err := exec.Command(bin, "status", "--json", "--pg", e.pgURL, "--nats-url", e.nats.URL, "--slot", e.slot).Output()
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	var st Status
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if !st.Active || st.Slot != e.slot || st.ConfirmedFlushLSN == 0 || st.WALStatus != "reserved" || st.LastEventCommitTime == nil || st.LagSeconds == nil {
+		t.Errorf("status %s", out)
+	}
 	_ = second.cmd.Process.Signal(syscall.SIGTERM)
 	if code := second.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("second capture exited %d:\n%s", code, second.out.String())
@@ -208,4 +258,40 @@ func createSlotForTest(ctx context.Context, conn *pgconn.PgConn, slot string) (e
 		return 0, err
 	}
 	return event.ParsePosition(res.ConsistentPoint)
+}
+
+func startCaptureProcEnv(t *testing.T, bin string, env []string, args ...string) *captureProc {
+	t.Helper()
+	p := &captureProc{out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func httpGet(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -31,16 +31,7 @@ type captureProc struct {
 
 func startCaptureProc(t *testing.T, bin string, args ...string) *captureProc {
 	t.Helper()
-	p := &captureProc{out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
-	return p
+	return startCaptureProcEnv(t, bin, nil, args...)
 }
 
 func (p *captureProc) kill() {

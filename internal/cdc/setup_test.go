@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidemark/tidemark/internal/testrig"
 )
@@ -112,5 +113,22 @@ func TestSetup_DryRunChangesNothing(t *testing.T) {
 	sc := info.CachedInfo().Config
 	if sc.Discard.String() != "DiscardNew" || sc.Duplicates != cfg.DuplicateWindow || sc.Storage.String() != "File" {
 		t.Errorf("stream config %+v", sc)
+	}
+}
+
+// TestCaptureProcess_BadSettingsMessage: the binary prints the problem and
+// what to do, and exits 1.
+func TestCaptureProcess_BadSettingsMessage(t *testing.T) {
+	bin := testrig.BuildBinary(t, "./cmd/capture")
+	e := newEnv(t, nil)
+	p := startCaptureProc(t, bin, e.procArgs("--tables", "public.eventcore_events,public.nope")...)
+	if code := p.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, p.out.String())
+	}
+	out := p.out.String()
+	for _, want := range []string{"error: source not ready for capture: table public.nope does not exist", "Try: make the changes above"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }
