@@ -63,6 +63,7 @@ type publisher struct {
 }
 
 func newPublisher(js jetstream.JetStream, cfg Config, tick func() error) *publisher {
+	metricStalled.Set(0) // a new session starts unstalled; the old one's state is gone
 	return &publisher{
 		js: js, window: cfg.MaxPending, retries: cfg.PublishRetries, stall: cfg.StallTimeout,
 		tickEach: cfg.StatusInterval, log: cfg.Logger, tick: tick,
