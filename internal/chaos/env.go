@@ -50,7 +50,9 @@ type Env struct {
 	events  int64
 	notes   []string
 	cleanup []func()
-	nCap    int
+	// afterRig runs after the rig stopped (unmounting filesystems).
+	afterRig []func()
+	nCap     int
 }
 
 // Setup says how Boot brings the pipeline up.
@@ -233,6 +235,26 @@ func (e *Env) Leader(d time.Duration) (*harness.Proc, error) {
 	}
 }
 
+// waitMetric waits until p exports metric with value want.
+func (e *Env) waitMetric(p *harness.Proc, metric string, want float64, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	var last float64
+	var lastErr error
+	for {
+		v, err := p.Metric(e.Ctx, metric)
+		if err == nil && v == want {
+			return nil
+		}
+		last, lastErr = v, err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s's %s stayed %v (want %v) for %s (last error: %v)", p.Name, metric, last, want, d, lastErr)
+		}
+		if err := e.Sleep(250 * time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
 // Sleep waits d or until the budget ends.
 func (e *Env) Sleep(d time.Duration) error {
 	t := time.NewTimer(d)
@@ -279,5 +301,8 @@ func (e *Env) close() {
 	}
 	if e.H != nil {
 		e.H.Close()
+	}
+	for i := len(e.afterRig) - 1; i >= 0; i-- {
+		e.afterRig[i]()
 	}
 }
