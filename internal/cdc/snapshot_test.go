@@ -9,6 +9,7 @@ import (
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
 	"github.com/tidemark/tidemark/internal/loadgen"
+	"github.com/tidemark/tidemark/internal/testrig"
 )
 
 func TestCapture_SnapshotHandOver(t *testing.T) {
@@ -109,4 +110,48 @@ func TestCapture_SnapshotHandOver(t *testing.T) {
 		}
 	}
 	t.Logf("snapshot: %d rows in %d transactions, consistent point %s; streamed %d events", snapRows, want-1, cp, streamed)
+}
+
+// TestCapture_SnapshotWithoutCommitTimestamps: without
+// track_commit_timestamp, snapshot rows carry the snapshot's time and the
+// snapshot flag; their values are byte-identical to streamed rows'.
+func TestCapture_SnapshotWithoutCommitTimestamps(t *testing.T) {
+	pg := testrig.StartPostgres(t, testrig.WithConf("track_commit_timestamp", "off"))
+	e := newEnv(t, pg)
+	const row = `INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data, metadata, created_at)
+		VALUES ($1, $2, 'Same', '{"b": 1, "a": [1.5, 2e3, "x\u00fc"]}', '{"z": null}', '2026-01-02 03:04:05.123456+00')`
+	e.exec(row, "0191f3a0-0000-7000-8000-00000000000a", "snap")
+	cfg := e.config()
+	stop, _ := e.run(cfg)
+	waitFor(t, 30*time.Second, "slot streaming", func() bool { return e.slotState().Active })
+	e.exec(row, "0191f3a0-0000-7000-8000-00000000000b", "streamed")
+	fl := e.waitAllCaptured(cfg.Stream, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(fl.events) != 2 {
+		t.Fatalf("%d events", len(fl.events))
+	}
+	snap, streamed := fl.events[0], fl.events[1]
+	var done *event.Heartbeat
+	for i := range fl.heartbeats {
+		if fl.heartbeats[i].SnapshotDone {
+			done = &fl.heartbeats[i]
+		}
+	}
+	if done == nil {
+		t.Fatal("no snapshot-done heartbeat")
+	}
+	if !snap.Snapshot || !snap.CommitTime.Equal(done.Time) || snap.EndLSN != 1 {
+		t.Errorf("snapshot row: flag %v commit time %v (snapshot %v) position %s", snap.Snapshot, snap.CommitTime, done.Time, snap.EndLSN)
+	}
+	if streamed.Snapshot {
+		t.Error("streamed row flagged as snapshot")
+	}
+	// event_type, event_data, metadata, created_at (stream_version is 1 for both streams).
+	for i := 2; i <= 6; i++ {
+		if string(snap.Values[i]) != string(streamed.Values[i]) {
+			t.Errorf("column %d: snapshot %q, streamed %q", i, snap.Values[i], streamed.Values[i])
+		}
+	}
 }
