@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"sort"
 
 	"github.com/spf13/cobra"
 
@@ -11,7 +12,7 @@ import (
 )
 
 func newProfileCmd() *cobra.Command {
-	var component, out, dir string
+	var component, out, traceOut, dir string
 	var events, streams int
 	var keep bool
 	cmd := &cobra.Command{
@@ -40,10 +41,27 @@ profile with: go tool pprof -top FILE`,
 				return cli.Usage(fmt.Errorf("create profile: %w", err), "choose a writable --cpuprofile path")
 			}
 			defer f.Close()
-			res, err := bench.Profile(cmd.Context(), bench.ProfileConfig{Dir: dir, Events: events, Streams: streams,
-				Component: component, CPUProfile: f, Progress: func(msg string, args ...any) { log.Info(msg, args...) }})
+			pc := bench.ProfileConfig{Dir: dir, Events: events, Streams: streams,
+				Component: component, CPUProfile: f, Progress: func(msg string, args ...any) { log.Info(msg, args...) }}
+			if traceOut != "" {
+				tf, err := os.Create(traceOut)
+				if err != nil {
+					return cli.Usage(fmt.Errorf("create trace: %w", err), "choose a writable --trace path")
+				}
+				defer tf.Close()
+				pc.Trace = tf
+			}
+			res, err := bench.Profile(cmd.Context(), pc)
 			if err != nil {
 				return err
+			}
+			names := make([]string, 0, len(res.Metrics))
+			for k := range res.Metrics {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			for _, k := range names {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %g\n", k, res.Metrics[k])
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s handled %d events in %.2f s (%.0f events/s); profile in %s\n",
 				component, res.Events, res.Duration.Seconds(), float64(res.Events)/res.Duration.Seconds(), out)
@@ -53,6 +71,7 @@ profile with: go tool pprof -top FILE`,
 	f := cmd.Flags()
 	f.StringVar(&component, "component", "capture", "capture, archiver or restore")
 	f.StringVar(&out, "cpuprofile", "cpu.pprof", "where to write the CPU profile")
+	f.StringVar(&traceOut, "trace", "", "also write a runtime execution trace here (go tool trace -pprof=net|sync|syscall FILE)")
 	f.IntVar(&events, "events", 200_000, "events in the backlog")
 	f.IntVar(&streams, "streams", 10_000, "streams the events spread over")
 	f.StringVar(&dir, "dir", "", "working directory (default: a temporary directory, removed afterwards)")

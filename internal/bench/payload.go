@@ -54,7 +54,7 @@ type eventData struct {
 	Type     string         `json:"type"`
 	Sequence int64          `json:"sequence"`
 	Amount   money          `json:"amount"`
-	Customer person          `json:"customer"`
+	Customer person         `json:"customer"`
 	Lines    []line         `json:"lines"`
 	Tags     []string       `json:"tags"`
 	Flags    map[string]any `json:"flags"`

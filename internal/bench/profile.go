@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"runtime/pprof"
+	"runtime/trace"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +39,10 @@ type ProfileConfig struct {
 	Component string
 	// CPUProfile receives the CPU profile of the component's run.
 	CPUProfile io.Writer
+	// Trace, when set, receives a runtime execution trace of the run
+	// (go tool trace -pprof=net|sync|syscall|sched turns it into off-CPU
+	// profiles: where the component waits).
+	Trace io.Writer
 	// Progress, when set, receives a line per step.
 	Progress func(msg string, args ...any)
 }
@@ -45,6 +51,9 @@ type ProfileConfig struct {
 type ProfileResult struct {
 	Events   int64
 	Duration time.Duration
+	// Metrics are the component's tidemark_* metrics at the end: counters
+	// and gauges by name, histograms as name_sum and name_count.
+	Metrics map[string]float64
 }
 
 // Profile builds the rig and backlog as Run does, prepares the
@@ -123,25 +132,47 @@ func Profile(ctx context.Context, cfg ProfileConfig) (ProfileResult, error) {
 	if err != nil {
 		return ProfileResult{}, err
 	}
-	if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
-		return ProfileResult{}, fmt.Errorf("start cpu profile: %w", err)
+	stop, err := startProfiles(cfg)
+	if err != nil {
+		return ProfileResult{}, err
 	}
 	start := time.Now()
 	res, err := restore.Restore(ctx, plan, restore.Options{TargetURL: url})
 	d := time.Since(start)
-	pprof.StopCPUProfile()
+	stop()
 	if err != nil {
 		return ProfileResult{}, err
 	}
-	return ProfileResult{Events: res.Events, Duration: d}, nil
+	return ProfileResult{Events: res.Events, Duration: d, Metrics: gatherTidemark()}, nil
+}
+
+// startProfiles starts the CPU profile and, when asked, the execution
+// trace; the returned function stops both.
+func startProfiles(cfg ProfileConfig) (func(), error) {
+	if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+		return nil, fmt.Errorf("start cpu profile: %w", err)
+	}
+	if cfg.Trace != nil {
+		if err := trace.Start(cfg.Trace); err != nil {
+			pprof.StopCPUProfile()
+			return nil, fmt.Errorf("start trace: %w", err)
+		}
+	}
+	return func() {
+		if cfg.Trace != nil {
+			trace.Stop()
+		}
+		pprof.StopCPUProfile()
+	}, nil
 }
 
 // profileRun runs f under the CPU profiler until the in-process counter
 // metric reaches n, then cancels it.
 func profileRun(ctx context.Context, cfg ProfileConfig, n int64, metric string, f func(context.Context) error) (ProfileResult, error) {
 	cfg.Progress("profiling", "component", cfg.Component, "events", n)
-	if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
-		return ProfileResult{}, fmt.Errorf("start cpu profile: %w", err)
+	stop, err := startProfiles(cfg)
+	if err != nil {
+		return ProfileResult{}, err
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -161,12 +192,45 @@ func profileRun(ctx context.Context, cfg ProfileConfig, n int64, metric string, 
 			runErr = ctx.Err()
 		}
 	}
-	pprof.StopCPUProfile()
+	stop()
+	metrics := gatherTidemark()
 	cancel()
 	if runErr == nil {
 		<-done
 	}
-	return ProfileResult{Events: n, Duration: d}, runErr
+	return ProfileResult{Events: n, Duration: d, Metrics: metrics}, runErr
+}
+
+// gatherTidemark returns this process's tidemark_* metrics: counters and
+// gauges by name (label sets summed), histograms as name_sum and name_count.
+func gatherTidemark() map[string]float64 {
+	out := map[string]float64{}
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		return out
+	}
+	for _, mf := range mfs {
+		name := mf.GetName()
+		if !strings.HasPrefix(name, "tidemark_") {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetHistogram() != nil:
+				suffix := ""
+				for _, l := range m.GetLabel() {
+					suffix += "{" + l.GetName() + "=" + l.GetValue() + "}"
+				}
+				out[name+"_sum"+suffix] += m.GetHistogram().GetSampleSum()
+				out[name+"_count"+suffix] += float64(m.GetHistogram().GetSampleCount())
+			case m.GetCounter() != nil:
+				out[name] += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[name] += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }
 
 // gatherCounter reads a counter from this process's default registry.
@@ -184,4 +248,3 @@ func gatherCounter(name string) (float64, error) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
