@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/tidemark/tidemark/internal/cdc"
@@ -123,6 +125,10 @@ func parseSize(s string) (int64, error) {
 func cliError(err error) error {
 	if err == nil {
 		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") || errors.Is(err, nats.ErrAuthorization) {
+		return cli.WithCode(cli.ExitCredentials, err, "check the credentials: PGPASSWORD (or the password in --pg), pg_hba.conf, --nats-creds / NATS_URL")
 	}
 	var fe *cdc.FatalError
 	if errors.As(err, &fe) {

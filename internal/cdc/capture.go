@@ -41,6 +41,7 @@ type Capture struct {
 	heartbeatCh chan struct{} // ask for a heartbeat now
 	streaming   atomic.Bool
 	readyErr    atomic.Pointer[string]
+	natsConn    atomic.Pointer[nats.Conn] // c.nc, for Ready on other goroutines
 }
 
 // New validates cfg (filling defaults) and returns a Capture.
@@ -66,7 +67,7 @@ func (c *Capture) Ready() error {
 	if !c.streaming.Load() {
 		return errors.New("replication not started")
 	}
-	if !natsConnected(c.nc) {
+	if !natsConnected(c.natsConn.Load()) {
 		return errors.New("NATS not connected")
 	}
 	return nil
@@ -132,6 +133,7 @@ func (c *Capture) start(ctx context.Context) error {
 	if c.nc, err = connectNATS(c.cfg.NATSURL, c.cfg.NATSCreds); err != nil {
 		return err
 	}
+	c.natsConn.Store(c.nc)
 	if c.js, err = jetstream.New(c.nc,
 		jetstream.WithPublishAsyncMaxPending(2*c.cfg.MaxPending),
 		jetstream.WithPublishAsyncTimeout(c.cfg.PublishTimeout)); err != nil {

@@ -23,15 +23,15 @@ func TestCapture_IdleSourceAdvances(t *testing.T) {
 	cfg.ConfirmOn = ConfirmArchive
 	cfg.HeartbeatInterval = 200 * time.Millisecond
 	stop, _ := e.run(cfg)
-	waitFor(t, 30*time.Second, "slot streaming", func() bool { return e.slotState().Active })
+	waitFor(t, 30*time.Second, "capture ready", func() bool { return e.last.Ready() == nil })
 	created := e.slotState().ConfirmedFlushLSN
+	hb0 := testutil.ToFloat64(metricHeartbeats)
 
 	// No watermark yet: capture must not confirm anything.
 	time.Sleep(time.Second)
 	if s := e.slotState(); s.ConfirmedFlushLSN != created {
 		t.Fatalf("confirmed %s without a watermark (created at %s)", s.ConfirmedFlushLSN, created)
 	}
-	hb0 := testutil.ToFloat64(metricHeartbeats)
 	f := startFollower(t, e.js, cfg.Stream)
 	var first, second = e.slotState().ConfirmedFlushLSN, e.slotState().ConfirmedFlushLSN
 	waitFor(t, 20*time.Second, "confirmed position to advance", func() bool {

@@ -67,6 +67,7 @@ type env struct {
 	js    jetstream.JetStream
 	slot  string
 	logs  *syncBuffer
+	last  *Capture // the capture run started last
 }
 
 // newEnv prepares a fresh database with EventCore's schema on pg (the
@@ -111,6 +112,7 @@ func (e *env) run(cfg Config) (stop func() error, done <-chan error) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.last = c
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan error, 1)
 	finished := make(chan struct{})
