@@ -130,7 +130,7 @@ func sourceIDs(ctx context.Context, sourceURL string, each func(id uuid.UUID, co
 // archived twice), I3 (nothing the source never committed), I4 (every
 // archived transaction whole). expectExtra is how many archived events the
 // source may lack (rows a scenario deleted on purpose).
-func checkArchive(ctx context.Context, a *archiveContent, sourceURL string, expectExtra int) []*Violation {
+func checkArchive(ctx context.Context, a *archiveContent, sourceURL string, expectExtra int, cutoff time.Time) []*Violation {
 	var out []*Violation
 	if a.ahead != "" {
 		out = append(out, violation("I6", "%s", a.ahead))
@@ -142,7 +142,7 @@ func checkArchive(ctx context.Context, a *archiveContent, sourceURL string, expe
 		n := a.ids[id]
 		seen[id] = n
 		if n == 0 {
-			if commit.After(a.wm.CommitTime) {
+			if commit.After(a.wm.CommitTime) || (!cutoff.IsZero() && commit.After(cutoff)) {
 				late++ // committed after the watermark: not required yet
 				return nil
 			}

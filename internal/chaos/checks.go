@@ -42,6 +42,12 @@ type CheckOptions struct {
 	RetryRestores int
 	// RestoreArgs are extra restorer flags.
 	RestoreArgs []string
+	// ExpectVerify, when set, is a message verify --against must report as
+	// a failure (the source was tampered with), instead of staying quiet.
+	ExpectVerify string
+	// Cutoff, when set, limits the checks to source commits at or before
+	// it (events committed while no slot existed are not capturable).
+	Cutoff time.Time
 	// AllowOrphans accepts verify's warning about segment objects the
 	// catalog does not list, for scenarios that kill an archiver between
 	// an upload and its catalog entry (the object stays behind; restores
@@ -65,7 +71,7 @@ func (e *Env) Finish(o CheckOptions) error {
 		l.Wait()
 	}
 	var vs []*Violation
-	if err := e.Settle(o.SettleTimeout); err != nil {
+	if err := e.settleUntil(o.SettleTimeout, o.Cutoff); err != nil {
 		var v *Violation
 		if !errors.As(err, &v) {
 			return err
@@ -87,7 +93,7 @@ func (e *Env) Finish(o CheckOptions) error {
 		vs = append(vs, violation("I1", "cannot read the archive: %v", err))
 	} else {
 		e.Note("segments=%d", a.segments)
-		vs = append(vs, checkArchive(e.Ctx, a, e.H.SourceURL, o.ExpectExtra)...)
+		vs = append(vs, checkArchive(e.Ctx, a, e.H.SourceURL, o.ExpectExtra, o.Cutoff)...)
 	}
 	if !o.NoRestores {
 		rv, err := e.checkRestores(o)
@@ -112,13 +118,15 @@ func joinViolations(vs []*Violation) error {
 	}
 	var invs, details []string
 	for _, v := range vs {
-		if !slices.Contains(invs, v.Invariant) {
-			invs = append(invs, v.Invariant)
+		for _, inv := range strings.Split(v.Invariant, ",") {
+			if !slices.Contains(invs, inv) {
+				invs = append(invs, inv)
+			}
 		}
 		details = append(details, v.Error())
 	}
 	slices.Sort(invs)
-	return &Violation{Invariant: strings.Join(invs, ","), Detail: strings.Join(details, "; ")}
+	return &Violation{Invariant: strings.Join(invs, ","), Detail: strings.Join(details, "; "), joined: true}
 }
 
 // countEvents records the source's event count for the result line.
@@ -133,8 +141,11 @@ func (e *Env) countEvents() error {
 
 // Settle waits until the archive's watermark covers the source's last
 // commit; a timeout is an I1 violation (committed events never archived).
-func (e *Env) Settle(timeout time.Duration) error {
-	last, err := lastCommit(e.Ctx, e.H.SourceURL)
+func (e *Env) Settle(timeout time.Duration) error { return e.settleUntil(timeout, time.Time{}) }
+
+// settleUntil is Settle for the commits at or before cutoff (all when zero).
+func (e *Env) settleUntil(timeout time.Duration, cutoff time.Time) error {
+	last, err := lastCommit(e.Ctx, e.H.SourceURL, cutoff)
 	if err != nil {
 		return err
 	}
@@ -161,15 +172,19 @@ func (e *Env) Settle(timeout time.Duration) error {
 	}
 }
 
-// lastCommit returns the source's latest commit time (zero when empty).
-func lastCommit(ctx context.Context, url string) (time.Time, error) {
+// lastCommit returns the source's latest commit time at or before cutoff
+// (any when zero; zero when none).
+func lastCommit(ctx context.Context, url string, cutoff time.Time) (time.Time, error) {
+	if cutoff.IsZero() {
+		cutoff = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("connect source: %w", err)
 	}
 	defer conn.Close(context.Background())
 	var t *time.Time
-	if err := conn.QueryRow(ctx, "SELECT max(pg_xact_commit_timestamp(xmin)) FROM eventcore_events").Scan(&t); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT max(pg_xact_commit_timestamp(xmin)) FROM eventcore_events WHERE pg_xact_commit_timestamp(xmin) <= $1", cutoff).Scan(&t); err != nil {
 		return time.Time{}, fmt.Errorf("read last commit: %w", err)
 	}
 	if t == nil {
@@ -180,10 +195,13 @@ func lastCommit(ctx context.Context, url string) (time.Time, error) {
 
 // instants picks the restore targets: latest, a commit time exactly, 1µs
 // before another, and the first commit after each fault mark.
-func (e *Env) instants(n int) ([]string, error) {
+func (e *Env) instants(n int, cutoff time.Time) ([]string, error) {
 	times, err := oracle.CommitTimes(e.Ctx, e.H.SourceURL, table)
 	if err != nil {
 		return nil, err
+	}
+	if !cutoff.IsZero() {
+		times = slices.DeleteFunc(times, func(t time.Time) bool { return t.After(cutoff) })
 	}
 	out := []string{"latest"}
 	if len(times) == 0 {
@@ -210,7 +228,7 @@ func (e *Env) instants(n int) ([]string, error) {
 // checkRestores restores the sampled instants and compares each with the
 // oracle: I2 (no duplicates), I3 (equal), I4 (whole transactions).
 func (e *Env) checkRestores(o CheckOptions) ([]*Violation, error) {
-	tos, err := e.instants(o.Instants)
+	tos, err := e.instants(o.Instants, o.Cutoff)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +279,7 @@ func compareRestore(ctx context.Context, sourceURL, targetURL, to string, t time
 	if dups > 0 {
 		vs = append(vs, violation("I2", "restore --to %s holds %d duplicated event ids", to, dups))
 	}
-	d, err := oracle.CompareTable(ctx, sourceURL, targetURL, table, t)
+	d, err := oracleDiff(ctx, sourceURL, targetURL, t)
 	if err != nil {
 		return append(vs, violation("I3", "restore --to %s: compare: %v", to, err))
 	}
@@ -276,6 +294,12 @@ func compareRestore(ctx context.Context, sourceURL, targetURL, to string, t time
 		vs = append(vs, violation("I4", "restore --to %s holds %d source transactions only in part", to, partial))
 	}
 	return vs
+}
+
+// oracleDiff compares a restored target with the source's rows committed
+// at or before t.
+func oracleDiff(ctx context.Context, sourceURL, targetURL string, t time.Time) (oracle.Diff, error) {
+	return oracle.CompareTable(ctx, sourceURL, targetURL, table, t)
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -341,6 +365,11 @@ func (e *Env) checkDetectors(o CheckOptions) ([]*Violation, error) {
 	switch {
 	case out.Verify == nil:
 		vs = append(vs, violation("I5", "verify printed no report (exit %d: %s)", out.ExitCode, errText(out)))
+	case o.ExpectVerify != "":
+		if out.Verify.Status != "FAILURE" || out.ExitCode != 3 || !strings.Contains(out.Verify.problems(), o.ExpectVerify) {
+			vs = append(vs, violation("I5", "verify --against a tampered source said %s (exit %d), want a failure %q: %s",
+				out.Verify.Status, out.ExitCode, o.ExpectVerify, out.Verify.problems()))
+		}
 	case out.Verify.Status == "WARNING" && out.ExitCode == 0 && o.AllowOrphans && out.Verify.onlyOrphans():
 		e.Note("orphans=%d", len(out.Verify.Problems))
 	case out.Verify.Status != "OK" || out.ExitCode != 0:

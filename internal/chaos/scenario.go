@@ -89,9 +89,16 @@ type Violation struct {
 	Invariant string
 	// Detail says what was seen.
 	Detail string
+
+	joined bool // Detail already names each invariant
 }
 
-func (v *Violation) Error() string { return v.Invariant + ": " + v.Detail }
+func (v *Violation) Error() string {
+	if v.joined {
+		return v.Detail
+	}
+	return v.Invariant + ": " + v.Detail
+}
 
 // violation builds a *Violation.
 func violation(inv, format string, args ...any) *Violation {
