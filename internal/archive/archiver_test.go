@@ -5,7 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,7 +59,7 @@ func (r *running) stop(t *testing.T) error {
 
 func start(t *testing.T, f *archivetest.Feed, store objstore.Store, keyring *segment.Keyring, cfg Config) *running {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := New(cfg, Deps{JetStream: f.JS, Store: store, Keyring: keyring, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -457,4 +461,118 @@ func TestArchiver_Run_InterleavedTablesStop(t *testing.T) {
 	if cat, err := catalog.Load(context.Background(), store); err != nil || len(cat.Entries()) != 0 {
 		t.Fatalf("catalog after the refusal: %v entries, %v", len(cat.Entries()), err)
 	}
+}
+
+// stallStore stalls writes of lease objects while stalled is set, as if the
+// lease keeper of a writer were frozen while the rest of it runs on.
+type stallStore struct {
+	objstore.Store
+	stalled atomic.Bool
+}
+
+func (s *stallStore) Put(ctx context.Context, key string, r io.Reader, size int64, opts objstore.PutOptions) error {
+	for strings.HasPrefix(key, catalog.EpochsPrefix) && s.stalled.Load() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return s.Store.Put(ctx, key, r, size, opts)
+}
+
+func TestArchiver_Run_DeposedWriterCannotAppend(t *testing.T) {
+	// A's lease renewal hangs past the lease while A keeps consuming; B
+	// takes over. A's next catalog append must be refused (fenced), A must
+	// step down, and nothing may be lost or archived twice.
+	nats := testrig.StartNATS(t)
+	f := archivetest.NewFeed(t, nats.URL, testStream)
+	base := fileStore(t)
+	stalling := &stallStore{Store: base}
+	cfgA := testConfig("a")
+	cfgA.LeaseTTL = 2 * time.Second
+	logA := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of the deposed writer:\n%s", logA.String())
+		}
+	})
+	a, err := New(cfgA, Deps{JetStream: f.JS, Store: stalling,
+		Logger: slog.New(slog.NewTextHandler(logA, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	doneA := make(chan error, 1)
+	go func() { doneA <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-doneA
+	}()
+	waitFor(t, "a leads", 10*time.Second, func() bool { return a.Status().Leader })
+	first := workload(f, 20)
+	f.Publish(t, false, first...)
+	archivetest.WaitWatermark(t, base, last(first), 20*time.Second)
+
+	stalling.stalled.Store(true)
+	cfgB := testConfig("b")
+	cfgB.LeaseTTL = 2 * time.Second
+	b := start(t, f, base, nil, cfgB)
+	waitFor(t, "b leads", 15*time.Second, func() bool { return b.Status().Leader })
+	var all []archivetest.Item
+	all = append(all, first...)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logA.String(), "stepping down") {
+		if time.Now().After(deadline) {
+			t.Fatalf("deposed writer did not step down; log:\n%s", logA.String())
+		}
+		more := workload(f, 5)
+		f.Publish(t, false, more...)
+		all = append(all, more...)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(logA.String(), "append catalog entry") || !strings.Contains(logA.String(), "fenced") {
+		t.Fatalf("deposed writer stepped down without a refused append; log:\n%s", logA.String())
+	}
+	for _, line := range strings.Split(logA.String(), "\n") {
+		if strings.Contains(line, "stepping down") {
+			t.Logf("deposed writer: %s", line)
+		}
+	}
+	stalling.stalled.Store(false)
+	// Capture's next heartbeat: anything the deposed writer still holds
+	// now shows as a hole, which resets the consumer.
+	hb := f.HeartbeatItem()
+	f.Publish(t, false, hb)
+	all = append(all, hb)
+	archivetest.WaitWatermark(t, base, last(all), 20*time.Second)
+	arch := archivetest.Load(t, base, nil)
+	arch.Check(t, archivetest.EventIDs(all...))
+	firstB := uint64(0)
+	for _, e := range arch.Catalog.Entries() {
+		switch {
+		case e.Writer == "b" && firstB == 0:
+			firstB = e.Seq
+		case e.Writer == "a" && firstB != 0:
+			t.Fatalf("entry %d written by the deposed writer after the takeover (entry %d)", e.Seq, firstB)
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

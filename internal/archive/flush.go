@@ -27,7 +27,7 @@ func (s *session) flush(ctx context.Context, reason string) error {
 	if err != nil {
 		return err
 	}
-	target := catalog.Watermark{LSN: s.chain.w, CommitTime: s.acceptedTime}
+	target := catalog.Watermark{LSN: s.head, CommitTime: s.acceptedTime}
 	if len(segs) == 0 && target.LSN <= s.durable.LSN {
 		return nil
 	}

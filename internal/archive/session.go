@@ -45,7 +45,11 @@ type session struct {
 	// durable is the watermark of the last catalog entry; seq its number.
 	durable catalog.Watermark
 	seq     uint64
-	// acceptedTime is the commit time at chain.w (kept non-decreasing).
+	// head is the position of the last item fully taken in (its events in
+	// the open segments); acceptedTime its commit time (kept
+	// non-decreasing). A flush makes head durable. head trails chain.w
+	// while an item is being taken in.
+	head         event.Position
 	acceptedTime time.Time
 	lastEntry    time.Time
 
@@ -74,7 +78,7 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 	for _, ref := range cat.Segments() {
 		s.covered[ref.TableID] = max(s.covered[ref.TableID], ref.LastEndLSN)
 	}
-	s.acceptedTime = s.durable.CommitTime
+	s.head, s.acceptedTime = s.durable.LSN, s.durable.CommitTime
 	s.chain = newChain(s.durable.LSN, a.cfg.ReorderBuffer)
 	s.lastEntry = time.Now()
 	if err := s.publishWatermark(ctx); err != nil {
@@ -95,24 +99,22 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 
 // run consumes until ctx ends or an error stops the session.
 func (s *session) run(ctx context.Context) error {
-	iter, err := s.cons.Messages(jetstream.PullMaxMessages(s.a.cfg.FetchBatch))
+	// Pull requests expire well within a lease: when this archiver is
+	// paused and deposed, its requests lapse before the next writer resets
+	// the consumer, so new messages are not delivered to it.
+	expiry := min(max(s.a.cfg.LeaseTTL/2, time.Second), 30*time.Second)
+	iter, err := s.cons.Messages(jetstream.PullMaxMessages(s.a.cfg.FetchBatch), jetstream.PullExpiry(expiry))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", s.a.cfg.Consumer, err)
 	}
 	msgs := make(chan jetstream.Msg, s.a.cfg.FetchBatch)
 	pumpErr := make(chan error, 1)
-	go pump(ctx, iter, msgs, pumpErr)
-	defer func() {
-		iter.Stop()
-		for {
-			select {
-			case m := <-msgs:
-				_ = m.Nak()
-			default:
-				return
-			}
-		}
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		pump(iter, msgs, pumpErr)
 	}()
+	defer giveBackPumped(iter, msgs, pumped)
 	go s.a.watchConsumer(ctx, s.cons)
 
 	tick := time.NewTicker(min(s.a.cfg.FlushInterval/4, 250*time.Millisecond))
@@ -135,25 +137,51 @@ func (s *session) run(ctx context.Context) error {
 	}
 }
 
-// pump moves messages from the iterator to msgs until the iterator stops.
-func pump(ctx context.Context, iter jetstream.MessagesContext, msgs chan<- jetstream.Msg, errs chan<- error) {
+// pump moves messages from the iterator to msgs until the iterator is
+// closed (or drained) or the consumer is gone.
+func pump(iter jetstream.MessagesContext, msgs chan<- jetstream.Msg, errs chan<- error) {
 	for {
 		m, err := iter.Next()
 		switch {
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
 			return
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-			errs <- fmt.Errorf("consume: %w", err)
-			return
+			select {
+			case errs <- fmt.Errorf("consume: %w", err):
+			default:
+			}
+			iter.Drain()
+			continue
 		case err != nil:
 			// Missed heartbeats and reconnects: the iterator recovers.
 			continue
 		}
+		msgs <- m
+	}
+}
+
+// giveBackPumped drains the iterator at the end of a term and Naks every
+// message delivered but not handled — those in the iterator's buffer
+// included — so the next writer gets them at once rather than after AckWait.
+func giveBackPumped(iter jetstream.MessagesContext, msgs <-chan jetstream.Msg, pumped <-chan struct{}) {
+	iter.Drain()
+	timeout := time.After(10 * time.Second)
+	for {
 		select {
-		case msgs <- m:
-		case <-ctx.Done():
+		case m := <-msgs:
 			_ = m.Nak()
-			return
+		case <-pumped:
+			for {
+				select {
+				case m := <-msgs:
+					_ = m.Nak()
+				default:
+					return
+				}
+			}
+		case <-timeout:
+			iter.Stop()
+			timeout = nil
 		}
 	}
 }
@@ -288,21 +316,30 @@ func (s *session) accept(ctx context.Context, it *item) error {
 			}
 		}
 		if _, err := s.roll.add(it, s.covered, now); err != nil {
+			for _, m := range it.msgs {
+				_ = m.Nak()
+			}
 			return fmt.Errorf("%w: %w", ErrUnarchivable, err)
 		}
 		if multi {
-			s.acks.add(it.pos, it.msgs...)
-			it.msgs = nil
-			s.acceptedTime = maxTime(s.acceptedTime, it.time)
+			s.taken(it)
 			return s.flush(ctx, "multi-table")
 		}
 	}
-	s.acceptedTime = maxTime(s.acceptedTime, it.time)
-	s.acks.add(it.pos, it.msgs...)
+	s.taken(it)
 	if s.roll.maxRaw >= s.a.cfg.SegmentMaxBytes {
 		return s.flush(ctx, "size")
 	}
 	return nil
+}
+
+// taken records that it is wholly in the open segments (or a heartbeat):
+// the next flush makes it durable and settles its messages.
+func (s *session) taken(it *item) {
+	s.head = it.pos
+	s.acceptedTime = maxTime(s.acceptedTime, it.time)
+	s.acks.add(it.pos, it.msgs...)
+	it.msgs = nil
 }
 
 // ErrUnarchivable means the segment writer refused an accepted
@@ -325,7 +362,7 @@ func (s *session) tick(ctx context.Context, now time.Time) error {
 		if err := s.flush(ctx, "age"); err != nil {
 			return err
 		}
-	case s.roll.empty() && s.chain.w > s.durable.LSN && now.Sub(s.lastEntry) >= s.a.cfg.FlushInterval:
+	case s.roll.empty() && s.head > s.durable.LSN && now.Sub(s.lastEntry) >= s.a.cfg.FlushInterval:
 		if err := s.flush(ctx, "watermark"); err != nil {
 			return err
 		}
@@ -365,6 +402,13 @@ func (s *session) checkHole(ctx context.Context, now time.Time) {
 		return
 	}
 	s.lastRewind = now
+	// The missing item may sit unacknowledged with a deposed writer (or
+	// its delivery was lost): rewinding the consumer to its ack floor
+	// brings it back if the stream has it; the rewind request makes
+	// capture re-publish it if the stream does not.
+	if _, err := s.a.deps.JetStream.ResetConsumer(ctx, s.a.cfg.Stream, s.a.cfg.Consumer); err != nil {
+		s.log.Warn("reset consumer to its ack floor", "err", err)
+	}
 	if err := s.a.meta.putRewind(ctx, s.chain.w, missing, now); err != nil {
 		s.log.Warn("request rewind", "err", err)
 		return
@@ -380,12 +424,15 @@ func (s *session) giveBack() {
 		return
 	}
 	s.closed = true
+	n := s.acks.len()
 	for _, it := range s.chain.drain() {
 		for _, m := range it.msgs {
 			_ = m.Nak()
+			n++
 		}
 	}
 	s.acks.giveBack()
+	s.log.Debug("gave back unacknowledged messages", "messages", n)
 	s.roll.reset()
 	chainHole.Set(0)
 	openSegmentBytes.Set(0)

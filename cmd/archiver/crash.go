@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/tidemark/tidemark/internal/archive"
+)
+
+// crashEnv is a TEST-ONLY hook: "<stage>:<n>" makes the process exit with
+// status 137 (as if killed with SIGKILL) the n-th time the archiver reaches
+// the stage (archive.Stage*: mid-upload, uploaded, cataloged, watermarked,
+// acked). Crash tests use it to stop the process at exact points of the
+// durability sequence. Never set it in production.
+const crashEnv = "TIDEMARK_ARCHIVER_CRASH_AT"
+
+var crashStages = []string{archive.StageMidUpload, archive.StageUploaded, archive.StageCataloged,
+	archive.StageWatermarked, archive.StageAcked}
+
+// crashHook parses spec and returns the hook, or nil when spec is empty.
+func crashHook(spec string, w io.Writer) (func(string), error) {
+	if spec == "" {
+		return nil, nil
+	}
+	stage, count, ok := strings.Cut(spec, ":")
+	n, err := strconv.Atoi(count)
+	if !ok || err != nil || n < 1 {
+		return nil, fmt.Errorf("%s=%q: want <stage>:<n> with n >= 1", crashEnv, spec)
+	}
+	known := false
+	for _, s := range crashStages {
+		known = known || s == stage
+	}
+	if !known {
+		return nil, fmt.Errorf("%s=%q: unknown stage (want one of %s)", crashEnv, spec, strings.Join(crashStages, ", "))
+	}
+	var (
+		mu   sync.Mutex
+		hits int
+	)
+	return func(s string) {
+		if s != stage {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if hits++; hits == n {
+			fmt.Fprintf(w, "crash hook: exiting at %s #%d\n", stage, n)
+			os.Exit(137)
+		}
+	}, nil
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tidemark/tidemark/internal/archive"
+	"github.com/tidemark/tidemark/internal/cli"
+	"github.com/tidemark/tidemark/internal/feed"
+	"github.com/tidemark/tidemark/internal/segment"
+)
+
+// runOptions are the flags of `archiver run`.
+type runOptions struct {
+	http             string
+	holder           string
+	maxAckPending    int
+	ackWait          time.Duration
+	fetchBatch       int
+	reorderBuffer    int
+	holeGrace        time.Duration
+	segmentMaxBytes  int64
+	flushInterval    time.Duration
+	bucketWidth      time.Duration
+	leaseTTL         time.Duration
+	compression      string
+	compressionLevel int
+}
+
+func (r *runOptions) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&r.http, "http", "127.0.0.1:9465", "operations HTTP address (/livez, /readyz, /metrics); empty disables")
+	f.StringVar(&r.holder, "holder", "", "lease holder id (default <hostname>-<pid>-<random>)")
+	f.IntVar(&r.maxAckPending, "max-ack-pending", archive.DefaultMaxAckPending, "messages delivered but not yet acknowledged, at most")
+	f.DurationVar(&r.ackWait, "ack-wait", archive.DefaultAckWait, "redelivery timeout of unacknowledged messages")
+	f.IntVar(&r.fetchBatch, "fetch-batch", archive.DefaultFetchBatch, "messages per pull request")
+	f.IntVar(&r.reorderBuffer, "reorder-buffer", archive.DefaultReorderBuffer, "events held while the chain has a hole")
+	f.DurationVar(&r.holeGrace, "hole-grace", archive.DefaultHoleGrace, "how long a hole may last before capture is asked to rewind")
+	f.Int64Var(&r.segmentMaxBytes, "segment-max-bytes", archive.DefaultSegmentMaxBytes, "raw size at which a segment is flushed")
+	f.DurationVar(&r.flushInterval, "flush-interval", archive.DefaultFlushInterval, "age at which open segments are flushed (the archive's RPO)")
+	f.DurationVar(&r.bucketWidth, "bucket-width", archive.DefaultBucketWidth, "commit-time bucket width of segment keys")
+	f.DurationVar(&r.leaseTTL, "lease-ttl", archive.DefaultLeaseTTL, "writer lease lifetime; a standby takes over after it expires")
+	f.StringVar(&r.compression, "compression", "zstd", "segment compression: zstd, gzip or none")
+	f.IntVar(&r.compressionLevel, "compression-level", 0, "compression level (zstd 1-22, gzip 1-9; 0 = default)")
+}
+
+// config turns the flags into an archive.Config.
+func (r *runOptions) config(g *globalOptions) (archive.Config, error) {
+	comp, err := segment.ParseCompression(r.compression)
+	if err != nil {
+		return archive.Config{}, cli.Usage(err, "use --compression zstd, gzip or none")
+	}
+	cfg := archive.Config{
+		Stream: g.stream, Subjects: feed.Subjects{Prefix: g.prefix}, Consumer: g.consumer, Holder: r.holder,
+		MaxAckPending: r.maxAckPending, AckWait: r.ackWait, FetchBatch: r.fetchBatch,
+		ReorderBuffer: r.reorderBuffer, HoleGrace: r.holeGrace, SegmentMaxBytes: r.segmentMaxBytes,
+		FlushInterval: r.flushInterval, BucketWidth: r.bucketWidth, LeaseTTL: r.leaseTTL,
+		Compression: comp, CompressionLevel: r.compressionLevel,
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, cli.Usage(err, "archiver run --help")
+	}
+	return cfg, nil
+}
+
+func newRunCmd(g *globalOptions) *cobra.Command {
+	r := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Archive the feed (lead, or stand by while another archiver leads)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runArchiver(cmd.Context(), cmd, g, r) },
+	}
+	r.register(cmd)
+	return cmd
+}
+
+func runArchiver(ctx context.Context, cmd *cobra.Command, g *globalOptions, r *runOptions) error {
+	log, err := g.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	cfg, err := r.config(g)
+	if err != nil {
+		return err
+	}
+	keyring, err := g.keyring()
+	if err != nil {
+		return err
+	}
+	hook, err := crashHook(os.Getenv(crashEnv), cmd.ErrOrStderr())
+	if err != nil {
+		return cli.Usage(err, "unset "+crashEnv+" (it is for tests only)")
+	}
+	store, err := g.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	nc, js, err := g.connect("tidemark-archiver", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	arch, err := archive.New(cfg, archive.Deps{JetStream: js, Store: store, Keyring: keyring, Logger: log, Hook: hook})
+	if err != nil {
+		return cli.Usage(err, "archiver run --help")
+	}
+	grp, gctx := errgroup.WithContext(ctx)
+	grp.Go(func() error {
+		err := arch.Run(gctx)
+		if errors.Is(err, archive.ErrConflictingObject) {
+			return cli.WithCode(cli.ExitFailure, err, "another writer or source uses this bucket: inspect the object named above; the archiver never overwrites it")
+		}
+		if err == nil && ctx.Err() == nil {
+			return errors.New("archiver stopped")
+		}
+		return err
+	})
+	ops := &cli.Ops{Addr: r.http, Ready: arch.Ready, Logger: log}
+	grp.Go(func() error { return ops.Run(gctx) })
+	err = grp.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
