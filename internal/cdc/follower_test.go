@@ -22,7 +22,6 @@ type follower struct {
 	w         event.Position
 	published event.Position // the highest watermark written to META
 	items     map[event.Position]*chainItem
-	holes     int
 }
 
 type chainItem struct {

@@ -202,3 +202,21 @@ func TestSnapRow_Order(t *testing.T) {
 		t.Error("sameTxn wrong")
 	}
 }
+
+func FuzzParseMessage(f *testing.F) {
+	f.Add((&wire{}).u8('I').u32(1).u8('N').raw(encodeTuple(nil, [][]byte{[]byte("xyz"), nil})).b)
+	f.Add((&wire{}).u8('R').u32(1).str("s").str("t").u8('d').u16(1).u8(0).str("c").u32(25).u32(0).b)
+	f.Add((&wire{}).u8('U').u32(1).u8('K').raw(encodeTuple(nil, [][]byte{[]byte("k")})).u8('N').raw(encodeTuple(nil, [][]byte{nil})).b)
+	f.Add((&wire{}).u8('M').u8(0).u64(9).str("tidemark.heartbeat").u32(2).raw([]byte("{}")).b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseMessage(data)
+		if err == nil && m == nil {
+			t.Fatal("nil message without error")
+		}
+		if ins, ok := m.(*Insert); ok && err == nil {
+			if _, err := DecodeTuple(ins.Raw); err != nil {
+				t.Fatalf("insert parsed but its tuple does not decode: %v", err)
+			}
+		}
+	})
+}

@@ -24,7 +24,6 @@ type mark struct {
 	srcTime    time.Time // commit time, or the heartbeat's source time
 	events     int       // event messages in the item (0 for a heartbeat)
 	heartbeat  bool
-	bodyBytes  int
 	commitTime time.Time // zero for heartbeats
 }
 

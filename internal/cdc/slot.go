@@ -159,12 +159,3 @@ func streamHasHistory(ctx context.Context, js jetstream.JetStream, stream string
 	}
 	return info.State.LastSeq > 0, nil
 }
-
-// systemID returns the source's system identifier.
-func systemID(ctx context.Context, q querier) (string, error) {
-	var id string
-	if err := q.QueryRow(ctx, "SELECT system_identifier::text FROM pg_control_system()").Scan(&id); err != nil {
-		return "", fmt.Errorf("read system identifier: %w", err)
-	}
-	return id, nil
-}
