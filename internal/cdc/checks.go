@@ -16,6 +16,7 @@ type Problem struct {
 	Fix string `json:"fix"`
 }
 
+// String renders the problem and its fix on one line.
 func (p Problem) String() string { return p.Message + ": " + p.Fix }
 
 // CheckError lists every set-up check the source failed.
@@ -23,6 +24,7 @@ type CheckError struct {
 	Problems []Problem
 }
 
+// Error lists every problem with its fix.
 func (e *CheckError) Error() string {
 	parts := make([]string, len(e.Problems))
 	for i, p := range e.Problems {

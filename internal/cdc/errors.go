@@ -28,7 +28,9 @@ type FatalError struct {
 	Hint string
 }
 
+// Error returns the underlying error's message (the hint is separate).
 func (e *FatalError) Error() string { return e.Err.Error() }
+// Unwrap returns the underlying error, so errors.Is finds the sentinel.
 func (e *FatalError) Unwrap() error { return e.Err }
 
 func fatal(err error, hint string) error { return &FatalError{Err: err, Hint: hint} }
