@@ -30,6 +30,7 @@ type FatalError struct {
 
 // Error returns the underlying error's message (the hint is separate).
 func (e *FatalError) Error() string { return e.Err.Error() }
+
 // Unwrap returns the underlying error, so errors.Is finds the sentinel.
 func (e *FatalError) Unwrap() error { return e.Err }
 
