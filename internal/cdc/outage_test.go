@@ -2,9 +2,12 @@ package cdc
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tidemark/tidemark/internal/loadgen"
@@ -66,4 +69,34 @@ func TestCapture_SurvivesNATSOutage(t *testing.T) {
 		t.Error("publish_stalled still raised after recovery")
 	}
 	t.Logf("%d events; %v publish errors, %v rewinds during a 4 s NATS outage", len(fl.ids), errs, rewinds)
+}
+
+// TestCapture_EventLargerThanMaxPayload: an event NATS cannot carry is a
+// fatal error that says what to change, not an endless retry or a skip.
+func TestCapture_EventLargerThanMaxPayload(t *testing.T) {
+	e := newEnv(t, nil)
+	node, err := testrig.StartNATSProcess(context.Background(), t.TempDir(), testrig.WithNATSConfig("max_payload: 65536"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Stop() })
+	cfg := e.config()
+	cfg.NATSURL = node.URL
+	_, done := e.run(cfg)
+	waitFor(t, 30*time.Second, "slot streaming", func() bool { return e.slotState().Active })
+	before := e.currentWAL()
+	e.exec(`INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data)
+		VALUES (gen_random_uuid(), 'big', 'Big', jsonb_build_object('x', repeat('y', 100000)))`)
+	select {
+	case err := <-done:
+		var fe *FatalError
+		if !errors.As(err, &fe) || !errors.Is(err, nats.ErrMaxPayload) || !strings.Contains(fe.Hint, "max_payload") {
+			t.Fatalf("err = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("capture kept running")
+	}
+	if s := e.slotState(); s.ConfirmedFlushLSN > before {
+		t.Fatalf("slot confirmed %s, past the unpublished event (WAL was at %s before it)", s.ConfirmedFlushLSN, before)
+	}
 }

@@ -83,10 +83,26 @@ func (p *publisher) Publish(ctx context.Context, msg *nats.Msg, m *mark, isEvent
 			return err
 		}
 	}
+	if limit := p.js.Conn().MaxPayload(); limit > 0 && int64(msgSize(msg)) > limit {
+		return fatal(fmt.Errorf("message %s (%s) is %d bytes, NATS accepts at most %d: %w",
+			msg.Header.Get(nats.MsgIdHdr), msg.Subject, msgSize(msg), limit, nats.ErrMaxPayload),
+			"raise max_payload in the NATS server configuration (up to 64 MB); capture cannot skip an event")
+	}
 	e := &inflight{msg: msg, mark: m, event: isEvent}
 	p.send(e)
 	p.queue = append(p.queue, e)
 	return nil
+}
+
+// msgSize approximates a message's size on the wire: body plus headers.
+func msgSize(m *nats.Msg) int {
+	n := len(m.Data) + len("NATS/1.0\r\n\r\n")
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // send publishes e.msg; a synchronous failure schedules a retry.
