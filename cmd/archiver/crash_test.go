@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -100,8 +103,10 @@ func TestArchiver_CrashPoints(t *testing.T) {
 		}
 	}
 	items := pub.finish(t)
-	final := startProc(t, nil, archiverArgs(nats.URL, dir, "crash-test")...)
+	addr := freeAddr(t)
+	final := startProc(t, nil, append(archiverArgs(nats.URL, dir, "crash-test"), "--http", addr)...)
 	archivetest.WaitWatermark(t, store, items[len(items)-1].Pos(), 60*time.Second)
+	checkOps(t, addr)
 	arch := archivetest.Load(t, store, nil)
 	arch.Check(t, archivetest.EventIDs(items...))
 	t.Logf("%d items, %d events in %d segments, %d catalog entries", len(items), arch.Events, len(arch.Segments), len(arch.Catalog.Entries()))
@@ -229,5 +234,44 @@ func waitLease(t *testing.T, store objstore.Store, holder string) {
 			t.Fatalf("%s did not get the lease: %+v, %v", holder, lease, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a free loopback address.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// checkOps checks the leader's /livez, /readyz and /metrics.
+func checkOps(t *testing.T, addr string) {
+	t.Helper()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, p := range []string{"/livez", "/readyz"} {
+		if code, body := get(p); code != 200 {
+			t.Fatalf("%s = %d %s", p, code, body)
+		}
+	}
+	_, metrics := get("/metrics")
+	for _, want := range []string{"tidemark_archiver_is_leader 1", "tidemark_archiver_events_archived_total",
+		"tidemark_archiver_segments_uploaded_total", "tidemark_archiver_upload_latency_seconds_bucket",
+		"tidemark_archiver_watermark_lag_seconds", "tidemark_archiver_puts_per_hour_estimate",
+		"tidemark_archiver_consumer_ack_pending", "tidemark_archiver_chain_hole 0"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -33,7 +33,7 @@ const testStream = "TIDEMARK"
 func testConfig(holder string) Config {
 	return Config{Stream: testStream, Holder: holder, FlushInterval: 150 * time.Millisecond,
 		LeaseTTL: 1500 * time.Millisecond, StandbyRetry: 100 * time.Millisecond, HoleGrace: 400 * time.Millisecond,
-		RewindInterval: 500 * time.Millisecond, InfoInterval: 300 * time.Millisecond, AckWait: 30 * time.Second}
+		RewindInterval: 500 * time.Millisecond, InfoInterval: 300 * time.Millisecond}
 }
 
 // running is an Archiver running in the background.
@@ -575,4 +575,24 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+func TestArchiver_Run_FullReorderBufferGivesBack(t *testing.T) {
+	// A hole with more items behind it than the buffer holds: what does not
+	// fit is given back (never acknowledged) and archived once the hole fills.
+	nats := testrig.StartNATS(t)
+	f := archivetest.NewFeed(t, nats.URL, testStream)
+	store := fileStore(t)
+	rejected := testutil.ToFloat64(bufferRejectedTotal)
+	cfg := testConfig("a1")
+	cfg.ReorderBuffer = 15
+	start(t, f, store, nil, cfg)
+	items := workload(f, 40)
+	f.Publish(t, false, items[1:]...)
+	waitFor(t, "buffer rejections", 10*time.Second, func() bool {
+		return testutil.ToFloat64(bufferRejectedTotal) > rejected
+	})
+	f.Publish(t, false, items[0])
+	archivetest.WaitWatermark(t, store, last(items), 30*time.Second)
+	archivetest.Load(t, store, nil).Check(t, archivetest.EventIDs(items...))
 }

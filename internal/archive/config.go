@@ -23,6 +23,7 @@ const (
 	DefaultSubjectPrefix   = "tidemark"
 	DefaultMaxAckPending   = 500000
 	DefaultAckWait         = 60 * time.Second
+	MinAckWait             = 60 * time.Second
 	DefaultFetchBatch      = 1000
 	DefaultReorderBuffer   = 200000
 	DefaultHoleGrace       = 3 * time.Second
@@ -53,8 +54,10 @@ type Config struct {
 	// (500000); it must exceed what one flush holds.
 	MaxAckPending int
 	// AckWait is how long JetStream waits for an acknowledgement before
-	// redelivering (60 s). It should exceed the time a message can spend in
-	// an open segment plus an upload.
+	// redelivering (60 s, also the minimum): it must exceed the time a
+	// message can spend in an open segment or the reorder buffer plus an
+	// upload. Takeover does not wait for it: a new writer resets the
+	// consumer to its ack floor.
 	AckWait time.Duration
 	// FetchBatch is how many messages one pull request asks for (1000).
 	FetchBatch int
@@ -148,7 +151,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	check(c.MaxAckPending > 0, "max ack pending must be positive, got %d", c.MaxAckPending)
-	check(c.AckWait >= time.Second, "ack wait must be at least 1s, got %s", c.AckWait)
+	check(c.AckWait >= MinAckWait, "ack wait must be at least %s, got %s", MinAckWait, c.AckWait)
 	check(c.FetchBatch > 0, "fetch batch must be positive, got %d", c.FetchBatch)
 	check(c.ReorderBuffer > 0, "reorder buffer must be positive, got %d", c.ReorderBuffer)
 	check(c.SegmentMaxBytes >= 1<<10, "segment max bytes must be at least 1 KiB, got %d", c.SegmentMaxBytes)
