@@ -10,7 +10,6 @@ import (
 
 // fakeMsg records how it was settled.
 type fakeMsg struct {
-	name  string
 	acked int
 	naked int
 }

@@ -93,6 +93,8 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 	if _, err := a.deps.JetStream.ResetConsumer(ctx, a.cfg.Stream, a.cfg.Consumer); err != nil {
 		s.log.Warn("reset consumer to its ack floor; unacknowledged messages come back after ack wait", "err", err)
 	}
+	watermarkLSN.Set(float64(s.durable.LSN))
+	a.setStatus(func(st *Status) { st.Watermark, st.CatalogSeq, st.Accepted = s.durable, s.seq, s.durable.LSN })
 	s.log.Info("leading", "watermark", s.durable.LSN, "catalog_seq", s.seq, "segments", len(cat.Segments()))
 	return s, nil
 }

@@ -158,6 +158,18 @@ func (f *Feed) Publish(tb testing.TB, resend bool, items ...Item) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var futures []jetstream.PubAckFuture
+	wait := func() {
+		for _, fut := range futures {
+			select {
+			case <-fut.Ok():
+			case err := <-fut.Err():
+				tb.Fatalf("publish: %v", err)
+			case <-ctx.Done():
+				tb.Fatal("publish: no ack within 60s")
+			}
+		}
+		futures = futures[:0]
+	}
 	for _, it := range items {
 		for _, m := range f.Messages(it) {
 			if resend {
@@ -167,18 +179,12 @@ func (f *Feed) Publish(tb testing.TB, resend bool, items ...Item) {
 			if err != nil {
 				tb.Fatalf("publish: %v", err)
 			}
-			futures = append(futures, fut)
+			if futures = append(futures, fut); len(futures) >= 1000 {
+				wait()
+			}
 		}
 	}
-	for _, fut := range futures {
-		select {
-		case <-fut.Ok():
-		case err := <-fut.Err():
-			tb.Fatalf("publish: %v", err)
-		case <-ctx.Done():
-			tb.Fatal("publish: no ack within 60s")
-		}
-	}
+	wait()
 }
 
 // Messages returns the feed messages of an item.
