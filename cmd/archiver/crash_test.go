@@ -121,7 +121,8 @@ func TestArchiver_CrashPoints(t *testing.T) {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("status output: %v\n%s", err, out)
 	}
-	if rep.Watermark.LSN != items[len(items)-1].Pos() || rep.Segments != len(arch.Segments) || !rep.ConsumerFound {
+	if rep.Watermark.LSN != items[len(items)-1].Pos() || rep.Segments != len(arch.Segments) || !rep.ConsumerFound ||
+		rep.Leader != "crash-test" || !rep.LeaseLive || rep.MetaWatermark.LSN != rep.Watermark.LSN {
 		t.Fatalf("status report %+v", rep)
 	}
 	_ = final.cmd.Process.Signal(syscall.SIGTERM)

@@ -27,23 +27,32 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			deps := archive.Deps{Store: store}
-			if nc, js, err := g.connect("tidemark-archiver-status", nil); err == nil {
+			nc, js, natsErr := g.connect("tidemark-archiver-status", nil)
+			if natsErr == nil {
 				defer nc.Close()
 				deps.JetStream = js
-			} else {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 			}
 			cfg := archive.Config{Stream: g.stream, Consumer: g.consumer, Subjects: feed.Subjects{Prefix: g.prefix}}
 			rep, err := archive.Inspect(ctx, cfg, deps)
 			if err != nil {
 				return cli.WithCode(cli.ExitFailure, err, "check --store and --nats-url")
 			}
+			if natsErr != nil {
+				rep.Errors = append(rep.Errors, natsErr.Error())
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				printReport(cmd.OutOrStdout(), rep)
 			}
-			printReport(cmd.OutOrStdout(), rep)
+			if len(rep.Errors) > 0 {
+				return cli.WithCode(cli.ExitFailure, fmt.Errorf("status incomplete: %d part(s) could not be read", len(rep.Errors)),
+					"check --store, --nats-url and the credentials")
+			}
 			return nil
 		},
 	}
@@ -60,6 +69,14 @@ func printReport(w io.Writer, r *archive.Report) {
 		row("ack pending", r.ConsumerAckPending)
 	} else {
 		row("consumer", fmt.Sprintf("%s on %s (not found)", r.Consumer, r.Stream))
+	}
+	switch {
+	case r.Leader == "":
+		row("leader", "- (no archiver has led yet)")
+	case r.LeaseLive:
+		row("leader", fmt.Sprintf("%s (epoch %d, lease until %s)", r.Leader, r.LeaderEpoch, fmtTime(r.LeaseExpires)))
+	default:
+		row("leader", fmt.Sprintf("none: %s's lease (epoch %d) lapsed at %s", r.Leader, r.LeaderEpoch, fmtTime(r.LeaseExpires)))
 	}
 	row("watermark", fmt.Sprintf("%s at %s", r.Watermark.LSN, fmtTime(r.Watermark.CommitTime)))
 	if r.MetaFound {

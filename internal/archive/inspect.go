@@ -38,6 +38,13 @@ type Report struct {
 	LastArchivedCommitTime time.Time `json:"last_archived_commit_time,omitempty"`
 	// Lag is now minus the watermark's commit time (0 without a watermark).
 	Lag time.Duration `json:"lag_ns"`
+	// Leader is the holder of the newest lease epoch, LeaderEpoch its epoch
+	// and LeaseExpires when it lapses unless renewed; LeaseLive says
+	// whether it had not lapsed when inspected.
+	Leader       string    `json:"leader,omitempty"`
+	LeaderEpoch  uint64    `json:"leader_epoch,omitempty"`
+	LeaseExpires time.Time `json:"lease_expires,omitempty"`
+	LeaseLive    bool      `json:"lease_live"`
 	// MetaWatermark is the watermark published in META (what capture
 	// confirms up to); MetaFound is false when none is published.
 	MetaFound     bool           `json:"meta_found"`
@@ -81,6 +88,14 @@ func Inspect(ctx context.Context, cfg Config, deps Deps) (*Report, error) {
 			errs = append(errs, fmt.Errorf("load catalog: %w", err))
 		} else {
 			r.fromCatalog(cat)
+		}
+		lease, err := catalog.CurrentLease(ctx, deps.Store)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("read lease: %w", err))
+		case lease != nil:
+			r.Leader, r.LeaderEpoch, r.LeaseExpires = lease.Holder, lease.Epoch, lease.Expires
+			r.LeaseLive = !lease.Expired(time.Now())
 		}
 	}
 	for _, err := range errs {
