@@ -173,6 +173,7 @@ func TestCapture_SnapshotInterrupted(t *testing.T) {
 // TestCaptureProcess_Takeover: a second capture on an active slot waits,
 // then takes over within seconds of the first being killed.
 func TestCaptureProcess_Takeover(t *testing.T) {
+	t.Parallel() // a separate process: no shared in-process metrics
 	bin := testrig.BuildBinary(t, "./cmd/capture")
 	e := newEnv(t, nil)
 	args := e.procArgs("--confirm-on", "jetstream")

@@ -29,6 +29,7 @@ const hugeRSSBound = 300 << 20
 // process's peak RSS stays under hugeRSSBound: rows beyond --max-txn-memory
 // are spilled to disk, and publishing is windowed.
 func TestCaptureProcess_HugeTransaction(t *testing.T) {
+	t.Parallel() // a separate process: no shared in-process metrics
 	rows := envInt("TIDEMARK_HUGE_ROWS", 1_000_000)
 	bin := testrig.BuildBinary(t, "./cmd/capture")
 	e := newEnv(t, nil)

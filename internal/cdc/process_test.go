@@ -75,6 +75,7 @@ func envInt(name string, def int) int {
 // stream, and the slot's confirmed position, sampled throughout, must never
 // pass the watermark published so far.
 func TestCaptureProcess_KillNine(t *testing.T) {
+	t.Parallel() // a separate process: no shared in-process metrics
 	bin := testrig.BuildBinary(t, "./cmd/capture")
 	e := newEnv(t, nil)
 	points := envInt("TIDEMARK_KILL_POINTS", 20)
