@@ -45,11 +45,11 @@ func (s *session) flush(ctx context.Context, reason string) error {
 		}
 		s.covered[sg.tableID] = max(s.covered[sg.tableID], sg.trailer.LastEndLSN)
 		eventsArchivedTotal.Add(float64(sg.trailer.Events))
-		lastCommitTime.Set(float64(sg.trailer.MaxCommitTime.UnixMicro()) / 1e6)
 		s.a.setStatus(func(st *Status) {
 			st.LastSegment, st.LastSegmentAt = ref.Key, time.Now()
 			if sg.trailer.MaxCommitTime.After(st.LastArchivedCommitTime) {
 				st.LastArchivedCommitTime = sg.trailer.MaxCommitTime
+				lastCommitTime.Set(float64(sg.trailer.MaxCommitTime.UnixMicro()) / 1e6)
 			}
 		})
 		s.log.Debug("segment archived", "key", ref.Key, "events", sg.trailer.Events,
@@ -120,7 +120,7 @@ var (
 	})
 	lastCommitTime = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "tidemark_archiver_last_archived_commit_timestamp_seconds",
-		Help: "Latest commit time in the last archived segment, as a Unix timestamp.",
+		Help: "Latest commit time archived so far, as a Unix timestamp.",
 	})
 	watermarkLSN = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "tidemark_archiver_watermark_lsn",
