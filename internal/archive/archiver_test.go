@@ -585,7 +585,7 @@ func TestArchiver_Run_FullReorderBufferGivesBack(t *testing.T) {
 	store := fileStore(t)
 	rejected := testutil.ToFloat64(bufferRejectedTotal)
 	cfg := testConfig("a1")
-	cfg.ReorderBuffer = 15
+	cfg.ReorderBuffer = 40
 	start(t, f, store, nil, cfg)
 	items := workload(f, 40)
 	f.Publish(t, false, items[1:]...)
