@@ -12,7 +12,7 @@ import (
 )
 
 func newProfileCmd() *cobra.Command {
-	var component, out, traceOut, dir string
+	var component, out, traceOut, heapOut, dir string
 	var events, streams int
 	var keep bool
 	cmd := &cobra.Command{
@@ -51,6 +51,14 @@ profile with: go tool pprof -top FILE`,
 				defer tf.Close()
 				pc.Trace = tf
 			}
+			if heapOut != "" {
+				hf, err := os.Create(heapOut)
+				if err != nil {
+					return cli.Usage(fmt.Errorf("create heap profile: %w", err), "choose a writable --heapprofile path")
+				}
+				defer hf.Close()
+				pc.HeapProfile = hf
+			}
 			res, err := bench.Profile(cmd.Context(), pc)
 			if err != nil {
 				return err
@@ -63,14 +71,15 @@ profile with: go tool pprof -top FILE`,
 			for _, k := range names {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %g\n", k, res.Metrics[k])
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s handled %d events in %.2f s (%.0f events/s); profile in %s\n",
-				component, res.Events, res.Duration.Seconds(), float64(res.Events)/res.Duration.Seconds(), out)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s handled %d events in %.2f s (%.0f events/s); peak live heap %.1f MiB; profile in %s\n",
+				component, res.Events, res.Duration.Seconds(), float64(res.Events)/res.Duration.Seconds(), float64(res.PeakHeap)/(1<<20), out)
 			return f.Close()
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&component, "component", "capture", "capture, archiver or restore")
 	f.StringVar(&out, "cpuprofile", "cpu.pprof", "where to write the CPU profile")
+	f.StringVar(&heapOut, "heapprofile", "", "also write a heap profile taken at the run's peak live heap here")
 	f.StringVar(&traceOut, "trace", "", "also write a runtime execution trace here (go tool trace -pprof=net|sync|syscall FILE)")
 	f.IntVar(&events, "events", 200_000, "events in the backlog")
 	f.IntVar(&streams, "streams", 10_000, "streams the events spread over")

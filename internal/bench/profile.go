@@ -1,11 +1,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"runtime/trace"
 	"strings"
@@ -39,6 +42,9 @@ type ProfileConfig struct {
 	Component string
 	// CPUProfile receives the CPU profile of the component's run.
 	CPUProfile io.Writer
+	// HeapProfile, when set, receives a heap profile taken when the live
+	// heap peaked during the run (sampled every 50 ms).
+	HeapProfile io.Writer
 	// Trace, when set, receives a runtime execution trace of the run
 	// (go tool trace -pprof=net|sync|syscall|sched turns it into off-CPU
 	// profiles: where the component waits).
@@ -51,6 +57,10 @@ type ProfileConfig struct {
 type ProfileResult struct {
 	Events   int64
 	Duration time.Duration
+	// PeakHeap is the largest live heap seen (bytes), PeakRSS this
+	// process's peak resident set (which includes the rig's in-process
+	// parts and earlier steps).
+	PeakHeap, PeakRSS int64
 	// Metrics are the component's tidemark_* metrics at the end: counters
 	// and gauges by name, histograms as name_sum and name_count.
 	Metrics map[string]float64
@@ -139,16 +149,22 @@ func Profile(ctx context.Context, cfg ProfileConfig) (ProfileResult, error) {
 	start := time.Now()
 	res, err := restore.Restore(ctx, plan, restore.Options{TargetURL: url})
 	d := time.Since(start)
-	stop()
+	peak, perr := stop()
+	if err == nil {
+		err = perr
+	}
 	if err != nil {
 		return ProfileResult{}, err
 	}
-	return ProfileResult{Events: res.Events, Duration: d, Metrics: gatherTidemark()}, nil
+	rss, _ := PeakRSS(selfPID)
+	return ProfileResult{Events: res.Events, Duration: d, Metrics: gatherTidemark(), PeakHeap: peak, PeakRSS: rss}, nil
 }
 
 // startProfiles starts the CPU profile and, when asked, the execution
-// trace; the returned function stops both.
-func startProfiles(cfg ProfileConfig) (func(), error) {
+// trace and the peak-heap sampler; the returned function stops them and
+// returns the peak live heap.
+func startProfiles(cfg ProfileConfig) (func() (int64, error), error) {
+	runtime.GC()
 	if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
 		return nil, fmt.Errorf("start cpu profile: %w", err)
 	}
@@ -158,12 +174,68 @@ func startProfiles(cfg ProfileConfig) (func(), error) {
 			return nil, fmt.Errorf("start trace: %w", err)
 		}
 	}
-	return func() {
+	hp := startHeapPeak(cfg.HeapProfile != nil)
+	return func() (int64, error) {
+		peak, snap := hp.stop()
 		if cfg.Trace != nil {
 			trace.Stop()
 		}
 		pprof.StopCPUProfile()
+		if cfg.HeapProfile != nil {
+			if _, err := cfg.HeapProfile.Write(snap); err != nil {
+				return peak, fmt.Errorf("write heap profile: %w", err)
+			}
+		}
+		return peak, nil
 	}, nil
+}
+
+// heapPeak samples the live heap and keeps a heap profile of its peak.
+type heapPeak struct {
+	done chan struct{}
+	out  chan heapSnap
+}
+
+type heapSnap struct {
+	peak    int64
+	profile []byte
+}
+
+func startHeapPeak(keepProfile bool) *heapPeak {
+	h := &heapPeak{done: make(chan struct{}), out: make(chan heapSnap, 1)}
+	go func() {
+		var snap heapSnap
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(sample)
+			if v := int64(sample[0].Value.Uint64()); v > snap.peak {
+				// A new profile only when the peak grew markedly: writing
+				// one costs time.
+				if keepProfile && (snap.profile == nil || v > snap.peak+snap.peak/10) {
+					var b bytes.Buffer
+					if pprof.Lookup("heap").WriteTo(&b, 0) == nil {
+						snap.profile = b.Bytes()
+					}
+				}
+				snap.peak = v
+			}
+			select {
+			case <-h.done:
+				h.out <- snap
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapPeak) stop() (int64, []byte) {
+	close(h.done)
+	s := <-h.out
+	return s.peak, s.profile
 }
 
 // profileRun runs f under the CPU profiler until the in-process counter
@@ -192,13 +264,17 @@ func profileRun(ctx context.Context, cfg ProfileConfig, n int64, metric string, 
 			runErr = ctx.Err()
 		}
 	}
-	stop()
-	metrics := gatherTidemark()
+	peak, perr := stop()
+	if runErr == nil {
+		runErr = perr
+	}
+	gathered := gatherTidemark()
 	cancel()
 	if runErr == nil {
 		<-done
 	}
-	return ProfileResult{Events: n, Duration: d, Metrics: metrics}, runErr
+	rss, _ := PeakRSS(selfPID)
+	return ProfileResult{Events: n, Duration: d, Metrics: gathered, PeakHeap: peak, PeakRSS: rss}, runErr
 }
 
 // gatherTidemark returns this process's tidemark_* metrics: counters and

@@ -80,6 +80,9 @@ func (r *Results) Rows() []Row {
 		met(r.RestoreEarly.MaxRSS > 0 && float64(r.RestoreLate.MaxRSS) <= 1.5*float64(r.RestoreEarly.MaxRSS)))
 
 	// Context: no targets, but they explain the figures above.
+	if r.RSSNATS > 0 {
+		add("peak RSS nats-server (stream of the whole run)", mib(r.RSSNATS), "—", "—", "context", "—")
+	}
 	if r.HistOK {
 		add("capture's own commit → ack histogram p50 / p99", ms(r.AckHistP50)+" / "+ms(r.AckHistP99), "—", "—", "context", "—")
 	}

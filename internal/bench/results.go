@@ -58,9 +58,9 @@ type Results struct {
 	RPOUncovered           int
 	SteadyStart, SteadyEnd time.Time
 
-	// RSSCapture and RSSArchiver are the programs' peak RSS (VmHWM) at the
-	// end of the run, in bytes.
-	RSSCapture, RSSArchiver int64
+	// RSSCapture, RSSArchiver and RSSNATS are the peak RSS (VmHWM) of
+	// capture, the archiver and nats-server at the end of the run, in bytes.
+	RSSCapture, RSSArchiver, RSSNATS int64
 
 	// CPU is the CPU time each process used in each timed phase.
 	CPU []CPUUse

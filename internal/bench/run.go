@@ -417,6 +417,11 @@ func (r *runner) peakRSS(context.Context) error {
 	if r.res.RSSCapture, err = PeakRSS(r.capture.PID()); err != nil {
 		return err
 	}
-	r.res.RSSArchiver, err = PeakRSS(r.archiver.PID())
+	if r.res.RSSArchiver, err = PeakRSS(r.archiver.PID()); err != nil {
+		return err
+	}
+	if r.h.NATSNode != nil {
+		r.res.RSSNATS, err = PeakRSS(r.h.NATSNode.PID())
+	}
 	return err
 }
