@@ -233,6 +233,12 @@ func (e *Env) checkRestores(o CheckOptions) ([]*Violation, error) {
 		return nil, err
 	}
 	var vs []*Violation
+	retries := 0
+	defer func() {
+		if retries > 0 {
+			e.Note("restore_reruns=%d", retries)
+		}
+	}()
 	for i, to := range tos {
 		target, err := e.newTarget(e.Ctx)
 		if err != nil {
@@ -247,7 +253,8 @@ func (e *Env) checkRestores(o CheckOptions) ([]*Violation, error) {
 			if out.ExitCode == 0 || attempt >= o.RetryRestores {
 				break
 			}
-			e.Note("restore-%d: attempt %d exited %d (%s), rerun", i, attempt+1, out.ExitCode, oneLine(errText(out)))
+			e.Logf("restore-%d: attempt %d exited %d (%s), rerun", i, attempt+1, out.ExitCode, oneLine(errText(out)))
+			retries++
 			// A failed restore must leave whole transactions only.
 			if partial, err := partialTransactions(e.Ctx, e.H.SourceURL, target); err != nil || partial > 0 {
 				vs = append(vs, violation("I4", "after a failed restore --to %s the target holds %d partial transactions (%v)", to, partial, err))

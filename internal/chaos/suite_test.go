@@ -1,10 +1,13 @@
 package chaos
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/testrig"
 )
 
 func TestRegistry(t *testing.T) {
@@ -140,5 +143,17 @@ func TestRepairRecord(t *testing.T) {
 	}
 	if _, ok := repairRecord([]byte(`{"type":"verify","status":"OK"}`)); ok {
 		t.Error("a valid record was repaired")
+	}
+}
+
+func TestReliabilityDocListsEveryScenario(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(testrig.ModuleRoot(), "docs", "reliability.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range All() {
+		if !strings.Contains(string(b), "make chaos SCENARIO="+s.Name+" ") {
+			t.Errorf("docs/reliability.md has no rerun command for %s", s.Name)
+		}
 	}
 }
