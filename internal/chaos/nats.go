@@ -30,7 +30,7 @@ func init() {
 		},
 		Scenario{
 			Name:    "nats-cluster-leader-then-follower",
-			Injects: "3-node JetStream cluster, stream with 3 replicas: kill -9 of the stream's leader node, restart, then kill -9 of a follower, restart, under load",
+			Injects: "3-node JetStream cluster, stream with 3 replicas, under load: kill -9 of the stream's leader node; once a new leader is elected, kill -9 of the remaining follower (the stream loses quorum); both restarted 3-5 s later",
 			Checks:  "I1-I6",
 			Budget:  6 * time.Minute,
 			Run:     natsClusterLeaderFollower,
@@ -180,44 +180,66 @@ func natsClusterLeaderFollower(e *Env) error {
 	}
 	c := e.H.NATSCluster
 	e.StartLoad(30*time.Second, 0)
-	for _, role := range []string{"leader", "follower"} {
-		if err := e.Sleep(e.Between(3*time.Second, 5*time.Second)); err != nil {
-			return err
+	if err := e.Sleep(e.Between(3*time.Second, 5*time.Second)); err != nil {
+		return err
+	}
+	leader, _, err := e.streamPlacement("TIDEMARK")
+	if err != nil {
+		return err
+	}
+	li := c.Index(leader)
+	if li < 0 {
+		return fmt.Errorf("unknown server %q", leader)
+	}
+	e.Mark()
+	if err := c.Kill(li); err != nil {
+		return err
+	}
+	// The two survivors elect a new leader; then the other one goes too,
+	// and the stream has no quorum until both come back.
+	var newLeader string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if l, _, err := e.streamPlacement("TIDEMARK"); err == nil && l != leader {
+			newLeader = l
+			break
 		}
-		leader, followers, err := e.streamPlacement("TIDEMARK")
-		if err != nil {
-			return err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no new stream leader within 30 s of killing %s", leader)
 		}
-		victim := leader
-		if role == "follower" {
-			if len(followers) == 0 {
-				return fmt.Errorf("stream has no followers")
-			}
-			victim = followers[e.Rand.IntN(len(followers))]
-		}
-		i := c.Index(victim)
-		if i < 0 {
-			return fmt.Errorf("unknown server %q", victim)
-		}
-		e.Mark()
-		e.Note("killed_%s=%s", role, victim)
-		if err := c.Kill(i); err != nil {
-			return err
-		}
-		if err := e.Sleep(e.Between(3*time.Second, 6*time.Second)); err != nil {
-			return err
-		}
-		if err := c.Restart(i); err != nil {
-			return err
-		}
-		wctx, cancel := context.WithTimeout(e.Ctx, 60*time.Second)
-		err = c.WaitJetStream(wctx, 3)
-		cancel()
-		if err != nil {
+		if err := e.Sleep(250 * time.Millisecond); err != nil {
 			return err
 		}
 	}
-	return e.Finish(CheckOptions{})
+	if err := e.Sleep(e.Between(2*time.Second, 4*time.Second)); err != nil {
+		return err
+	}
+	fi := -1
+	for i, n := range c.Nodes {
+		if i != li && n.Name != newLeader {
+			fi = i
+		}
+	}
+	e.Mark()
+	e.Note("killed_leader=%s killed_follower=%s (new leader %s)", leader, c.Nodes[fi].Name, newLeader)
+	if err := c.Kill(fi); err != nil {
+		return err
+	}
+	if err := e.Sleep(e.Between(3*time.Second, 5*time.Second)); err != nil {
+		return err
+	}
+	for _, i := range []int{li, fi} {
+		if err := c.Restart(i); err != nil {
+			return err
+		}
+	}
+	wctx, cancel := context.WithTimeout(e.Ctx, 90*time.Second)
+	err = c.WaitJetStream(wctx, 3)
+	cancel()
+	if err != nil {
+		return err
+	}
+	return e.Finish(CheckOptions{SettleTimeout: 3 * time.Minute})
 }
 
 func natsClusterKillAll(e *Env) error {
