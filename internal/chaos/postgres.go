@@ -48,7 +48,7 @@ func init() {
 			Name:    "txn-huge",
 			Injects: "a 2,000,000-row transaction committed and another rolled back, next to a light concurrent workload",
 			Checks:  "I1-I6; the big transaction restored whole (I4), the rolled-back one never appears (I3)",
-			Budget:  20 * time.Minute,
+			Budget:  16 * time.Minute,
 			Run:     hugeTransactions,
 		},
 	)
@@ -325,7 +325,7 @@ func hugeTransactions(e *Env) error {
 	if err := loadgen.RolledBack(e.Ctx, e.H.SourceURL); err != nil {
 		return err
 	}
-	return e.Finish(CheckOptions{SettleTimeout: 10 * time.Minute, Instants: 1})
+	return e.Finish(CheckOptions{SettleTimeout: 8 * time.Minute, Instants: 1})
 }
 
 // waitMetricAtLeast waits until p's metric family sums to at least want.
