@@ -89,6 +89,11 @@ func TestCaptureProcess_KillNine(t *testing.T) {
 	waitFor(t, 30*time.Second, "first capture streaming", func() bool { return e.slotState().Active })
 	created := e.slotState().ConfirmedFlushLSN
 	f := startFollower(t, e.js, "TIDEMARK")
+	// The initial snapshot must be complete before the first kill: a capture
+	// killed inside its snapshot refuses to restart by design (covered by
+	// TestCapture_SnapshotInterrupted). The slot is active from its creation,
+	// so wait for the archive side to pass the consistent point.
+	waitFor(t, 60*time.Second, "initial snapshot archived", func() bool { return f.watermark() >= created })
 
 	// Sample the slot's confirmed position against the published watermark.
 	var samples, violations atomic.Int64
