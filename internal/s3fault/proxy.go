@@ -66,11 +66,12 @@ func New(upstream string, seed uint64) (*Proxy, error) {
 		stats:    Stats{Hits: map[Action]int64{}},
 	}
 	p.rp = &httputil.ReverseProxy{
-		// The Director keeps req.Host (the proxy's address, which the
-		// client signed) and every header; only the dial target changes.
-		Director: func(r *http.Request) {
-			r.URL.Scheme = u.Scheme
-			r.URL.Host = u.Host
+		// Rewrite keeps the Host the client signed (the proxy's address)
+		// and every end-to-end header; only the dial target changes.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = u.Scheme
+			pr.Out.URL.Host = u.Host
+			pr.Out.Host = pr.In.Host
 		},
 		ModifyResponse: p.modifyResponse,
 		ErrorLog:       log.New(io.Discard, "", 0),
