@@ -21,7 +21,6 @@ import (
 	"github.com/tidemark/tidemark/internal/harness"
 	"github.com/tidemark/tidemark/internal/loadgen"
 	"github.com/tidemark/tidemark/internal/objstore"
-	"github.com/tidemark/tidemark/internal/objstore/storeurl"
 	"github.com/tidemark/tidemark/internal/oracle"
 )
 
@@ -136,7 +135,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		return nil, fmt.Errorf("load phase 2: %w", err)
 	}
 
-	store, err := storeurl.Open(ctx, h.StoreURL)
+	store, err := h.OpenStore(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tidemark/tidemark/internal/eventcore"
+	"github.com/tidemark/tidemark/internal/objstore"
+	"github.com/tidemark/tidemark/internal/objstore/s3"
+	"github.com/tidemark/tidemark/internal/objstore/storeurl"
 	"github.com/tidemark/tidemark/internal/testrig"
 )
 
@@ -206,4 +209,14 @@ func (h *Harness) Close() {
 	if h.PG != nil {
 		_ = h.PG.Stop()
 	}
+}
+
+// OpenStore opens the archive's object store from this process, with the
+// rig's credentials when the store is S3.
+func (h *Harness) OpenStore(ctx context.Context) (objstore.Store, error) {
+	var opts storeurl.Options
+	if h.S3 != nil {
+		opts.S3 = s3.Options{AccessKey: h.S3.AccessKey, SecretKey: h.S3.SecretKey, Region: h.S3.Region}
+	}
+	return storeurl.OpenWith(ctx, h.StoreURL, opts)
 }
