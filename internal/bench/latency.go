@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,12 +18,13 @@ import (
 // commit → stored in JetStream and delivered, an upper bound of commit →
 // acknowledged.
 type LatencyProbe struct {
-	nc   *nats.Conn
-	cc   jetstream.ConsumeContext
-	mu   sync.Mutex
-	lat  []time.Duration
-	bad  int
-	from time.Time
+	nc     *nats.Conn
+	cc     jetstream.ConsumeContext
+	mu     sync.Mutex
+	lat    []time.Duration
+	commit []time.Time // commit time of each latency sample
+	bad    int
+	from   time.Time
 }
 
 // StartLatencyProbe subscribes to the stream's event subjects with an
@@ -68,6 +70,7 @@ func (p *LatencyProbe) handle(m jetstream.Msg) {
 		return
 	}
 	p.lat = append(p.lat, now.Sub(t))
+	p.commit = append(p.commit, t)
 }
 
 // Count returns how many events were recorded so far.
@@ -90,11 +93,32 @@ func (p *LatencyProbe) WaitCount(ctx context.Context, n int) error {
 }
 
 // Stop ends the subscription and returns the recorded latencies and the
-// number of messages whose commit time could not be read.
+// number of messages whose commit time could not be read. Stopping twice
+// is harmless.
 func (p *LatencyProbe) Stop() ([]time.Duration, int) {
 	p.cc.Stop()
 	p.nc.Close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.lat, p.bad
+	return slices.Clone(p.lat), p.bad
+}
+
+// Trend returns the median latency of the events committed in the first
+// and in the last third of [from, to]: a last third well above the first
+// means the pipeline fell behind the workload rather than adding a steady
+// delay.
+func (p *LatencyProbe) Trend(from, to time.Time) (first, last time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	third := to.Sub(from) / 3
+	var a, b []time.Duration
+	for i, c := range p.commit {
+		switch {
+		case c.Before(from.Add(third)):
+			a = append(a, p.lat[i])
+		case !c.Before(to.Add(-third)):
+			b = append(b, p.lat[i])
+		}
+	}
+	return Percentile(a, 0.5), Percentile(b, 0.5)
 }

@@ -80,6 +80,10 @@ func (r *Results) Rows() []Row {
 		met(r.RestoreEarly.MaxRSS > 0 && float64(r.RestoreLate.MaxRSS) <= 1.5*float64(r.RestoreEarly.MaxRSS)))
 
 	// Context: no targets, but they explain the figures above.
+	if len(r.AckLatency) > 0 {
+		add("commit → JetStream p50, first vs last third of the steady run", ms(r.AckP50First)+" / "+ms(r.AckP50Last),
+			"—", "—", "context", "—")
+	}
 	if r.RSSNATS > 0 {
 		add("peak RSS nats-server (stream of the whole run)", mib(r.RSSNATS), "—", "—", "context", "—")
 	}

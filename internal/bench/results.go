@@ -43,20 +43,22 @@ type Results struct {
 	EarlyExpected             int64
 
 	// Steady is the steady workload as loadgen saw it, SteadyEvents what
-	// the source holds from it; AckLatency commit → delivered from
+	// the source holds from it; AckP50First/Last the median commit →
+	// JetStream latency of the first and last third of it; AckLatency commit → delivered from
 	// JetStream per event (sorted), AckBad messages without a readable
 	// commit time; AckHistP50/P99 capture's own commit → ack histogram over
 	// the same period (HistOK false when it had no samples).
-	Steady                 loadgen.Stats
-	SteadyEvents           int64
-	AckLatency             []time.Duration
-	AckBad                 int
-	AckHistP50             time.Duration
-	AckHistP99             time.Duration
-	HistOK                 bool
-	RPO                    []time.Duration
-	RPOUncovered           int
-	SteadyStart, SteadyEnd time.Time
+	Steady                  loadgen.Stats
+	SteadyEvents            int64
+	AckLatency              []time.Duration
+	AckBad                  int
+	AckP50First, AckP50Last time.Duration
+	AckHistP50              time.Duration
+	AckHistP99              time.Duration
+	HistOK                  bool
+	RPO                     []time.Duration
+	RPOUncovered            int
+	SteadyStart, SteadyEnd  time.Time
 
 	// RSSCapture, RSSArchiver and RSSNATS are the peak RSS (VmHWM) of
 	// capture, the archiver and nats-server at the end of the run, in bytes.

@@ -399,6 +399,7 @@ func (r *runner) steady(ctx context.Context) error {
 	hist := histogramDelta(histogramBuckets(before, metricPublishLatency), histogramBuckets(after, metricPublishLatency))
 	res.AckHistP50, res.HistOK = histogramQuantile(hist, 0.5)
 	res.AckHistP99, _ = histogramQuantile(hist, 0.99)
+	res.AckP50First, res.AckP50Last = probe.Trend(res.SteadyStart, res.SteadyEnd)
 	res.AckLatency, res.AckBad = probe.Stop()
 	slices.Sort(res.AckLatency)
 	if _, err := waitCounter(wctx, r.archiver, metricArchived, float64(res.Load.Events+res.SteadyEvents)); err != nil {
