@@ -99,10 +99,13 @@ type relation struct {
 	layout    event.Layout
 	qualified string
 	keyCols   []int
+	// enc is the table with its ID and layout precomputed for encoding.
+	enc *feed.EventTable
 }
 
 func newRelation(m *Relation, t event.Table) *relation {
 	r := &relation{msg: m, table: t, layout: event.LayoutOf(t), qualified: t.QualifiedName()}
+	r.enc = feed.NewEventTable(&r.table)
 	for i, c := range t.Columns {
 		if c.Key {
 			r.keyCols = append(r.keyCols, i)

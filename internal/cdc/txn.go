@@ -126,7 +126,7 @@ func (em *emitter) publishTxn(ctx context.Context, t *txn, endLSN, prev event.Po
 				t.xid, i, len(tup.Values), len(rel.table.Columns), rel.qualified)
 		}
 		ev.Table, ev.Index, ev.Values = rel.qualified, i, tup.Values
-		msg := em.subjects.EncodeEvent(msgSystemID, &rel.table, rel.layout, &ev)
+		msg := em.subjects.EncodeEventFor(msgSystemID, rel.enc, &ev)
 		if msgSystemID != em.systemID {
 			msg.Header.Set(feed.HeaderSystemID, em.systemID)
 		}
