@@ -198,6 +198,9 @@ func DecodeEvent(m *nats.Msg, t *event.Table) (*event.Event, error) {
 	return e, nil
 }
 
+// IsTamper reports whether m is a tamper report (not part of the archive).
+func IsTamper(m *nats.Msg) bool { return m.Header.Get(HeaderKind) == kindTamper }
+
 // IsHeartbeat reports whether m is a heartbeat message.
 func IsHeartbeat(m *nats.Msg) bool { return m.Header.Get(HeaderKind) == kindHeartbeat }
 
