@@ -1,6 +1,13 @@
 package archive
 
-import "github.com/tidemark/tidemark/internal/event"
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tidemark/tidemark/internal/event"
+)
 
 // ackQueue holds the messages of items accepted into the archive but not
 // yet durable, each tagged with the chain position that must be durable
@@ -62,3 +69,22 @@ func (q *ackQueue) giveBack() {
 
 // len returns the number of queued messages.
 func (q *ackQueue) len() int { return q.msgs }
+
+// ackHandle settles a JetStream message by its reply subject, as
+// jetstream.Msg does, without keeping the message (its payload and
+// headers) alive while it waits for its segment to be durable.
+type ackHandle struct {
+	nc    *nats.Conn
+	reply string
+}
+
+// Ack acknowledges the message.
+func (h ackHandle) Ack() error { return h.nc.Publish(h.reply, []byte("+ACK")) }
+
+// Nak asks for redelivery now.
+func (h ackHandle) Nak() error { return h.nc.Publish(h.reply, []byte("-NAK")) }
+
+// NakWithDelay asks for redelivery after delay.
+func (h ackHandle) NakWithDelay(delay time.Duration) error {
+	return h.nc.Publish(h.reply, []byte(fmt.Sprintf(`-NAK {"delay": %d}`, delay.Nanoseconds())))
+}

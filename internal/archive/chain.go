@@ -34,10 +34,56 @@ type item struct {
 	// msgs are every delivery of the item's messages, redeliveries included;
 	// they are settled together once the item is durable (or given back).
 	msgs []Msg
+
+	// A large transaction (Count >= streamMinEvents) is never assembled:
+	// while it is the chain's head its events go to the open segments one
+	// by one as they arrive in index order (streamed), and each event's
+	// messages are settled with the segment holding it.
+	large bool
+	count int
+	// next is the index of the next event to stream: the events below it
+	// are in durable segments (an earlier term's) or in the open segments.
+	next int
+	// ooo holds a large transaction's events that arrived at or above next.
+	ooo map[int]heldEvent
+	// lastNext is next as of the last gap check (progress detection).
+	lastNext int
 }
 
-// complete reports whether every event of a transaction (or the heartbeat) arrived.
-func (it *item) complete() bool { return it.heartbeat || it.have == len(it.events) }
+// heldEvent is one buffered event of a large transaction.
+type heldEvent struct {
+	e    *event.Event
+	t    *event.Table
+	msgs []Msg
+}
+
+// streamMinEvents is the event count from which a transaction is streamed
+// into the open segments instead of being assembled in memory.
+const streamMinEvents = 4096
+
+// complete reports whether every event of a transaction (or the heartbeat)
+// arrived; a large transaction is complete once every event is streamed.
+func (it *item) complete() bool {
+	switch {
+	case it.heartbeat:
+		return true
+	case it.large:
+		return it.next == it.count
+	}
+	return it.have == len(it.events)
+}
+
+// allMsgs returns every message the item holds.
+func (it *item) allMsgs() []Msg {
+	if !it.large {
+		return it.msgs
+	}
+	out := it.msgs
+	for _, h := range it.ooo {
+		out = append(out, h.msgs...)
+	}
+	return out
+}
 
 // tableCount returns the number of distinct table definitions among a
 // transaction's events (definitions are shared pointers from the cache).
@@ -53,8 +99,11 @@ func (it *item) tableCount() int {
 
 // size is what the item costs in the reorder buffer: its events, or 1.
 func (it *item) size() int {
-	if it.heartbeat {
+	switch {
+	case it.heartbeat:
 		return 1
+	case it.large:
+		return len(it.ooo)
 	}
 	return it.have
 }
@@ -72,11 +121,17 @@ type chain struct {
 	desc  descHeap
 	held  int
 	limit int
+	// archived maps a transaction above w to the number of its first events
+	// (in index order) already in segments listed by the catalog: a
+	// partially archived transaction, from a term that ended before the
+	// transaction was complete. Those events are never appended again.
+	archived map[event.Position]int
 }
 
-// newChain returns a chain whose accepted position is w.
-func newChain(w event.Position, limit int) *chain {
-	return &chain{w: w, pending: make(map[event.Position]*item), limit: limit}
+// newChain returns a chain whose accepted position is w; archived lists
+// partially archived transactions above w (nil for none).
+func newChain(w event.Position, limit int, archived map[event.Position]int) *chain {
+	return &chain{w: w, pending: make(map[event.Position]*item), limit: limit, archived: archived}
 }
 
 // addResult says what became of an added message.
@@ -89,6 +144,12 @@ const (
 	duplicate
 	// rejected: the buffer is full; the caller gives the message back.
 	rejected
+	// archivedEvent: the event is in a segment listed by the catalog (a
+	// partially archived transaction); the caller acknowledges it now.
+	archivedEvent
+	// streamedEvent: the event of a large transaction is already in the
+	// open segments (a redelivery); the caller settles it with them.
+	streamedEvent
 )
 
 // addEvent offers one event of a transaction. evicted lists items pushed out
@@ -102,6 +163,21 @@ func (c *chain) addEvent(e *event.Event, t *event.Table, systemID string, m Msg)
 		// A heartbeat and a transaction at one position cannot both be;
 		// keep what came first and let the message be redelivered.
 		return rejected, nil
+	}
+	if e.Index < c.archived[e.EndLSN] {
+		if it == nil {
+			// The item must exist for the chain to pass it, even when all
+			// its events are archived and none will arrive again.
+			c.insert(c.newItem(e, systemID))
+		}
+		return archivedEvent, nil
+	}
+	if it == nil && e.Count >= streamMinEvents {
+		it = c.newItem(e, systemID)
+		c.insert(it)
+	}
+	if it != nil && it.large {
+		return c.addLarge(it, e, t, m)
 	}
 	if it != nil {
 		if e.Index < len(it.events) && it.events[e.Index] != nil {
@@ -119,8 +195,7 @@ func (c *chain) addEvent(e *event.Event, t *event.Table, systemID string, m Msg)
 		}
 	}
 	if it == nil {
-		it = &item{pos: e.EndLSN, prev: e.PrevLSN, time: e.CommitTime, systemID: systemID,
-			events: make([]*event.Event, e.Count), tables: make([]*event.Table, e.Count)}
+		it = c.newItem(e, systemID)
 		c.insert(it)
 	}
 	it.prev = min(it.prev, e.PrevLSN)
@@ -129,6 +204,71 @@ func (c *chain) addEvent(e *event.Event, t *event.Table, systemID string, m Msg)
 	it.msgs = append(it.msgs, m)
 	c.held++
 	return added, evicted
+}
+
+// newItem returns the item of e's transaction, its archived events (see
+// chain.archived) already counted as taken.
+func (c *chain) newItem(e *event.Event, systemID string) *item {
+	it := &item{pos: e.EndLSN, prev: e.PrevLSN, time: e.CommitTime, systemID: systemID, count: e.Count}
+	done := min(c.archived[e.EndLSN], e.Count)
+	if e.Count >= streamMinEvents {
+		it.large, it.next, it.lastNext, it.ooo = true, done, done, make(map[int]heldEvent)
+		return it
+	}
+	it.events, it.tables = make([]*event.Event, e.Count), make([]*event.Table, e.Count)
+	it.have = done
+	return it
+}
+
+// addLarge offers an event of a large transaction. Only the event the
+// stream waits for is taken over the buffer limit, and only while the
+// transaction connects to w.
+func (c *chain) addLarge(it *item, e *event.Event, t *event.Table, m Msg) (addResult, []*item) {
+	switch {
+	case e.Count != it.count || e.Index >= it.count:
+		return rejected, nil // inconsistent Count; redelivery will tell
+	case e.Index < it.next:
+		return streamedEvent, nil
+	}
+	if h, ok := it.ooo[e.Index]; ok {
+		h.msgs = append(h.msgs, m)
+		it.ooo[e.Index] = h
+		it.prev = min(it.prev, e.PrevLSN)
+		return added, nil
+	}
+	var evicted []*item
+	if c.held+1 > c.limit {
+		evicted = c.makeRoom(e.EndLSN, 1)
+		if evicted == nil && !(e.Index == it.next && c.isHead(e.EndLSN) && min(it.prev, e.PrevLSN) <= c.w) {
+			return rejected, nil
+		}
+	}
+	it.prev = min(it.prev, e.PrevLSN)
+	it.ooo[e.Index] = heldEvent{e: e, t: t, msgs: []Msg{m}}
+	c.held++
+	return added, evicted
+}
+
+// streamHead returns the large transaction to stream, if the chain's head
+// is one that connects to w.
+func (c *chain) streamHead() *item {
+	it, ok := c.lowest()
+	if !ok || !it.large || it.pos <= c.w || it.prev > c.w || it.complete() {
+		return nil
+	}
+	return it
+}
+
+// takeNext removes and returns the stream head's next event, when it arrived.
+func (c *chain) takeNext(it *item) (heldEvent, bool) {
+	h, ok := it.ooo[it.next]
+	if !ok {
+		return heldEvent{}, false
+	}
+	delete(it.ooo, it.next)
+	it.next++
+	c.held--
+	return h, true
 }
 
 // addHeartbeat offers a heartbeat.
@@ -160,8 +300,8 @@ func (c *chain) makeRoom(pos event.Position, n int) []*item {
 	free := c.limit - c.held
 	for free < n {
 		top, ok := c.highest()
-		if !ok || top.pos <= pos {
-			break
+		if !ok || top.pos <= pos || top.large && top.next > 0 {
+			break // never evict a transaction whose stream has begun
 		}
 		heap.Pop(&c.desc)
 		c.delete(top)
@@ -270,6 +410,17 @@ func (c *chain) gap() (stuck bool, missing event.Position) {
 		return true, it.prev
 	}
 	return !it.complete(), it.pos
+}
+
+// streamProgressed reports whether the stream head took events since the
+// last call: a large transaction arriving slowly is not a hole.
+func (c *chain) streamProgressed() bool {
+	it := c.streamHead()
+	if it == nil || it.next == it.lastNext {
+		return false
+	}
+	it.lastNext = it.next
+	return true
 }
 
 // buffered returns the number of events (and heartbeats) held.

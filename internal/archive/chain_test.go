@@ -41,7 +41,7 @@ func takeAll(c *chain) (accepted, dups []uint64) {
 }
 
 func TestChain_InOrderAndDuplicates(t *testing.T) {
-	c := newChain(10, 100)
+	c := newChain(10, 100, nil)
 	c.addEvent(ev(20, 10, 0, 2), chainTable, "s", &fakeMsg{})
 	if got, _ := takeAll(c); len(got) != 0 {
 		t.Fatalf("incomplete transaction accepted: %v", got)
@@ -75,7 +75,7 @@ func TestChain_InOrderAndDuplicates(t *testing.T) {
 }
 
 func TestChain_HoleThenFill(t *testing.T) {
-	c := newChain(10, 100)
+	c := newChain(10, 100, nil)
 	c.addHeartbeat(event.Heartbeat{LSN: 40, PrevLSN: 30}, "s", &fakeMsg{})
 	c.addEvent(ev(30, 20, 0, 1), chainTable, "s", &fakeMsg{})
 	if acc, _ := takeAll(c); len(acc) != 0 {
@@ -98,7 +98,7 @@ func TestChain_HoleThenFill(t *testing.T) {
 func TestChain_RewindReplayConnects(t *testing.T) {
 	// After a rewind capture restarts at the slot position (5 <= w) and the
 	// first item carries PrevLSN 5: items up to w are duplicates, the rest chain.
-	c := newChain(20, 100)
+	c := newChain(20, 100, nil)
 	c.addHeartbeat(event.Heartbeat{LSN: 40, PrevLSN: 30}, "s", &fakeMsg{})
 	c.addEvent(ev(30, 5, 0, 1), chainTable, "s", &fakeMsg{})
 	acc, _ := takeAll(c)
@@ -108,7 +108,7 @@ func TestChain_RewindReplayConnects(t *testing.T) {
 }
 
 func TestChain_BufferLimit(t *testing.T) {
-	c := newChain(10, 3)
+	c := newChain(10, 3, nil)
 	msgs := map[event.Position]*fakeMsg{}
 	for _, p := range []event.Position{50, 60, 70} {
 		msgs[p] = &fakeMsg{}
@@ -125,7 +125,7 @@ func TestChain_BufferLimit(t *testing.T) {
 		t.Fatalf("add 40: %v evicted %v", res, evicted)
 	}
 	// The head is always taken, even when nothing can be evicted.
-	c2 := newChain(10, 2)
+	c2 := newChain(10, 2, nil)
 	c2.addEvent(ev(20, 10, 0, 3), chainTable, "s", &fakeMsg{})
 	c2.addEvent(ev(20, 10, 1, 3), chainTable, "s", &fakeMsg{})
 	if res, _ := c2.addEvent(ev(20, 10, 2, 3), chainTable, "s", &fakeMsg{}); res != added {
@@ -137,7 +137,7 @@ func TestChain_BufferLimit(t *testing.T) {
 }
 
 func TestChain_ManyItemsStayIndexed(t *testing.T) {
-	c := newChain(0, 1<<20)
+	c := newChain(0, 1<<20, nil)
 	for i := event.Position(1); i <= 5000; i++ {
 		c.addEvent(ev(i*10, (i-1)*10, 0, 1), chainTable, "s", &fakeMsg{})
 		if it, dup := c.next(); it == nil || dup {
@@ -149,5 +149,121 @@ func TestChain_ManyItemsStayIndexed(t *testing.T) {
 	}
 	if len(c.drain()) != 0 || c.buffered() != 0 {
 		t.Fatal("drain of an empty buffer returned items")
+	}
+}
+
+func TestChain_LargeTransactionStreams(t *testing.T) {
+	const n = streamMinEvents + 10
+	c := newChain(10, 100, nil)
+	// Not connected yet (a hole before it): buffered up to the limit only.
+	for i := range 150 {
+		res, _ := c.addEvent(ev(30, 20, i, n), chainTable, "s", &fakeMsg{})
+		if want := added; i >= 100 {
+			want = rejected
+			if res != want {
+				t.Fatalf("event %d of a disconnected large transaction over the limit: %v, want rejected", i, res)
+			}
+		} else if res != want {
+			t.Fatalf("event %d: %v", i, res)
+		}
+	}
+	if c.streamHead() != nil {
+		t.Fatal("a disconnected transaction is streamed")
+	}
+	// The item that fills the hole evicts the buffered transaction (its
+	// stream has not begun); it comes back with redeliveries.
+	_, evicted := c.addHeartbeat(event.Heartbeat{LSN: 20, PrevLSN: 10}, "s", &fakeMsg{})
+	if len(evicted) != 1 || evicted[0].pos != 30 || len(evicted[0].allMsgs()) != 100 {
+		t.Fatalf("evicted %v, want the large transaction with its 100 messages", evicted)
+	}
+	if it, dup := c.next(); it == nil || dup || it.pos != 20 {
+		t.Fatalf("heartbeat not accepted: %v", it)
+	}
+	for i := range 100 {
+		c.addEvent(ev(30, 20, i, n), chainTable, "s", &fakeMsg{})
+	}
+	head := c.streamHead()
+	if head == nil {
+		t.Fatal("connected large transaction is not the stream head")
+	}
+	taken := 0
+	take := func() {
+		for {
+			h, ok := c.takeNext(head)
+			if !ok {
+				return
+			}
+			if h.e.Index != taken {
+				t.Fatalf("took index %d, want %d", h.e.Index, taken)
+			}
+			taken++
+		}
+	}
+	take()
+	if taken != 100 || c.buffered() != 0 {
+		t.Fatalf("took %d, buffered %d", taken, c.buffered())
+	}
+	// Redeliveries of streamed events are settled with the stream.
+	if res, _ := c.addEvent(ev(30, 20, 5, n), chainTable, "s", &fakeMsg{}); res != streamedEvent {
+		t.Fatalf("redelivered streamed event: %v", res)
+	}
+	// Out of order above the limit: rejected, except the one the stream waits for.
+	for i := 200; i < 300; i++ {
+		c.addEvent(ev(30, 20, i, n), chainTable, "s", &fakeMsg{})
+	}
+	if res, _ := c.addEvent(ev(30, 20, 300, n), chainTable, "s", &fakeMsg{}); res != rejected {
+		t.Fatalf("out-of-order event over the limit: %v, want rejected", res)
+	}
+	for i := 100; i < n; i++ {
+		if res, _ := c.addEvent(ev(30, 20, i, n), chainTable, "s", &fakeMsg{}); res != added && !(i >= 200 && i < 300) {
+			t.Fatalf("in-order event %d: %v", i, res)
+		}
+		take()
+	}
+	if taken != n || c.buffered() != 0 {
+		t.Fatalf("took %d of %d, buffered %d", taken, n, c.buffered())
+	}
+	it, dup := c.next()
+	if it == nil || dup || it.pos != 30 || c.w != 30 {
+		t.Fatalf("streamed transaction not accepted once complete: %v", it)
+	}
+}
+
+func TestChain_PartiallyArchivedTransaction(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		count, archived int
+	}{
+		{"small", 5, 3},
+		{"small-all", 5, 5},
+		{"large", streamMinEvents + 5, 2000},
+		{"large-all", streamMinEvents + 5, streamMinEvents + 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newChain(10, 100, map[event.Position]int{20: tc.archived})
+			if res, _ := c.addEvent(ev(20, 10, 0, tc.count), chainTable, "s", &fakeMsg{}); res != archivedEvent {
+				t.Fatalf("archived event: %v, want archivedEvent", res)
+			}
+			for i := tc.archived; i < tc.count; i++ {
+				if res, _ := c.addEvent(ev(20, 10, i, tc.count), chainTable, "s", &fakeMsg{}); res != added {
+					t.Fatalf("event %d: %v", i, res)
+				}
+				if head := c.streamHead(); head != nil {
+					for _, ok := c.takeNext(head); ok; _, ok = c.takeNext(head) {
+					}
+				}
+			}
+			it, _ := c.next()
+			if it == nil || it.pos != 20 {
+				t.Fatalf("transaction not accepted: %v", it)
+			}
+			if !it.large {
+				for i, e := range it.events {
+					if (e == nil) != (i < tc.archived) {
+						t.Fatalf("event %d held: %v", i, e != nil)
+					}
+				}
+			}
+		})
 	}
 }

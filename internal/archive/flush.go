@@ -29,6 +29,9 @@ func (s *session) flush(ctx context.Context, reason string) error {
 	}
 	target := catalog.Watermark{LSN: s.head, CommitTime: s.acceptedTime}
 	if len(segs) == 0 && target.LSN <= s.durable.LSN {
+		// Nothing is open: streamed messages still queued belong to
+		// events in durable segments.
+		s.settleStreamed()
 		return nil
 	}
 	for i, sg := range segs {
@@ -66,12 +69,23 @@ func (s *session) flush(ctx context.Context, reason string) error {
 		s.log.Warn("publish watermark", "err", err)
 	}
 	s.a.hook(StageWatermarked)
+	s.settleStreamed()
 	n, err := s.acks.settle(s.durable.LSN)
 	if err != nil {
 		s.log.Warn("acknowledge messages", "err", err, "acked", n)
 	}
 	s.a.hook(StageAcked)
 	return nil
+}
+
+// settleStreamed acknowledges the messages of streamed events, which are
+// now all in segments listed by durable catalog entries.
+func (s *session) settleStreamed() {
+	for _, m := range s.streamAcks {
+		_ = m.Ack()
+	}
+	clear(s.streamAcks)
+	s.streamAcks = s.streamAcks[:0]
 }
 
 // append writes one catalog entry and makes its watermark the durable one.

@@ -2,8 +2,10 @@ package archive
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/event"
@@ -33,6 +35,12 @@ type openSegment struct {
 	id    string
 	buf   bytes.Buffer
 	w     *segment.Writer
+	// first and last are the indexes of the first and last event within
+	// their transactions; streamed is set when the segment holds part of
+	// a streamed (large) transaction.
+	first, last int
+	firstEnd    event.Position
+	streamed    bool
 }
 
 // closedSegment is a finished segment ready to upload.
@@ -67,27 +75,57 @@ func (r *roller) empty() bool { return len(r.open) == 0 }
 func (r *roller) add(it *item, covered map[string]event.Position, now time.Time) (int, error) {
 	n := 0
 	for i, e := range it.events {
-		t := it.tables[i]
-		id, ok := r.ids[t]
-		if !ok {
-			id = t.ID()
-			r.ids[t] = id
+		if e == nil {
+			continue // archived by an earlier term (see chain.archived)
 		}
+		t := it.tables[i]
+		id := r.tableID(t)
 		if c, ok := covered[id]; ok && it.pos <= c {
 			continue
 		}
-		seg, err := r.segment(t, id, it, now)
-		if err != nil {
+		if err := r.appendEvent(e, t, id, it, now); err != nil {
 			return n, err
-		}
-		if err := seg.w.Append(e); err != nil {
-			return n, fmt.Errorf("append %s to segment: %w", e, err)
 		}
 		n++
 	}
 	r.evCount += n
 	r.measure()
 	return n, nil
+}
+
+// stream appends one event of a streamed (large) transaction.
+func (r *roller) stream(e *event.Event, t *event.Table, it *item, now time.Time) error {
+	if err := r.appendEvent(e, t, r.tableID(t), it, now); err != nil {
+		return err
+	}
+	r.open[r.tableID(t)].streamed = true
+	r.evCount++
+	r.measure()
+	return nil
+}
+
+func (r *roller) tableID(t *event.Table) string {
+	id, ok := r.ids[t]
+	if !ok {
+		id = t.ID()
+		r.ids[t] = id
+	}
+	return id
+}
+
+func (r *roller) appendEvent(e *event.Event, t *event.Table, id string, it *item, now time.Time) error {
+	seg, err := r.segment(t, id, it, now)
+	if err != nil {
+		return err
+	}
+	if err := seg.w.Append(e); err != nil {
+		return fmt.Errorf("append %s to segment: %w", e, err)
+	}
+	if seg.w.Events() == 1 {
+		seg.first, seg.firstEnd = e.Index, e.EndLSN
+	}
+	seg.last = e.Index
+	return nil
 }
 
 // segment returns the open segment of table t, opening it when needed.
@@ -134,7 +172,20 @@ func (r *roller) close() ([]*closedSegment, error) {
 	for id := range r.open {
 		ids = append(ids, id)
 	}
-	slices.Sort(ids)
+	// Catalog entries are appended in this order: by first event (end LSN,
+	// then index), so the listed part of a transaction split across
+	// segments is always a prefix of it in index order, even after a crash
+	// between two entries of one flush.
+	slices.SortFunc(ids, func(a, b string) int {
+		x, y := r.open[a], r.open[b]
+		if c := cmp.Compare(x.firstEnd, y.firstEnd); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.first, y.first); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
 	out := make([]*closedSegment, 0, len(ids))
 	for _, id := range ids {
 		seg := r.open[id]
@@ -143,8 +194,12 @@ func (r *roller) close() ([]*closedSegment, error) {
 			r.reset()
 			return nil, fmt.Errorf("close segment of %s: %w", seg.table.QualifiedName(), err)
 		}
+		key := segment.Key(r.bucket, tr.FirstEndLSN, tr.LastEndLSN, id)
+		if seg.streamed {
+			key = streamedKey(key, seg.first, seg.last)
+		}
 		out = append(out, &closedSegment{
-			key:     segment.Key(r.bucket, tr.FirstEndLSN, tr.LastEndLSN, id),
+			key:     key,
 			table:   seg.table,
 			tableID: id,
 			data:    seg.buf.Bytes(),
@@ -153,6 +208,16 @@ func (r *roller) close() ([]*closedSegment, error) {
 	}
 	r.reset()
 	return out, nil
+}
+
+// streamedKey is the key of a segment holding part of a streamed
+// transaction: several such segments of one table share their end LSNs,
+// so the key also names the first and last event index it holds
+// ("<table id>-<first lsn>-<last lsn>-<first index>-<last index>.tms",
+// indexes as 8 hex digits). It stays deterministic: a rebuilt segment
+// with the same events gets the same key.
+func streamedKey(key string, first, last int) string {
+	return strings.TrimSuffix(key, segment.KeyExt) + fmt.Sprintf("-%08X-%08X", first, last) + segment.KeyExt
 }
 
 // reset drops the open segments.

@@ -26,17 +26,20 @@ const (
 // session is one term as the writer: from winning the lease to losing or
 // releasing it. Everything in it is owned by the session's goroutine.
 type session struct {
-	a      *Archiver
-	log    *slog.Logger
-	lease  *catalog.Lease
-	cat    *catalog.Catalog
-	cw     *catalog.Writer
-	cons   jetstream.Consumer
-	chain  *chain
-	acks   ackQueue
-	roll   *roller
-	puts   *putRate
-	closed bool
+	a     *Archiver
+	log   *slog.Logger
+	lease *catalog.Lease
+	cat   *catalog.Catalog
+	cw    *catalog.Writer
+	cons  jetstream.Consumer
+	chain *chain
+	acks  ackQueue
+	// streamAcks are the messages of streamed events in the open segments
+	// (or in durable ones, for redeliveries): the next flush settles them.
+	streamAcks []Msg
+	roll       *roller
+	puts       *putRate
+	closed     bool
 
 	// covered maps a table id to the highest LastEndLSN of its segments in
 	// the catalog: events at or below it are archived even if the
@@ -51,7 +54,9 @@ type session struct {
 	// while an item is being taken in.
 	head         event.Position
 	acceptedTime time.Time
-	lastEntry    time.Time
+	// streaming is the position of the large transaction being streamed.
+	streaming event.Position
+	lastEntry time.Time
 
 	holeSince    time.Time
 	holeReported bool
@@ -75,11 +80,20 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 	if next := cat.NextSeq(); next > 0 {
 		s.seq = next - 1
 	}
+	archived := make(map[event.Position]int)
 	for _, ref := range cat.Segments() {
+		if ref.FirstEndLSN == ref.LastEndLSN && ref.LastEndLSN > s.durable.LSN {
+			// Part (or all) of one transaction above the watermark: a
+			// streamed transaction, or a crash between the entries of one
+			// flush. Entries list such segments in index order, so their
+			// events are the transaction's first ones.
+			archived[ref.LastEndLSN] += ref.Events
+			continue
+		}
 		s.covered[ref.TableID] = max(s.covered[ref.TableID], ref.LastEndLSN)
 	}
 	s.head, s.acceptedTime = s.durable.LSN, s.durable.CommitTime
-	s.chain = newChain(s.durable.LSN, a.cfg.ReorderBuffer)
+	s.chain = newChain(s.durable.LSN, a.cfg.ReorderBuffer, archived)
 	s.lastEntry = time.Now()
 	if err := s.publishWatermark(ctx); err != nil {
 		s.log.Warn("publish watermark", "err", err)
@@ -204,7 +218,7 @@ func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
 			return s.undecodable(m, err)
 		}
 		pos = hb.LSN
-		res, evicted = s.chain.addHeartbeat(hb, systemID, m)
+		res, evicted = s.chain.addHeartbeat(hb, systemID, s.settler(m))
 	default:
 		t, err := s.table(ctx, nm.Header.Get(feed.HeaderSchemaID))
 		if err != nil {
@@ -223,10 +237,10 @@ func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
 			return s.undecodable(m, err)
 		}
 		pos = e.EndLSN
-		res, evicted = s.chain.addEvent(e, t, systemID, m)
+		res, evicted = s.chain.addEvent(e, t, systemID, s.settler(m))
 	}
 	for _, it := range evicted {
-		for _, em := range it.msgs {
+		for _, em := range it.allMsgs() {
 			_ = em.NakWithDelay(bufferFullDelay)
 		}
 	}
@@ -236,8 +250,24 @@ func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
 	case rejected:
 		bufferRejectedTotal.Inc()
 		_ = m.NakWithDelay(bufferFullDelay)
+	case archivedEvent:
+		duplicatesTotal.Inc()
+		_ = m.Ack() // in a segment a durable catalog entry lists
+	case streamedEvent:
+		duplicatesTotal.Inc()
+		s.streamAcks = append(s.streamAcks, s.settler(m))
 	}
 	return s.advance(ctx)
+}
+
+// settler returns what the session keeps of a message to settle it later:
+// its reply subject and the connection, not its payload (see ackHandle).
+func (s *session) settler(m jetstream.Msg) Msg {
+	nc := s.a.deps.JetStream.Conn()
+	if nc == nil || m.Reply() == "" {
+		return m
+	}
+	return ackHandle{nc: nc, reply: m.Reply()}
 }
 
 // table returns the definition a message names, waiting for it to appear
@@ -290,12 +320,15 @@ func (s *session) duplicate(pos event.Position, msgs ...Msg) {
 // advance takes every item that now extends the chain.
 func (s *session) advance(ctx context.Context) error {
 	for {
+		if err := s.stream(ctx); err != nil {
+			return err
+		}
 		it, dup := s.chain.next()
 		if it == nil {
 			return nil
 		}
 		if dup {
-			s.duplicate(it.pos, it.msgs...)
+			s.duplicate(it.pos, it.allMsgs()...)
 			continue
 		}
 		if err := s.accept(ctx, it); err != nil {
@@ -304,14 +337,63 @@ func (s *session) advance(ctx context.Context) error {
 	}
 }
 
+// stream appends the arrived events of the large transaction at the
+// chain's head to the open segments, in index order. The transaction
+// starts segments of its own (a flush before its first event), so every
+// segment holding part of it holds nothing else; size and age flushes in
+// its middle write catalog entries whose watermark stays below it and
+// settle the messages of the events they made durable.
+func (s *session) stream(ctx context.Context) error {
+	it := s.chain.streamHead()
+	if it == nil {
+		return nil
+	}
+	if _, ok := it.ooo[it.next]; !ok {
+		return nil
+	}
+	if s.streaming != it.pos && !s.roll.empty() {
+		if err := s.flush(ctx, "stream"); err != nil {
+			return err
+		}
+	}
+	s.streaming = it.pos
+	for {
+		h, ok := s.chain.takeNext(it)
+		if !ok {
+			return nil
+		}
+		if err := s.roll.stream(h.e, h.t, it, time.Now()); err != nil {
+			for _, m := range h.msgs {
+				_ = m.Nak()
+			}
+			return fmt.Errorf("%w: %w", ErrUnarchivable, err)
+		}
+		s.streamAcks = append(s.streamAcks, h.msgs...)
+		if s.roll.maxRaw >= s.a.cfg.SegmentMaxBytes {
+			if err := s.flush(ctx, "size"); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 // accept adds an item that extends the chain to the open segments.
 func (s *session) accept(ctx context.Context, it *item) error {
 	now := time.Now()
+	if it.large {
+		// Streamed: its events are in the open segments or durable ones.
+		// A flush now makes the watermark pass it, and the next item
+		// starts new segments (its last segment may not end it per table).
+		s.taken(it)
+		return s.flush(ctx, "streamed")
+	}
 	if !it.heartbeat {
 		// A transaction spanning tables is split across their segments; the
 		// segment format allows a split only for a segment's first and last
 		// transaction, so it gets segments of its own.
-		multi := it.tableCount() > 1
+		// So does the rest of a transaction whose first events an earlier
+		// term archived (it starts mid-way, and may end early per table).
+		multi := it.tableCount() > 1 || len(it.events) > 0 && it.events[0] == nil
 		if b := s.roll.bucketOf(it.time); !s.roll.fits(b, it.systemID) || multi && !s.roll.empty() {
 			if err := s.flush(ctx, "bucket"); err != nil {
 				return err
@@ -378,6 +460,9 @@ func (s *session) tick(ctx context.Context, now time.Time) error {
 // asks capture to rewind.
 func (s *session) checkHole(ctx context.Context, now time.Time) {
 	stuck, missing := s.chain.gap()
+	if s.chain.streamProgressed() {
+		stuck = false // a large transaction still arriving
+	}
 	if !stuck {
 		if s.holeReported {
 			s.log.Info("chain hole filled", "watermark", s.chain.w)
@@ -428,11 +513,16 @@ func (s *session) giveBack() {
 	s.closed = true
 	n := s.acks.len()
 	for _, it := range s.chain.drain() {
-		for _, m := range it.msgs {
+		for _, m := range it.allMsgs() {
 			_ = m.Nak()
 			n++
 		}
 	}
+	for _, m := range s.streamAcks {
+		_ = m.Nak()
+		n++
+	}
+	s.streamAcks = nil
 	s.acks.giveBack()
 	s.log.Debug("gave back unacknowledged messages", "messages", n)
 	s.roll.reset()

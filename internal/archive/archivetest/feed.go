@@ -140,6 +140,48 @@ func (f *Feed) Txn(n, other int) Item {
 	return it
 }
 
+// NextPos returns the position PublishLargeTxn gives the next transaction.
+func (f *Feed) NextPos() event.Position {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pos + 0x100
+}
+
+// PublishLargeTxn generates the next transaction as n events of Table
+// and publishes them in index order, a few thousand at a time, without
+// keeping them: a transaction too large to hold in memory comfortably. It
+// returns the transaction's position and its event ids.
+func (f *Feed) PublishLargeTxn(tb testing.TB, n int) (event.Position, []string) {
+	tb.Helper()
+	const chunk = 5000
+	f.mu.Lock()
+	prev := f.prev
+	f.pos += 0x100
+	f.prev = f.pos
+	f.xid++
+	f.clock = f.clock.Add(100 * time.Millisecond)
+	pos, xid, commit := f.pos, f.xid, f.clock
+	first := f.serial + 1
+	f.serial += n
+	f.mu.Unlock()
+	ids := make([]string, 0, n)
+	for start := 0; start < n; start += chunk {
+		it := Item{}
+		for i := start; i < min(start+chunk, n); i++ {
+			serial := first + i
+			id := fmt.Sprintf("00000000-0000-7000-8000-%012d", serial)
+			ids = append(ids, id)
+			it.Events = append(it.Events, &event.Event{Table: Table.QualifiedName(), CommitLSN: pos - 0x20, EndLSN: pos,
+				PrevLSN: prev, CommitTime: commit, XID: xid, Index: i, Count: n,
+				Values: [][]byte{[]byte(id), []byte(fmt.Sprintf("big-%d", serial%7)), []byte(fmt.Sprint(serial)),
+					[]byte("Imported"), []byte(fmt.Sprintf(`{"n": %d}`, serial))}})
+			it.Tables = append(it.Tables, &Table)
+		}
+		f.Publish(tb, false, it)
+	}
+	return pos, ids
+}
+
 // HeartbeatItem generates the next heartbeat.
 func (f *Feed) HeartbeatItem() Item {
 	f.mu.Lock()

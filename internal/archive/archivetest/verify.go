@@ -61,7 +61,7 @@ func Load(tb testing.TB, store objstore.Store, keyring *segment.Keyring) *Archiv
 		if len(seg.Events) != ref.Events {
 			tb.Fatalf("segment %s: %d events, catalog says %d", ref.Key, len(seg.Events), ref.Events)
 		}
-		ki, err := segment.ParseKey(ref.Key)
+		ki, err := parseKey(ref.Key)
 		if err != nil {
 			tb.Fatalf("segment key %s: %v", ref.Key, err)
 		}
@@ -136,4 +136,21 @@ func WaitWatermark(tb testing.TB, store objstore.Store, pos event.Position, time
 	}
 	tb.Fatalf("watermark did not reach %s within %s: at %s (last error %v)", pos, timeout, last.LSN, lastErr)
 	return last
+}
+
+// parseKey parses a segment key, also the archiver's keys of segments
+// holding part of a streamed transaction ("…-<first index>-<last
+// index>.tms", see archive's streamedKey).
+func parseKey(key string) (segment.KeyInfo, error) {
+	ki, err := segment.ParseKey(key)
+	if err == nil {
+		return ki, nil
+	}
+	base := strings.TrimSuffix(key, segment.KeyExt)
+	if len(base) > 18 && base[len(base)-18] == '-' && base[len(base)-9] == '-' {
+		if ki, err2 := segment.ParseKey(base[:len(base)-18] + segment.KeyExt); err2 == nil {
+			return ki, nil
+		}
+	}
+	return ki, err
 }
