@@ -217,7 +217,7 @@ func (r *roller) close() ([]*closedSegment, error) {
 // indexes as 8 hex digits). It stays deterministic: a rebuilt segment
 // with the same events gets the same key.
 func streamedKey(key string, first, last int) string {
-	return strings.TrimSuffix(key, segment.KeyExt) + fmt.Sprintf("-%08X-%08X", first, last) + segment.KeyExt
+	return segment.KeyWithIndexRange(key, first, last)
 }
 
 // reset drops the open segments.

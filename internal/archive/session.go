@@ -133,7 +133,8 @@ func (s *session) run(ctx context.Context) error {
 	defer giveBackPumped(iter, msgs, pumped)
 	go s.a.watchConsumer(ctx, s.cons)
 
-	tick := time.NewTicker(min(s.a.cfg.FlushInterval/4, 250*time.Millisecond))
+	// A fine tick: a segment is flushed at most 50 ms after its age limit.
+	tick := time.NewTicker(max(min(s.a.cfg.FlushInterval/20, 50*time.Millisecond), 5*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -212,6 +213,10 @@ func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
 		pos     event.Position
 	)
 	switch {
+	case feed.IsTamper(nm):
+		// Capture's tamper reports share the stream but never the archive.
+		_ = m.Ack()
+		return nil
 	case feed.IsHeartbeat(nm):
 		hb, err := feed.DecodeHeartbeat(nm)
 		if err != nil {

@@ -159,10 +159,11 @@ func planRebuild(refs []SegmentRef, res *RebuildResult) ([]SegmentRef, []Waterma
 		}
 		return strings.Compare(x.Key, y.Key) < 0
 	})
+	refs = choosePartPaths(refs, res)
 	var kept []SegmentRef
 	reached := map[string]SegmentRef{} // table id → segment reaching furthest
 	for _, r := range refs {
-		if prev, ok := reached[r.TableID]; ok && r.FirstEndLSN <= prev.LastEndLSN {
+		if prev, ok := reached[r.TableID]; ok && r.FirstEndLSN <= prev.LastEndLSN && !continues(prev, r) {
 			res.Skipped = append(res.Skipped, Finding{Severity: Warning, Check: "continuity", Object: r.Key,
 				Message: fmt.Sprintf("positions %s…%s repeat those of %s (%s…%s); left out", r.FirstEndLSN, r.LastEndLSN, prev.Key, prev.FirstEndLSN, prev.LastEndLSN)})
 			continue
@@ -187,6 +188,92 @@ func planRebuild(refs []SegmentRef, res *RebuildResult) ([]SegmentRef, []Waterma
 		wms[i] = Watermark{LSN: lsn, CommitTime: highTime}
 	}
 	return kept, wms
+}
+
+// choosePartPaths keeps, of the parts of each transaction split across
+// segments (keys with index ranges over the same positions), one chain of
+// parts from the lowest first index that reaches the highest last index —
+// a crash can leave parts whose ranges overlap — and reports the others as
+// skipped. refs are sorted; the result keeps their order.
+func choosePartPaths(refs []SegmentRef, res *RebuildResult) []SegmentRef {
+	type group struct {
+		parts []int // indexes into refs
+	}
+	groups := map[string]*group{}
+	infos := make([]segment.KeyInfo, len(refs))
+	for i, r := range refs {
+		info, err := segment.ParseKey(r.Key)
+		if err != nil || !info.HasIndexRange {
+			continue
+		}
+		infos[i] = info
+		k := fmt.Sprintf("%s/%d/%d", r.TableID, r.FirstEndLSN, r.LastEndLSN)
+		if groups[k] == nil {
+			groups[k] = &group{}
+		}
+		groups[k].parts = append(groups[k].parts, i)
+	}
+	drop := map[int]bool{}
+	for _, g := range groups {
+		lo, hi := -1, -1
+		for _, i := range g.parts {
+			if lo < 0 || infos[i].FirstIndex < lo {
+				lo = infos[i].FirstIndex
+			}
+			hi = max(hi, infos[i].LastIndex)
+		}
+		// Depth-first search for a chain lo … hi; groups are small.
+		var path []int
+		var walk func(from int) bool
+		walk = func(from int) bool {
+			for _, i := range g.parts {
+				if infos[i].FirstIndex != from {
+					continue
+				}
+				path = append(path, i)
+				if infos[i].LastIndex == hi || walk(infos[i].LastIndex+1) {
+					return true
+				}
+				path = path[:len(path)-1]
+			}
+			return false
+		}
+		onPath := map[int]bool{}
+		if walk(lo) {
+			for _, i := range path {
+				onPath[i] = true
+			}
+		}
+		for _, i := range g.parts {
+			if !onPath[i] {
+				drop[i] = true
+				res.Skipped = append(res.Skipped, Finding{Severity: Warning, Check: "continuity", Object: refs[i].Key,
+					Message: fmt.Sprintf("events %d…%d of the transaction ending at %s are not on the chain of its parts; left out",
+						infos[i].FirstIndex, infos[i].LastIndex, refs[i].LastEndLSN)})
+			}
+		}
+	}
+	if len(drop) == 0 {
+		return refs
+	}
+	out := make([]SegmentRef, 0, len(refs)-len(drop))
+	for i, r := range refs {
+		if !drop[i] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// continues reports whether r is the next part of a transaction too large
+// for one segment whose previous part is prev: both keys carry index ranges
+// (segment.KeyWithIndexRange) over the same positions, and r starts where
+// prev ended.
+func continues(prev, r SegmentRef) bool {
+	p, err1 := segment.ParseKey(prev.Key)
+	n, err2 := segment.ParseKey(r.Key)
+	return err1 == nil && err2 == nil && p.HasIndexRange && n.HasIndexRange &&
+		p.FirstEndLSN == n.FirstEndLSN && p.LastEndLSN == n.LastEndLSN && n.FirstIndex == p.LastIndex+1
 }
 
 // moveOldCatalog copies the entries and checkpoints to

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/objstore"
+	"github.com/tidemark/tidemark/internal/segment"
 )
 
 func keysOf(refs []SegmentRef) []string {
@@ -147,5 +148,48 @@ func TestPlanRebuild_InterleavedTables(t *testing.T) {
 	// a reaches 150, but b starts at 120: the watermark after a stays below b.
 	if !reflect.DeepEqual(lsns, []event.Position{119, 150, 200}) {
 		t.Fatalf("watermarks %v, want [119 150 200]", lsns)
+	}
+}
+
+func TestPlanRebuild_LargeTransactionParts(t *testing.T) {
+	bucket := time.Date(2026, 11, 25, 10, 15, 0, 0, time.UTC)
+	mk := func(first, last event.Position, fromIdx, toIdx int) SegmentRef {
+		r := *ref(first, last, base, base.Add(time.Second))
+		r.TableID = "t1"
+		r.Key = segment.Key(bucket, first, last, "t1")
+		if toIdx >= 0 {
+			r.Key = segment.KeyWithIndexRange(r.Key, fromIdx, toIdx)
+		}
+		return r
+	}
+	refs := []SegmentRef{
+		mk(300, 300, 2000, 2999),
+		mk(100, 200, 0, -1),
+		mk(300, 300, 0, 999),
+		mk(300, 300, 1000, 1999),
+		mk(300, 300, 1000, 1999-500), // a stray part that repeats indexes: left out
+		mk(400, 450, 0, -1),
+	}
+	res := &RebuildResult{}
+	kept, wms := planRebuild(refs, res)
+	if len(kept) != 5 {
+		t.Fatalf("kept %v, want the four parts in index order plus the segments around them", keysOf(kept))
+	}
+	for i, want := range []int{0, 1000, 2000} {
+		info, err := segment.ParseKey(kept[1+i].Key)
+		if err != nil || !info.HasIndexRange || info.FirstIndex != want {
+			t.Fatalf("part %d: %+v %v", i, info, err)
+		}
+	}
+	if len(res.Skipped) != 1 {
+		t.Fatalf("skipped %+v, want the stray part", res.Skipped)
+	}
+	var lsns []event.Position
+	for _, w := range wms {
+		lsns = append(lsns, w.LSN)
+	}
+	// The watermark stays below the split transaction until its last part.
+	if !reflect.DeepEqual(lsns, []event.Position{200, 299, 299, 300, 450}) {
+		t.Fatalf("watermarks %v", lsns)
 	}
 }

@@ -30,9 +30,13 @@ type fetched struct {
 
 // fetcher downloads and decodes segments.
 type fetcher struct {
-	store    objstore.Store
-	keyring  *segment.Keyring
-	target   time.Time
+	store   objstore.Store
+	keyring *segment.Keyring
+	target  time.Time
+	// maxEnd, when set, is the watermark's position: events beyond it belong
+	// to a transaction the archive does not hold whole yet (a large one
+	// streamed into several segments), whatever their commit time.
+	maxEnd   event.Position
 	filter   Filter
 	maxBytes int64
 	progress *Progress
@@ -88,7 +92,7 @@ func (f *fetcher) fetch(ctx context.Context, ref catalog.SegmentRef) (*fetched, 
 	out := &fetched{ref: ref, table: seg.Header.Table}
 	m := f.filter.compile(event.LayoutOf(seg.Header.Table))
 	for _, e := range seg.Events {
-		if !e.CommitTime.After(f.target) && m.match(e) {
+		if !e.CommitTime.After(f.target) && (f.maxEnd == 0 || e.EndLSN <= f.maxEnd) && m.match(e) {
 			out.events = append(out.events, e)
 		}
 	}

@@ -34,7 +34,7 @@ func restoreToFile(ctx context.Context, p *Plan, opts *Options) (*Result, error)
 	if err := preflight(ctx, p.archive.Store, p.Segments); err != nil {
 		return nil, err
 	}
-	f := &fetcher{store: p.archive.Store, keyring: p.archive.Keyring, target: p.Target, filter: opts.Filter,
+	f := &fetcher{store: p.archive.Store, keyring: p.archive.Keyring, target: p.Target, maxEnd: p.Window.WatermarkLSN, filter: opts.Filter,
 		maxBytes: opts.MaxSegmentBytes, progress: opts.Progress}
 	pr := opts.Progress
 	pr.BytesTotal.Store(p.Bytes)

@@ -65,7 +65,7 @@ func restoreToDB(ctx context.Context, p *Plan, opts *Options) (*Result, error) {
 	if err := preflight(ctx, p.archive.Store, refs); err != nil {
 		return nil, err
 	}
-	f := &fetcher{store: p.archive.Store, keyring: p.archive.Keyring, target: p.Target, filter: opts.Filter,
+	f := &fetcher{store: p.archive.Store, keyring: p.archive.Keyring, target: p.Target, maxEnd: p.Window.WatermarkLSN, filter: opts.Filter,
 		maxBytes: opts.MaxSegmentBytes, progress: opts.Progress}
 	d.initProgress(refs)
 	pl := startPipeline(ctx, f, refs, opts.Parallel)

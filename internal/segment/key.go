@@ -37,6 +37,17 @@ type KeyInfo struct {
 	FirstEndLSN, LastEndLSN event.Position
 	// TableID is the table definition's ID (event.Table.ID).
 	TableID string
+	// HasIndexRange marks the key of one part of a transaction too large for
+	// one segment ("…-<first index, 8 hex>-<last index, 8 hex>.tms"); the
+	// parts of one transaction share their LSNs and differ in FirstIndex.
+	HasIndexRange         bool
+	FirstIndex, LastIndex int
+}
+
+// KeyWithIndexRange returns the key of the part of a large transaction
+// holding events first..last of it.
+func KeyWithIndexRange(key string, first, last int) string {
+	return strings.TrimSuffix(key, KeyExt) + fmt.Sprintf("-%08X-%08X", first, last) + KeyExt
 }
 
 // ParseKey parses a key made by Key (with or without a store prefix before
@@ -68,14 +79,24 @@ func ParseKey(key string) (KeyInfo, error) {
 		return KeyInfo{}, fmt.Errorf("parse segment key %q: invalid date", key)
 	}
 	fields := strings.Split(parts[5], "-")
+	var info KeyInfo
+	if len(fields) == 5 && len(fields[3]) == 8 && len(fields[4]) == 8 {
+		fi, err1 := strconv.ParseUint(fields[3], 16, 32)
+		li, err2 := strconv.ParseUint(fields[4], 16, 32)
+		if err1 != nil || err2 != nil || fi > li {
+			return KeyInfo{}, fmt.Errorf("parse segment key %q: bad index range", key)
+		}
+		info.HasIndexRange, info.FirstIndex, info.LastIndex = true, int(fi), int(li)
+		fields = fields[:3]
+	}
 	if len(fields) != 3 || fields[0] == "" || len(fields[1]) != 16 || len(fields[2]) != 16 {
-		return KeyInfo{}, fmt.Errorf("parse segment key %q: want <table id>-<16 hex>-<16 hex>", key)
+		return KeyInfo{}, fmt.Errorf("parse segment key %q: want <table id>-<16 hex>-<16 hex>[-<8 hex>-<8 hex>]", key)
 	}
 	first, err1 := strconv.ParseUint(fields[1], 16, 64)
 	last, err2 := strconv.ParseUint(fields[2], 16, 64)
 	if err1 != nil || err2 != nil {
 		return KeyInfo{}, fmt.Errorf("parse segment key %q: bad LSN", key)
 	}
-	return KeyInfo{BucketStart: bucket, FirstEndLSN: event.Position(first), LastEndLSN: event.Position(last),
-		TableID: fields[0]}, nil
+	info.BucketStart, info.FirstEndLSN, info.LastEndLSN, info.TableID = bucket, event.Position(first), event.Position(last), fields[0]
+	return info, nil
 }

@@ -43,3 +43,26 @@ func TestParseKey_Invalid(t *testing.T) {
 		}
 	}
 }
+
+func TestParseKey_IndexRange(t *testing.T) {
+	bucket := time.Date(2026, 11, 25, 10, 15, 0, 0, time.UTC)
+	k := KeyWithIndexRange(Key(bucket, 0x10, 0x10, "abc"), 4096, 8191)
+	info, err := ParseKey(k)
+	if err != nil || !info.HasIndexRange || info.FirstIndex != 4096 || info.LastIndex != 8191 ||
+		info.FirstEndLSN != 0x10 || info.TableID != "abc" {
+		t.Fatalf("ParseKey(%q) = %+v, %v", k, info, err)
+	}
+	plain, err := ParseKey(Key(bucket, 1, 2, "abc"))
+	if err != nil || plain.HasIndexRange {
+		t.Fatalf("plain key: %+v, %v", plain, err)
+	}
+	for _, bad := range []string{
+		"segments/2026/11/25/10/15/abc-0000000000000010-0000000000000010-00000002-00000001.tms",
+		"segments/2026/11/25/10/15/abc-0000000000000010-0000000000000010-0000000G-00000001.tms",
+		"segments/2026/11/25/10/15/abc-0000000000000010-0000000000000010-0001-0002.tms",
+	} {
+		if _, err := ParseKey(bad); err == nil {
+			t.Errorf("ParseKey(%q) accepted", bad)
+		}
+	}
+}
