@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,11 +48,28 @@ func resultsSection(res *bench.Results, m machine, command string) string {
 	fmt.Fprintf(&b, "- date: %s (took %s)\n", res.Finished.UTC().Format(time.RFC3339), res.Finished.Sub(res.Started).Round(time.Second))
 	fmt.Fprintf(&b, "- machine: %s\n", m)
 	fmt.Fprintf(&b, "- command: `%s`\n", command)
-	fmt.Fprintf(&b, "- data: %d events in %d transactions over %d streams; %.0f events/s steady for %s; archive store: %s\n\n",
-		res.Load.Events, res.Load.Transactions, c.Streams, c.SteadyRate, c.SteadyDuration, c.Store)
+	fmt.Fprintf(&b, "- data: %s events in %s transactions over %s streams; %s events/s steady for %s; archive store: %s\n\n",
+		count(float64(res.Load.Events)), count(float64(res.Load.Transactions)), count(float64(c.Streams)), count(c.SteadyRate), c.SteadyDuration, c.Store)
 	b.WriteString(bench.Markdown(res.Rows()))
 	b.WriteString("\nCPU used per phase, in cores (CPU seconds ÷ wall seconds); \"other\" is the rest of the machine (other load on a shared host):\n\n")
 	b.WriteString(bench.CPUMarkdown(res.CPU))
 	b.WriteString("\n")
 	return b.String()
+}
+
+// count formats a number with thousands separators.
+func count(f float64) string {
+	s := strconv.FormatFloat(f, 'f', 0, 64)
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return sign + b.String()
 }

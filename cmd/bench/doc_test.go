@@ -41,3 +41,11 @@ func TestWriteDoc_ReplacesOnlyTheResults(t *testing.T) {
 		t.Errorf("old results or duplicate markers left:\n%s", s)
 	}
 }
+
+func TestCount(t *testing.T) {
+	for in, want := range map[float64]string{0: "0", 42: "42", 1000: "1,000", 182125: "182,125", 1000000: "1,000,000", -1234: "-1,234"} {
+		if got := count(in); got != want {
+			t.Errorf("count(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
