@@ -5,6 +5,7 @@
 package objstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -71,10 +72,16 @@ func ReadAll(ctx context.Context, s Store, key string, limit int64) ([]byte, err
 	if info.Size > limit {
 		return nil, &TooLargeError{Key: key, Size: info.Size, Limit: limit}
 	}
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
+	// Size the buffer from the object's declared size (already checked
+	// against limit): io.ReadAll's doubling kept up to twice a segment alive.
+	var buf bytes.Buffer
+	if info.Size > 0 {
+		buf.Grow(int(info.Size) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(rc, limit+1)); err != nil {
 		return nil, err
 	}
+	b := buf.Bytes()
 	if int64(len(b)) > limit {
 		return nil, &TooLargeError{Key: key, Size: int64(len(b)), Limit: limit}
 	}
