@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/tidemark/tidemark/internal/loadgen"
 )
 
 // LoadConfig describes the backlog Load writes.
@@ -73,7 +75,7 @@ func Load(ctx context.Context, pgURL string, cfg LoadConfig) (LoadResult, error)
 	g, gctx := errgroup.WithContext(ctx)
 	for s := range cfg.Sessions {
 		g.Go(func() error {
-			w := &loadSession{cfg: cfg, id: s, gen: newPayloads(cfg.Seed, uint64(s)), remaining: &remaining}
+			w := &loadSession{cfg: cfg, id: s, gen: loadgen.NewPayloads(cfg.Seed, uint64(s)), remaining: &remaining}
 			for i := s; i < cfg.Streams; i += cfg.Sessions {
 				w.streams = append(w.streams, i)
 			}
@@ -103,7 +105,7 @@ func Load(ctx context.Context, pgURL string, cfg LoadConfig) (LoadResult, error)
 type loadSession struct {
 	cfg       LoadConfig
 	id        int
-	gen       *payloads
+	gen       *loadgen.Payloads
 	streams   []int
 	versions  map[int]int64
 	remaining *atomic.Int64
@@ -123,7 +125,7 @@ func (w *loadSession) run(ctx context.Context, pgURL string) (events, txns int64
 		sql.Reset()
 		n, t := 0, 0
 		for t < w.cfg.TxnsPerStatement {
-			k := w.take(1 + w.gen.rng.IntN(10))
+			k := w.take(1 + w.gen.IntN(10))
 			if k == 0 {
 				break
 			}
@@ -159,10 +161,10 @@ func (w *loadSession) take(n int) int {
 // appendTxn appends one transaction of n events over 1–3 of the session's
 // streams, grouped by stream as EventCore writes them.
 func (w *loadSession) appendTxn(sql *bytes.Buffer, n int) {
-	k := min(1+w.gen.rng.IntN(3), n, len(w.streams))
+	k := min(1+w.gen.IntN(3), n, len(w.streams))
 	picked := make([]int, 0, k)
 	for len(picked) < k {
-		s := w.streams[w.gen.rng.IntN(len(w.streams))]
+		s := w.streams[w.gen.IntN(len(w.streams))]
 		dup := false
 		for _, p := range picked {
 			dup = dup || p == s
@@ -176,7 +178,7 @@ func (w *loadSession) appendTxn(sql *bytes.Buffer, n int) {
 		counts[i] = 1
 	}
 	for range n - k {
-		counts[w.gen.rng.IntN(k)]++
+		counts[w.gen.IntN(k)]++
 	}
 	correlation := uuid.NewString()
 	sql.WriteString("BEGIN;INSERT INTO eventcore_events (event_id, stream_id, stream_version, event_type, event_data, metadata) VALUES ")
@@ -188,7 +190,7 @@ func (w *loadSession) appendTxn(sql *bytes.Buffer, n int) {
 			}
 			first = false
 			w.versions[s]++
-			typ := w.gen.eventType()
+			typ := w.gen.EventType()
 			sql.WriteString("('")
 			sql.WriteString(uuid.Must(uuid.NewV7()).String())
 			sql.WriteString("','")
@@ -198,9 +200,9 @@ func (w *loadSession) appendTxn(sql *bytes.Buffer, n int) {
 			sql.WriteString(",'")
 			sql.WriteString(typ)
 			sql.WriteString("',")
-			writeLiteral(sql, w.gen.eventData(typ))
+			writeLiteral(sql, w.gen.EventData(typ))
 			sql.WriteByte(',')
-			writeLiteral(sql, w.gen.metadata(correlation))
+			writeLiteral(sql, w.gen.Metadata(correlation))
 			sql.WriteByte(')')
 		}
 	}

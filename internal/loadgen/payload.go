@@ -142,3 +142,25 @@ func (g *generator) metadata(correlation string) []byte {
 	})
 	return b
 }
+
+// Payloads generates EventCore-style event types, event data and metadata
+// for drivers that write rows their own way (the benchmarks' bulk loader),
+// so every workload of the project has the same shape.
+type Payloads struct {
+	g *generator
+}
+
+// NewPayloads returns a generator seeded by seed and stream.
+func NewPayloads(seed, stream uint64) *Payloads { return &Payloads{g: newGenerator(seed, stream)} }
+
+// IntN returns a pseudo-random int in [0, n) from the generator's source.
+func (p *Payloads) IntN(n int) int { return p.g.rng.IntN(n) }
+
+// EventType returns one of EventTypes.
+func (p *Payloads) EventType() string { return p.g.eventType() }
+
+// EventData returns ~300–600 bytes of nested JSON for an event of the type.
+func (p *Payloads) EventData(eventType string) []byte { return p.g.eventData(eventType) }
+
+// Metadata returns ~150 bytes of JSON with correlation, causation and user ids.
+func (p *Payloads) Metadata(correlation string) []byte { return p.g.metadata(correlation) }
