@@ -228,7 +228,15 @@ func (e *Env) instants(n int, cutoff time.Time) ([]string, error) {
 // checkRestores restores the sampled instants and compares each with the
 // oracle: I2 (no duplicates), I3 (equal), I4 (whole transactions).
 func (e *Env) checkRestores(o CheckOptions) ([]*Violation, error) {
-	tos, err := e.instants(o.Instants, o.Cutoff)
+	cutoff := o.Cutoff
+	// Only the restorable window is checked here: a watermark that never
+	// reached the last commit is already an I1 violation.
+	if cat, err := catalog.Load(e.Ctx, e.Store); err == nil {
+		if wm := cat.Watermark().CommitTime; cutoff.IsZero() || wm.Before(cutoff) {
+			cutoff = wm
+		}
+	}
+	tos, err := e.instants(o.Instants, cutoff)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,14 @@ func init() {
 			Injects: "with the archiver paused, kill -9 of the nats-server process and the tail of the stream's last message block cut off (acknowledged messages lost, as a crash without fsync can), then restart",
 			Checks:  "I1-I6; I5: the archiver detects the hole and capture heals it from the slot",
 			Short:   true,
-			Run:     natsRestartLosesTail,
+			Run:     func(e *Env) error { return natsLosesTail(e, false) },
+		},
+		Scenario{
+			Name: "nats-restart-loses-tail-at-bucket-boundary",
+			Injects: "as nats-restart-loses-tail, timed so that the lost tail and the hole's repair straddle a minute boundary " +
+				"(the archiver's commit-time bucket edge), so the refill crosses segment buckets",
+			Checks: "I1-I6; I5: the hole is detected and healed; I6: no catalog entry's watermark covers a transaction a later entry archives",
+			Run:    func(e *Env) error { return natsLosesTail(e, true) },
 		},
 		Scenario{
 			Name:    "nats-kill9",
@@ -45,13 +52,20 @@ func init() {
 	)
 }
 
-func natsRestartLosesTail(e *Env) error {
+func natsLosesTail(e *Env, atBoundary bool) error {
 	if err := e.Boot(Setup{NATS: "process"}); err != nil {
 		return err
 	}
 	e.StartLoad(18*time.Second, 0)
 	if err := e.Sleep(e.Between(3*time.Second, 5*time.Second)); err != nil {
 		return err
+	}
+	if atBoundary {
+		// The load must outlast the wait for the boundary and the repair.
+		e.StartLoad(80*time.Second, 0)
+		if err := e.sleepUntilBeforeMinute(5 * time.Second); err != nil {
+			return err
+		}
 	}
 	arch := e.Archivers[0]
 	if err := arch.Signal(syscall.SIGSTOP); err != nil {
@@ -78,6 +92,17 @@ func natsRestartLosesTail(e *Env) error {
 		return err
 	}
 	return e.Finish(CheckOptions{ExpectHoles: true})
+}
+
+// sleepUntilBeforeMinute sleeps until d before the next whole minute
+// (the next but one when that is too close).
+func (e *Env) sleepUntilBeforeMinute(d time.Duration) error {
+	now := time.Now()
+	at := now.Truncate(time.Minute).Add(time.Minute - d)
+	if at.Sub(now) < time.Second {
+		at = at.Add(time.Minute)
+	}
+	return e.Sleep(time.Until(at))
 }
 
 // cutStreamTail removes the last fraction of the stream's newest message
