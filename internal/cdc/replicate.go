@@ -122,11 +122,14 @@ func (c *Capture) tryOpenStream(ctx context.Context) (*pgconn.PgConn, event.Posi
 		}
 		return c.createSlotAndSnapshot(ctx)
 	}
-	if err := c.checkSlot(ctx, slot, rec); err != nil {
-		return nil, 0, err
-	}
+	// A slot held by another process is waited for before it is judged: its
+	// holder may still be publishing the initial snapshot, which would look
+	// incomplete from here.
 	if slot.Active {
 		return nil, 0, &slotBusyError{pid: slot.ActivePID}
+	}
+	if err := c.checkSlot(ctx, slot, rec); err != nil {
+		return nil, 0, err
 	}
 	conn, err := connectReplication(ctx, c.cfg.PGURL)
 	if err != nil {
