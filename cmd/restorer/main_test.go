@@ -71,13 +71,7 @@ func fixture(tb testing.TB) *restoretest.Fixture {
 func eventCoreDB(tb testing.TB) string {
 	tb.Helper()
 	url := postgres(tb).NewDatabase(tb)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if err := eventcore.Apply(ctx, conn); err != nil {
+	if err := eventcore.ApplyURL(context.Background(), url); err != nil {
 		tb.Fatal(err)
 	}
 	return url

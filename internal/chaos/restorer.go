@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tidemark/tidemark/internal/eventcore"
 )
 
@@ -147,13 +145,8 @@ func (e *Env) newTarget(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return "", fmt.Errorf("connect restore target: %w", err)
-	}
-	defer conn.Close(context.Background())
-	if err := eventcore.Apply(ctx, conn); err != nil {
-		return "", fmt.Errorf("apply schema to restore target: %w", err)
+	if err := eventcore.ApplyURL(ctx, url); err != nil {
+		return "", fmt.Errorf("prepare restore target: %w", err)
 	}
 	return url, nil
 }

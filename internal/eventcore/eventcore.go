@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -50,4 +51,16 @@ func Apply(ctx context.Context, conn Execer) error {
 		return fmt.Errorf("apply eventcore schema: %w", err)
 	}
 	return nil
+}
+
+// ApplyURL connects to the database at url and applies the schema: the
+// one step every test, the demo and the chaos suite take to prepare a
+// source or a restore target.
+func ApplyURL(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("apply eventcore schema: connect: %w", err)
+	}
+	defer conn.Close(context.Background())
+	return Apply(ctx, conn)
 }
