@@ -22,7 +22,22 @@ var ErrLeaseLost = errors.New("archiver lease lost")
 // open segment, append its catalog entry (the last one carrying the new
 // watermark, or a watermark-only entry when no segment is open), publish
 // the watermark to META, then acknowledge the messages now covered.
-func (s *session) flush(ctx context.Context, reason string) error {
+//
+// A flush that fails leaves the session unable to flush again: the
+// segments it closed are gone from memory while head still counts their
+// transactions, so any later entry (the final flush of a graceful stop
+// included) would carry a watermark over events no segment holds. The
+// term ends instead and the next one starts again from the durable
+// watermark, with the messages redelivered.
+func (s *session) flush(ctx context.Context, reason string) (err error) {
+	if s.failed != nil {
+		return fmt.Errorf("flush (%s) refused after an earlier flush failed: %w", reason, s.failed)
+	}
+	defer func() {
+		if err != nil {
+			s.failed = err
+		}
+	}()
 	segs, err := s.roll.close()
 	if err != nil {
 		return err
@@ -33,6 +48,9 @@ func (s *session) flush(ctx context.Context, reason string) error {
 		// events in durable segments.
 		s.settleStreamed()
 		return nil
+	}
+	if err := s.checkWatermark(segs, target); err != nil {
+		return err
 	}
 	for i, sg := range segs {
 		ref, err := s.upload(ctx, sg)
@@ -47,6 +65,7 @@ func (s *session) flush(ctx context.Context, reason string) error {
 			return err
 		}
 		s.covered[sg.tableID] = max(s.covered[sg.tableID], sg.trailer.LastEndLSN)
+		s.written = max(s.written, sg.trailer.LastEndLSN)
 		eventsArchivedTotal.Add(float64(sg.trailer.Events))
 		s.a.setStatus(func(st *Status) {
 			st.LastSegment, st.LastSegmentAt = ref.Key, time.Now()
@@ -76,6 +95,29 @@ func (s *session) flush(ctx context.Context, reason string) error {
 	}
 	s.a.hook(StageAcked)
 	return nil
+}
+
+// errWatermarkAhead means a flush was about to write a watermark over a
+// transaction that no segment holds. It ends the term (nothing is written
+// or acknowledged); the next term starts again from the durable watermark.
+var errWatermarkAhead = errors.New("watermark would pass a transaction no segment holds")
+
+// checkWatermark is the last line of defence for invariant 1: the
+// watermark a flush is about to write must not pass the last transaction
+// taken unless a segment, listed or about to be, holds it. Heartbeats may
+// lift the watermark past the last segment; transactions may not.
+func (s *session) checkWatermark(segs []*closedSegment, target catalog.Watermark) error {
+	hi := s.written
+	for _, sg := range segs {
+		hi = max(hi, sg.trailer.LastEndLSN)
+	}
+	if s.lastTxn <= hi {
+		return nil
+	}
+	watermarkRefusedTotal.Inc()
+	s.log.Error("refusing a catalog entry whose watermark would pass an unarchived transaction; ending the term",
+		"watermark", target.LSN, "transaction", s.lastTxn, "archived_up_to", hi, "durable", s.durable.LSN)
+	return fmt.Errorf("%w: watermark %s, transaction %s, segments reach %s", errWatermarkAhead, target.LSN, s.lastTxn, hi)
 }
 
 // settleStreamed acknowledges the messages of streamed events, which are
@@ -135,6 +177,10 @@ var (
 	lastCommitTime = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "tidemark_archiver_last_archived_commit_timestamp_seconds",
 		Help: "Latest commit time archived so far, as a Unix timestamp.",
+	})
+	watermarkRefusedTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_archiver_watermark_refused_total",
+		Help: "Catalog entries refused because their watermark would pass a transaction no segment holds (a bug guard; should stay 0).",
 	})
 	watermarkLSN = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "tidemark_archiver_watermark_lsn",

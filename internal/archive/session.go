@@ -58,6 +58,16 @@ type session struct {
 	streaming event.Position
 	lastEntry time.Time
 
+	// written is the highest end LSN of any event in a segment the catalog
+	// lists; lastTxn the position of the last transaction taken. A flush
+	// refuses a watermark while lastTxn is above what it writes (see
+	// checkWatermark).
+	written, lastTxn event.Position
+	// failed is the error of a flush that did not complete: the events it
+	// had closed are no longer held, so the session must not flush again
+	// (a later watermark would cover them).
+	failed error
+
 	holeSince    time.Time
 	holeReported bool
 	lastRewind   time.Time
@@ -82,6 +92,7 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 	}
 	archived := make(map[event.Position]int)
 	for _, ref := range cat.Segments() {
+		s.written = max(s.written, ref.LastEndLSN)
 		if ref.FirstEndLSN == ref.LastEndLSN && ref.LastEndLSN > s.durable.LSN {
 			// Part (or all) of one transaction above the watermark: a
 			// streamed transaction, or a crash between the entries of one
@@ -426,6 +437,9 @@ func (s *session) accept(ctx context.Context, it *item) error {
 // the next flush makes it durable and settles its messages.
 func (s *session) taken(it *item) {
 	s.head = it.pos
+	if !it.heartbeat {
+		s.lastTxn = it.pos
+	}
 	s.acceptedTime = maxTime(s.acceptedTime, it.time)
 	s.acks.add(it.pos, it.msgs...)
 	it.msgs = nil

@@ -225,24 +225,16 @@ func (c *Capture) watchRewind(ctx context.Context) error {
 }
 
 // watchKey calls f with every value of a META key until ctx ends,
-// re-establishing the watch after errors.
+// re-establishing the watch after errors. It also reads the key every
+// metaPollInterval: after nats-server restarts with the tail of META's
+// stream lost, a watch resumes past sequence numbers the stream reuses and
+// can miss new values for many seconds.
 func (c *Capture) watchKey(ctx context.Context, key string, f func(v []byte, initial bool), initDone func()) error {
 	for {
 		w, err := c.kv.Watch(ctx, key)
 		if err == nil {
-			initial := true
-			for e := range w.Updates() {
-				if e == nil {
-					initial = false
-					if initDone != nil {
-						initDone()
-					}
-					continue
-				}
-				if e.Operation() == jetstream.KeyValuePut {
-					f(e.Value(), initial)
-				}
-			}
+			c.follow(ctx, w, key, f, initDone)
+			initDone = nil
 			_ = w.Stop()
 		}
 		if ctx.Err() != nil {
@@ -255,6 +247,43 @@ func (c *Capture) watchKey(ctx context.Context, key string, f func(v []byte, ini
 		case <-ctx.Done():
 			return nil
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// metaPollInterval is how often watched META keys are also read directly.
+const metaPollInterval = 2 * time.Second
+
+// follow passes a watch's values to f, and the key's current value every
+// metaPollInterval once the initial values are through, until the watch
+// ends or ctx does.
+func (c *Capture) follow(ctx context.Context, w jetstream.KeyWatcher, key string, f func(v []byte, initial bool), initDone func()) {
+	poll := time.NewTicker(metaPollInterval)
+	defer poll.Stop()
+	initial := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			switch {
+			case !ok:
+				return
+			case e == nil:
+				initial = false
+				if initDone != nil {
+					initDone()
+				}
+			case e.Operation() == jetstream.KeyValuePut:
+				f(e.Value(), initial)
+			}
+		case <-poll.C:
+			if initial {
+				continue
+			}
+			if e, err := c.kv.Get(ctx, key); err == nil {
+				f(e.Value(), false)
+			}
 		}
 	}
 }

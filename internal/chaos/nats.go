@@ -19,6 +19,7 @@ func init() {
 			Name:    "nats-restart-loses-tail",
 			Injects: "with the archiver paused, kill -9 of the nats-server process and the tail of the stream's last message block cut off (acknowledged messages lost, as a crash without fsync can), then restart",
 			Checks:  "I1-I6; I5: the archiver detects the hole and capture heals it from the slot",
+			Short:   true,
 			Run:     func(e *Env) error { return natsLosesTail(e, false) },
 		},
 		Scenario{

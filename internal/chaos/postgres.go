@@ -42,7 +42,6 @@ func init() {
 			Name:    "tamper-detected",
 			Injects: "a superuser disables the table's triggers, updates one archived event and deletes another",
 			Checks:  "I1-I6; I5: capture's tamper counter fires and verify --against names the archived event the source lost; the archive keeps the original events, and a restore differs from the tampered source by exactly those two rows",
-			Short:   true,
 			Run:     tamperDetected,
 		},
 		Scenario{
