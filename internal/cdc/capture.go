@@ -140,10 +140,15 @@ func (c *Capture) start(ctx context.Context) error {
 		return fmt.Errorf("open jetstream: %w", err)
 	}
 	rep := &SetupReport{}
-	if c.kv, err = setupNATS(ctx, c.js, c.cfg, false, rep); err != nil {
-		return err
-	}
-	if err := checkSystemID(ctx, c.kv, c.sysid); err != nil {
+	if err := c.whileJetStreamStarts(ctx, func() error {
+		rep = &SetupReport{}
+		kv, err := setupNATS(ctx, c.js, c.cfg, false, rep)
+		if err != nil {
+			return err
+		}
+		c.kv = kv
+		return checkSystemID(ctx, kv, c.sysid)
+	}); err != nil {
 		return err
 	}
 	if err := setupPublication(ctx, c.pool, c.cfg, false, rep); err != nil {
@@ -154,6 +159,47 @@ func (c *Capture) start(ctx context.Context) error {
 	}
 	c.tables = &tableRegistry{kv: c.kv}
 	return nil
+}
+
+// jetStreamStartWait bounds how long capture waits at start for JetStream
+// to answer (a cluster electing its leaders, a server still starting).
+const jetStreamStartWait = time.Minute
+
+// whileJetStreamStarts runs f, retrying it while JetStream gives the
+// answers of a server or cluster that is still starting, for up to
+// jetStreamStartWait. Other errors return at once.
+func (c *Capture) whileJetStreamStarts(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(jetStreamStartWait)
+	delay := 250 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || !jetStreamStarting(ctx, err) || time.Now().After(deadline) {
+			return err
+		}
+		c.log.Warn("JetStream not ready yet; retrying", "err", err, "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// jetStreamStarting reports whether err is what JetStream answers while
+// it starts or elects leaders: no responders, a timeout, or a 503.
+func jetStreamStarting(ctx context.Context, err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case ctx.Err() != nil:
+		return false
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.Code == 503
+	}
+	return false
 }
 
 func (c *Capture) close() {
