@@ -174,10 +174,20 @@ func (a *Archiver) acquire(ctx context.Context) (*catalog.Lease, error) {
 	}
 }
 
-// lead is one term as the writer.
+// lead is one term as the writer. A stop (ctx cancelled) lets the work in
+// hand finish: the term's own context, which every upload and catalog write
+// uses, is not cancelled by the stop but by a lost lease, the end of the
+// term, or stopGrace after the stop. So a graceful stop never cuts a flush
+// in half (which would leave an unlisted object and redeliveries); the
+// final flush then makes the rest durable.
 func (a *Archiver) lead(ctx context.Context, lease *catalog.Lease) error {
-	sctx, cancel := context.WithCancelCause(ctx)
+	sctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(nil)
+	grace := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(a.stopGrace(), func() { cancel(fmt.Errorf("stopping: %w", context.Cause(ctx))) })
+		context.AfterFunc(sctx, func() { t.Stop() })
+	})
+	defer grace()
 	kept := make(chan struct{})
 	go func() {
 		defer close(kept)
@@ -192,8 +202,8 @@ func (a *Archiver) lead(ctx context.Context, lease *catalog.Lease) error {
 
 	s, err := a.start(sctx, lease)
 	if err == nil {
-		err = s.run(sctx)
-		if ctx.Err() != nil && !errors.Is(context.Cause(sctx), ErrLeaseLost) {
+		err = s.run(sctx, ctx.Done())
+		if ctx.Err() != nil && err == nil {
 			a.finish(s)
 		}
 		s.giveBack()
@@ -215,10 +225,15 @@ func (a *Archiver) lead(ctx context.Context, lease *catalog.Lease) error {
 	return err
 }
 
+// stopGrace is how long a stop waits for the work in hand and the final
+// flush: half the lease, so a standby never waits longer than it would for
+// a dead writer.
+func (a *Archiver) stopGrace() time.Duration { return a.cfg.LeaseTTL / 2 }
+
 // finish makes what the session holds durable before a graceful stop,
-// within the lease's lifetime.
+// within stopGrace.
 func (a *Archiver) finish(s *session) {
-	fctx, cancel := context.WithTimeout(context.Background(), a.cfg.LeaseTTL/2)
+	fctx, cancel := context.WithTimeout(context.Background(), a.stopGrace())
 	defer cancel()
 	if err := s.flush(fctx, "shutdown"); err != nil {
 		a.log.Warn("final flush", "err", err)

@@ -124,8 +124,10 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 	return s, nil
 }
 
-// run consumes until ctx ends or an error stops the session.
-func (s *session) run(ctx context.Context) error {
+// run consumes until stop is closed (it then returns nil, between two
+// messages, never inside a flush), ctx ends (the lease is lost) or an
+// error stops the session.
+func (s *session) run(ctx context.Context, stop <-chan struct{}) error {
 	// Pull requests expire well within a lease: when this archiver is
 	// paused and deposed, its requests lapse before the next writer resets
 	// the consumer, so new messages are not delivered to it.
@@ -149,6 +151,8 @@ func (s *session) run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		select {
+		case <-stop:
+			return nil
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case err := <-pumpErr:
