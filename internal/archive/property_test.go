@@ -3,14 +3,19 @@ package archive
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/archive/archivetest"
 	"github.com/tidemark/tidemark/internal/catalog"
+	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/testrig"
 )
 
@@ -18,7 +23,9 @@ import (
 // seeded random feeds: holes left by lost messages, capture's re-sends
 // (duplicates included) arriving later, heartbeats whose times trail
 // earlier commits, commit times crossing minute buckets back and forth,
-// and archiver restarts in the middle. Whatever the interleaving, the
+// archiver restarts in the middle, and writes to the bucket whose answer
+// is lost after they were stored (so a flush fails half-way and the term
+// ends). Whatever the interleaving, the
 // archive must end with every event exactly once, and verify must find
 // no catalog entry whose watermark covers a transaction that only a later
 // entry archives.
@@ -42,7 +49,7 @@ func randomFeedRun(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	nats := testrig.StartNATS(t)
 	f := archivetest.NewFeed(t, nats.URL, testStream)
-	store := fileStore(t)
+	store := &lostAckStore{Store: fileStore(t), rng: rand.New(rand.NewPCG(seed, 7))}
 	cfg := testConfig("a1")
 	r := start(t, f, store, nil, cfg)
 
@@ -87,6 +94,7 @@ func randomFeedRun(t *testing.T, seed uint64) {
 	if len(lost) > 0 {
 		f.Publish(t, true, items[lost[0][0]:]...)
 	}
+	store.off.Store(true)
 	archivetest.WaitWatermark(t, store, last(items), 60*time.Second)
 	archivetest.Load(t, store, nil).Check(t, archivetest.EventIDs(items...))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -110,4 +118,30 @@ func randomFeedRun(t *testing.T, seed uint64) {
 	if bad > 0 {
 		t.Fatalf("verify found %d problems", bad)
 	}
+}
+
+// lostAckStore stores one segment or catalog entry write in 10 and then
+// reports a timeout, as a PUT whose response was lost would. The archiver
+// does not retry a timeout: the flush fails and the term ends.
+type lostAckStore struct {
+	objstore.Store
+	mu  sync.Mutex
+	rng *rand.Rand
+	off atomic.Bool
+}
+
+func (s *lostAckStore) Put(ctx context.Context, key string, r io.Reader, size int64, opts objstore.PutOptions) error {
+	if err := s.Store.Put(ctx, key, r, size, opts); err != nil {
+		return err
+	}
+	if s.off.Load() || !strings.HasPrefix(key, catalog.SegmentsPrefix) && !strings.HasPrefix(key, catalog.EntriesPrefix) {
+		return nil
+	}
+	s.mu.Lock()
+	lose := s.rng.IntN(10) == 0
+	s.mu.Unlock()
+	if lose {
+		return fmt.Errorf("put %s: response lost: %w", key, context.DeadlineExceeded)
+	}
+	return nil
 }
