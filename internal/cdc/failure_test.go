@@ -207,10 +207,20 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 	}
 	first.kill()
 	killed := time.Now()
-	waitFor(t, 15*time.Second, "second capture to take over", func() bool {
-		s := e.slotState()
-		return s.Active && s.ActivePID != pid
-	})
+	for {
+		if s := e.slotState(); s.Active && s.ActivePID != pid {
+			break
+		}
+		// Seconds when the machine is quiet; the bound leaves room for a
+		// loaded CI machine running every package at once (the takeover
+		// time itself is what the chaos suite's capture-standby-takeover
+		// measures).
+		if time.Since(killed) > time.Minute {
+			t.Fatalf("the second capture did not take over within a minute of the first being killed (slot %+v); its output:\n%s",
+				e.slotState(), second.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	took := time.Since(killed)
 	ctx := context.Background()
 	if _, err := loadgen.Run(ctx, e.pgURL, loadgen.Config{Writers: 1, Events: 30, Streams: 3, Seed: 9}); err != nil {
