@@ -596,3 +596,94 @@ func TestArchiver_Run_FullReorderBufferGivesBack(t *testing.T) {
 	archivetest.WaitWatermark(t, store, last(items), 30*time.Second)
 	archivetest.Load(t, store, nil).Check(t, archivetest.EventIDs(items...))
 }
+
+// TestArchiver_Run_RecordsDebris: a term starts by recording segment objects
+// above the watermark that no entry lists (an earlier writer's upload cut
+// off before its entry) as debris, so verify stays clean; unlisted objects
+// at or below the watermark are left for verify to report.
+func TestArchiver_Run_RecordsDebris(t *testing.T) {
+	nats := testrig.StartNATS(t)
+	f := archivetest.NewFeed(t, nats.URL, testStream)
+	items := []archivetest.Item{f.Txn(3, 0), f.Txn(2, 0), f.HeartbeatItem()}
+	f.Publish(t, false, items...)
+	ctx := context.Background()
+
+	// A first archive supplies a real segment to leave behind.
+	first := fileStore(t)
+	cfg := testConfig("a1")
+	cfg.Consumer = "first"
+	r := start(t, f, first, nil, cfg)
+	archivetest.WaitWatermark(t, first, last(items), 20*time.Second)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	arch := archivetest.Load(t, first, nil)
+	data, err := objstore.ReadAll(ctx, first, arch.Keys[0], 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := segment.ParseKey(arch.Keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// elsewhere is the same segment under another time bucket: a key this
+	// archiver will not produce again.
+	elsewhere := func(minutes int) string {
+		return segment.Key(info.BucketStart.Add(time.Duration(minutes)*time.Minute), info.FirstEndLSN, info.LastEndLSN, info.TableID)
+	}
+	second := fileStore(t)
+	debris := elsewhere(1)
+	if err := second.Put(ctx, debris, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Consumer = "second"
+	r = start(t, f, second, nil, cfg)
+	archivetest.WaitWatermark(t, second, last(items), 20*time.Second)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	archivetest.Load(t, second, nil).Check(t, archivetest.EventIDs(items...))
+	cat, err := catalog.Load(ctx, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, seq, ok := cat.Debris(debris); !ok || seq != 1 {
+		t.Fatalf("debris %s recorded by entry %d (%v), want entry 1, before any segment", debris, seq, ok)
+	}
+	rep, err := catalog.Verify(ctx, second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Worst() != catalog.OK || rep.Debris != 1 {
+		t.Fatalf("verify: %s, %d debris: %v", rep.Worst(), rep.Debris, rep.Findings)
+	}
+
+	// Below the watermark an unlisted object is nobody's unfinished upload.
+	stray := elsewhere(2)
+	if err := second.Put(ctx, stray, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r = start(t, f, second, nil, cfg)
+	// start sets Accepted once the term's sweep is done.
+	waitFor(t, "a new term", 20*time.Second, func() bool { return r.Status().Accepted == last(items) })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if cat, err = catalog.Load(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if cat.Known(stray) {
+		t.Fatalf("%s, below the watermark, was recorded", stray)
+	}
+	rep, err = catalog.Verify(ctx, second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := false
+	for _, fd := range rep.Findings {
+		warned = warned || fd.Severity == catalog.Warning && fd.Check == "unlisted" && fd.Object == stray
+	}
+	if !warned || rep.Debris != 1 {
+		t.Fatalf("verify with a stray object: debris %d, findings %v", rep.Debris, rep.Findings)
+	}
+}

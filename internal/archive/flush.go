@@ -132,15 +132,21 @@ func (s *session) settleStreamed() {
 
 // append writes one catalog entry and makes its watermark the durable one.
 func (s *session) append(ctx context.Context, ref *catalog.SegmentRef, wm catalog.Watermark) error {
+	return s.record(ctx, wm, func() (catalog.Entry, error) { return s.cw.Append(ctx, ref, wm) })
+}
+
+// record runs write (one catalog append setting the watermark to wm),
+// retrying transient failures, and makes wm the durable watermark.
+func (s *session) record(ctx context.Context, wm catalog.Watermark, write func() (catalog.Entry, error)) error {
 	start := time.Now()
-	entry, err := s.cw.Append(ctx, ref, wm)
+	entry, err := write()
 	for try := 1; err != nil && transient(err) && try < storeTries; try++ {
 		uploadErrorsTotal.WithLabelValues("catalog").Inc()
 		s.log.Warn("append catalog entry; retrying", "err", err, "try", try)
 		if !sleep(ctx, backoff(try)) {
 			break
 		}
-		entry, err = s.cw.Append(ctx, ref, wm) // safe: Append recognises its own earlier write
+		entry, err = write() // safe: the writer recognises its own earlier write
 	}
 	if err != nil {
 		uploadErrorsTotal.WithLabelValues("catalog").Inc()
@@ -172,7 +178,7 @@ var (
 	})
 	catalogEntriesTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tidemark_archiver_catalog_entries_total",
-		Help: "Catalog entries appended (segment and watermark-only).",
+		Help: "Catalog entries appended (segment, watermark-only and debris).",
 	})
 	lastCommitTime = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "tidemark_archiver_last_archived_commit_timestamp_seconds",

@@ -106,6 +106,12 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 	s.head, s.acceptedTime = s.durable.LSN, s.durable.CommitTime
 	s.chain = newChain(s.durable.LSN, a.cfg.ReorderBuffer, archived)
 	s.lastEntry = time.Now()
+	if err := s.sweepDebris(ctx); err != nil {
+		if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil {
+			return nil, err
+		}
+		s.log.Warn("sweep for debris of interrupted uploads; the next term tries again", "err", err)
+	}
 	if err := s.publishWatermark(ctx); err != nil {
 		s.log.Warn("publish watermark", "err", err)
 	}

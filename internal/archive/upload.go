@@ -25,8 +25,15 @@ var ErrConflictingObject = errors.New("conflicting segment object")
 // upload stores a closed segment with a conditional create. When the key
 // already exists (a re-upload after a crash, or a deposed writer's upload)
 // it reads the object back and accepts it if it holds the same events.
+//
+// A writer whose lease has lapsed by its own clock (it was paused, say) does
+// not upload: a standby may lead by now, and the object would be debris
+// that only the next term's sweep records.
 func (s *session) upload(ctx context.Context, sg *closedSegment) (*catalog.SegmentRef, error) {
 	start := time.Now()
+	if exp := s.lease.Expires(); !start.Before(exp) {
+		return nil, fmt.Errorf("%w: it lapsed at %s, before the upload of %s", ErrLeaseLost, exp.Format(time.RFC3339Nano), sg.key)
+	}
 	body := &hookReader{data: sg.data, hook: s.a.hook}
 	err := s.a.deps.Store.Put(ctx, sg.key, body, int64(len(sg.data)), objstore.PutOptions{IfAbsent: true})
 	for try := 1; err != nil && !errors.Is(err, objstore.ErrExists) && transient(err) && try < storeTries; try++ {

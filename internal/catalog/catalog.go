@@ -32,6 +32,7 @@ type Catalog struct {
 	segments   []SegmentRef // chain order
 	segSeqs    []uint64     // entry seq of each segment
 	keys       map[string]uint64
+	debris     map[string]debrisRecord
 	wm         Watermark
 	next       uint64 // seq of the next entry
 	lastHash   string
@@ -43,7 +44,7 @@ type Catalog struct {
 }
 
 func newCatalog() *Catalog {
-	return &Catalog{keys: make(map[string]uint64), next: 1}
+	return &Catalog{keys: make(map[string]uint64), debris: make(map[string]debrisRecord), next: 1}
 }
 
 // LoadOptions tune LoadWith.
@@ -192,7 +193,7 @@ func (c *Catalog) check(e Entry) string {
 			return fmt.Sprintf("segment %s is already listed by entry %d", e.Segment.Key, prev)
 		}
 	}
-	return ""
+	return c.checkDebris(e.Debris)
 }
 
 // apply folds a checked entry into the state.
@@ -200,6 +201,9 @@ func (c *Catalog) apply(e Entry) {
 	c.entries = append(c.entries, e)
 	if e.Segment != nil {
 		c.addSegment(*e.Segment, e.Seq)
+	}
+	for _, d := range e.Debris {
+		c.debris[d.Key] = debrisRecord{DebrisRef: d, Seq: e.Seq}
 	}
 	c.wm = e.Watermark
 	c.next = e.Seq + 1
@@ -211,6 +215,7 @@ func (c *Catalog) addSegment(s SegmentRef, seq uint64) {
 	c.segments = append(c.segments, s)
 	c.segSeqs = append(c.segSeqs, seq)
 	c.keys[s.Key] = seq
+	delete(c.debris, s.Key) // a writer produced the same segment again and adopted the object
 	if s.Events > 0 && (!c.hasFirst || s.MinCommitTime.Before(c.first)) {
 		c.first, c.hasFirst = s.MinCommitTime, true
 	}

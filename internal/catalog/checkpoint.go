@@ -34,8 +34,10 @@ type checkpoint struct {
 	Watermark Watermark `json:"watermark"`
 	// Segments are all segments up to Seq, in chain order.
 	Segments []checkpointSegment `json:"segments"`
-	Writer   string              `json:"writer"`
-	Written  time.Time           `json:"written"`
+	// Debris is every debris record up to Seq, in key order.
+	Debris  []debrisRecord `json:"debris,omitempty"`
+	Writer  string         `json:"writer"`
+	Written time.Time      `json:"written"`
 	// Digest is the SHA-256 of the checkpoint's canonical JSON without it.
 	Digest string `json:"digest,omitempty"`
 }
@@ -64,6 +66,7 @@ func (c *Catalog) snapshot(writer string, now time.Time) checkpoint {
 	for i, s := range c.segments {
 		cp.Segments[i] = checkpointSegment{Seq: c.segSeqs[i], SegmentRef: s}
 	}
+	cp.Debris = c.sortedDebris()
 	cp.Digest = cp.computeDigest()
 	return cp
 }
@@ -173,6 +176,15 @@ func (c *Catalog) restore(cp checkpoint, head Entry) error {
 	if head.Segment != nil && (lastSeq != head.Seq || c.segments[len(c.segments)-1].Key != head.Segment.Key ||
 		c.segments[len(c.segments)-1].SHA256 != head.Segment.SHA256) {
 		return fmt.Errorf("its last segment is not entry %d's", head.Seq)
+	}
+	for _, d := range cp.Debris {
+		if d.Seq == 0 || d.Seq > cp.Seq {
+			return fmt.Errorf("debris %s: entry seq %d out of range", d.Key, d.Seq)
+		}
+		if reason := c.checkDebris([]DebrisRef{d.DebrisRef}); reason != "" {
+			return errors.New(reason)
+		}
+		c.debris[d.Key] = d
 	}
 	if cp.Epoch == 0 {
 		return errors.New("epoch 0")

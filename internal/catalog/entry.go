@@ -122,6 +122,9 @@ type Entry struct {
 	Written time.Time `json:"written"`
 	// Segment is the segment the entry adds; nil for a watermark-only entry.
 	Segment *SegmentRef `json:"segment,omitempty"`
+	// Debris records segment objects that writers of earlier epochs
+	// uploaded but never listed (see DebrisRef); absent in most entries.
+	Debris []DebrisRef `json:"debris,omitempty"`
 	// Watermark is the archive's watermark after this entry.
 	Watermark Watermark `json:"watermark"`
 	// Prev is the Hash of entry Seq-1 ("" for entry 1).

@@ -82,6 +82,8 @@ type Report struct {
 	Events       int `json:"events"`
 	Transactions int `json:"transactions"`
 	Streams      int `json:"streams"`
+	// Debris counts unlisted segment objects recorded as debris and unchanged.
+	Debris int `json:"debris"`
 	// Watermark is the catalog's watermark.
 	Watermark Watermark `json:"watermark"`
 

@@ -30,9 +30,9 @@ import (
 //     incomplete transactions beyond the watermark are a WARNING);
 //   - per stream, stream_version rises by exactly one across the archive,
 //     and no event_id appears twice (FAILURE);
-//   - no object under segments/ is missing from the catalog (WARNING: an
-//     upload interrupted before its entry, or an injected object; restore
-//     never reads it).
+//   - every object under segments/ is listed, or recorded as debris and
+//     unchanged since (WARNING otherwise: an injected or altered object, or
+//     an upload in flight; restore never reads it).
 //
 // It returns an error only when the store cannot be read; everything wrong
 // with the archive is a finding. Verify keeps per-stream versions and a
@@ -121,6 +121,26 @@ func compareCheckpoint(cp checkpoint, c *Catalog) string {
 			return fmt.Sprintf("segment %d (%s) differs from entry %d's", i, s.Key, c.segSeqs[i])
 		}
 	}
+	var want []debrisRecord
+	for _, e := range c.entries {
+		if e.Seq > cp.Seq {
+			break
+		}
+		for _, d := range e.Debris {
+			if seq, listed := c.keys[d.Key]; !listed || seq > cp.Seq {
+				want = append(want, debrisRecord{DebrisRef: d, Seq: e.Seq})
+			}
+		}
+	}
+	sort.Slice(want, func(i, j int) bool { return want[i].Key < want[j].Key })
+	if len(want) != len(cp.Debris) {
+		return fmt.Sprintf("%d debris records, the entries record %d", len(cp.Debris), len(want))
+	}
+	for i, d := range cp.Debris {
+		if d != want[i] {
+			return fmt.Sprintf("debris record %s differs from entry %d's", d.Key, want[i].Seq)
+		}
+	}
 	return ""
 }
 
@@ -146,7 +166,9 @@ func verifyEpochs(ctx context.Context, store objstore.Store, c *Catalog, r *Repo
 	return nil
 }
 
-// verifyUnlisted reports objects under segments/ the catalog does not list.
+// verifyUnlisted reports objects under segments/ the catalog does not
+// list. Those it records as debris pass if they still hold what was
+// recorded; the others are a WARNING (restore never reads them).
 func verifyUnlisted(ctx context.Context, store objstore.Store, c *Catalog, r *Report) error {
 	objs, err := store.List(ctx, SegmentsPrefix, "")
 	if err != nil {
@@ -156,13 +178,46 @@ func verifyUnlisted(ctx context.Context, store objstore.Store, c *Catalog, r *Re
 		if _, ok := c.keys[o.Key]; ok {
 			continue
 		}
-		why := "an upload interrupted before its catalog entry, or an injected object"
+		if d, ok := c.debris[o.Key]; ok {
+			msg, err := checkDebrisObject(ctx, store, o, d.DebrisRef)
+			if err != nil {
+				return err
+			}
+			if msg != "" {
+				r.addf(Warning, "unlisted", o.Key, "", "recorded as debris by entry %d, but %s: altered since", d.Seq, msg)
+				continue
+			}
+			r.Debris++
+			continue
+		}
+		why := "neither listed nor recorded as debris: an injected object, or an upload whose writer stopped and no archiver has led since"
 		if info, err := segment.ParseKey(o.Key); err == nil && info.LastEndLSN > c.wm.LSN {
 			why = "beyond the watermark: probably an upload whose catalog entry is not written yet"
 		}
-		r.addf(Warning, "unlisted", o.Key, "", "not listed in the catalog (%s); restore never reads it", why)
+		r.addf(Warning, "unlisted", o.Key, "", "not in the catalog (%s); restore never reads it", why)
+	}
+	if r.Debris > 0 {
+		r.addf(OK, "unlisted", "", "", "%d objects left by interrupted uploads are recorded as debris and unchanged; restore never reads them", r.Debris)
 	}
 	return nil
+}
+
+// checkDebrisObject says how the object differs from its debris record, or
+// "". It returns an error only when ctx ends.
+func checkDebrisObject(ctx context.Context, store objstore.Store, o objstore.ObjectInfo, d DebrisRef) (string, error) {
+	if o.Size != d.Size {
+		return fmt.Sprintf("it has %d bytes, not the %d recorded", o.Size, d.Size), nil
+	}
+	data, err := objstore.ReadAll(ctx, store, o.Key, d.Size)
+	switch {
+	case ctx.Err() != nil:
+		return "", ctx.Err()
+	case err != nil:
+		return fmt.Sprintf("it is unreadable (%v)", err), nil
+	case sha256Hex(data) != d.SHA256:
+		return "its SHA-256 differs from the one recorded", nil
+	}
+	return "", nil
 }
 
 // segmentVerifier checks segments and the chain, transactions, streams and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/tidemark/tidemark/internal/objstore"
@@ -56,17 +57,30 @@ func NewWriter(store objstore.Store, c *Catalog, holder string, epoch uint64) *W
 // create refuses a second copy, and finding its own bytes there counts as
 // success.
 func (w *Writer) Append(ctx context.Context, seg *SegmentRef, wm Watermark) (Entry, error) {
+	return w.write(ctx, Entry{Segment: seg, Watermark: wm})
+}
+
+// AppendDebris writes the next entry recording refs as debris (uploaded
+// segment objects no entry will list), keeping the watermark where it is.
+// It fails like Append; ErrInvalidEntry also when a ref is malformed,
+// already recorded or listed, or there are more than MaxDebrisPerEntry.
+func (w *Writer) AppendDebris(ctx context.Context, refs []DebrisRef) (Entry, error) {
+	return w.write(ctx, Entry{Debris: refs, Watermark: w.c.Watermark()})
+}
+
+// write appends the next entry with content's segment, debris and
+// watermark.
+func (w *Writer) write(ctx context.Context, content Entry) (Entry, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := checkNotFenced(ctx, w.store, w.epoch); err != nil {
 		return Entry{}, fmt.Errorf("catalog: append: %w", err)
 	}
-	e, data, err := w.build(seg, wm)
+	e, data, err := w.build(content)
 	if err != nil {
 		return Entry{}, err
 	}
-	if u := w.unsure; u != nil && u.entry.Seq == e.Seq && u.entry.Prev == e.Prev &&
-		sameSegment(u.entry.Segment, e.Segment) && sameWatermark(u.entry.Watermark, e.Watermark) {
+	if u := w.unsure; u != nil && u.entry.Seq == e.Seq && u.entry.Prev == e.Prev && sameContent(u.entry, e) {
 		e, data = u.entry, u.data
 	}
 	w.unsure = nil
@@ -98,14 +112,15 @@ func (w *Writer) Append(ctx context.Context, seg *SegmentRef, wm Watermark) (Ent
 
 // build makes the next entry and its object body, checking it against the
 // catalog as Load would.
-func (w *Writer) build(seg *SegmentRef, wm Watermark) (Entry, []byte, error) {
+func (w *Writer) build(content Entry) (Entry, []byte, error) {
 	w.c.mu.RLock()
 	defer w.c.mu.RUnlock()
 	if w.c.lastEpoch > w.epoch {
 		return Entry{}, nil, fmt.Errorf("catalog: append: %w: the catalog has entries of epoch %d, this writer holds %d",
 			ErrFenced, w.c.lastEpoch, w.epoch)
 	}
-	e := Entry{Seq: w.c.next, Epoch: w.epoch, Writer: w.holder, Written: now(), Segment: seg, Watermark: wm, Prev: w.c.lastHash}
+	e := Entry{Seq: w.c.next, Epoch: w.epoch, Writer: w.holder, Written: now(), Segment: content.Segment,
+		Debris: content.Debris, Watermark: content.Watermark, Prev: w.c.lastHash}
 	e.normalize()
 	e.Hash = e.ComputeHash()
 	if reason := w.c.check(e); reason != "" {
@@ -116,6 +131,12 @@ func (w *Writer) build(seg *SegmentRef, wm Watermark) (Entry, []byte, error) {
 		return Entry{}, nil, fmt.Errorf("catalog: append: %w: %w", ErrInvalidEntry, err)
 	}
 	return e, data, nil
+}
+
+// sameContent reports whether two entries add the same segment and debris
+// and set the same watermark.
+func sameContent(a, b Entry) bool {
+	return sameSegment(a.Segment, b.Segment) && slices.Equal(a.Debris, b.Debris) && sameWatermark(a.Watermark, b.Watermark)
 }
 
 func sameSegment(a, b *SegmentRef) bool {

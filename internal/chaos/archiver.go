@@ -56,7 +56,7 @@ func archiverLeaderKill(e *Env) error {
 	if _, err := e.StartArchiver(); err != nil {
 		return err
 	}
-	return e.Finish(CheckOptions{AllowOrphans: true})
+	return e.Finish(CheckOptions{})
 }
 
 func archiverSigstopLease(e *Env) error {
@@ -123,7 +123,7 @@ func archiverSigstopLease(e *Env) error {
 			return err
 		}
 	}
-	if err := e.Finish(CheckOptions{AllowOrphans: true}); err != nil {
+	if err := e.Finish(CheckOptions{}); err != nil {
 		return err
 	}
 	return checkEpochs(e)
@@ -181,5 +181,5 @@ func archiverCrashPoints(e *Env) error {
 	if _, err := e.StartArchiver(); err != nil {
 		return err
 	}
-	return e.Finish(CheckOptions{AllowOrphans: true})
+	return e.Finish(CheckOptions{})
 }

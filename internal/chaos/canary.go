@@ -121,7 +121,7 @@ func secretCanary(e *Env) error {
 			return err
 		}
 	}
-	vs := asViolations(e.Finish(CheckOptions{AllowOrphans: true}))
+	vs := asViolations(e.Finish(CheckOptions{}))
 	// Restores with the password in the target URL, to be grepped too.
 	if out, _, err := e.restoreToURL("canary-restore", canaryURL); err != nil {
 		return err

@@ -48,11 +48,6 @@ type CheckOptions struct {
 	// Cutoff, when set, limits the checks to source commits at or before
 	// it (events committed while no slot existed are not capturable).
 	Cutoff time.Time
-	// AllowOrphans accepts verify's warning about segment objects the
-	// catalog does not list, for scenarios that kill an archiver between
-	// an upload and its catalog entry (the object stays behind; restores
-	// ignore it). Any other warning still fails I5.
-	AllowOrphans bool
 }
 
 // Finish waits for the workloads, lets the archive catch up, and checks
@@ -385,8 +380,6 @@ func (e *Env) checkDetectors(o CheckOptions) ([]*Violation, error) {
 			vs = append(vs, violation("I5", "verify --against a tampered source said %s (exit %d), want a failure %q: %s",
 				out.Verify.Status, out.ExitCode, o.ExpectVerify, out.Verify.problems()))
 		}
-	case out.Verify.Status == "WARNING" && out.ExitCode == 0 && o.AllowOrphans && out.Verify.onlyOrphans():
-		e.Note("orphans=%d", len(out.Verify.Problems))
 	case out.Verify.Status != "OK" || out.ExitCode != 0:
 		vs = append(vs, violation("I5", "verify of a healthy archive said %s (exit %d): %s", out.Verify.Status, out.ExitCode, out.Verify.problems()))
 	}

@@ -99,7 +99,7 @@ func diskFullArchive(e *Env) error {
 	if err := growTmpfs(dir, "256m"); err != nil {
 		return err
 	}
-	return e.Finish(CheckOptions{AllowOrphans: true})
+	return e.Finish(CheckOptions{})
 }
 
 func diskFullNATS(e *Env) error {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/eventcore"
@@ -68,17 +67,6 @@ func (r *verifyReport) problems() string {
 		fmt.Fprintf(&b, "[%s %s %s: %s] ", p.Severity, p.Object, p.Stream, p.Message)
 	}
 	return b.String()
-}
-
-// onlyOrphans reports whether every problem is a warning about a segment
-// object the catalog does not list.
-func (r *verifyReport) onlyOrphans() bool {
-	for _, p := range r.Problems {
-		if p.Severity != "warning" || !strings.Contains(p.Message, "not listed in the catalog") {
-			return false
-		}
-	}
-	return len(r.Problems) > 0
 }
 
 // runRestorer runs the restorer with --json and parses what it printed.

@@ -103,7 +103,7 @@ func s3Storm(e *Env, rules func(*Env) []s3fault.Rule, hold [2]time.Duration) err
 	}
 	st := proxy.Stats()
 	e.Note("s3_requests=%d failed=%d slowed=%d lost_acks=%d", st.Requests, st.Hits[s3fault.Fail], st.Hits[s3fault.Slow], st.Hits[s3fault.LoseResponse])
-	return e.Finish(CheckOptions{AllowOrphans: true})
+	return e.Finish(CheckOptions{})
 }
 
 // s3TruncatedRestore archives normally, then restores through a proxy that

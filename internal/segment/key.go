@@ -24,9 +24,15 @@ const KeyExt = ".tms"
 // LSNs are zero-padded upper-case hex, so keys of one table sort by position
 // within a bucket.
 func Key(bucketStart time.Time, first, last event.Position, tableID string) string {
-	t := bucketStart.UTC()
-	return fmt.Sprintf("%s%04d/%02d/%02d/%02d/%02d/%s-%016X-%016X%s", KeyPrefix,
-		t.Year(), int(t.Month()), t.Day(), t.Hour(), t.Minute(), tableID, uint64(first), uint64(last), KeyExt)
+	return fmt.Sprintf("%s%s-%016X-%016X%s", BucketPrefix(bucketStart), tableID, uint64(first), uint64(last), KeyExt)
+}
+
+// BucketPrefix returns the folder of the time bucket holding t (UTC, to
+// the minute), "segments/YYYY/MM/DD/HH/mm/". Prefixes sort in time order,
+// so listing after one lists the buckets from there on.
+func BucketPrefix(t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("%s%04d/%02d/%02d/%02d/%02d/", KeyPrefix, t.Year(), int(t.Month()), t.Day(), t.Hour(), t.Minute())
 }
 
 // KeyInfo is what a segment key says about its object.
