@@ -40,8 +40,25 @@ type Lease struct {
 	store objstore.Store
 	ttl   time.Duration
 
+	// op serializes Renew and Release and is held across their store
+	// requests; mu guards info only briefly, so Expires never waits for a
+	// renewal stuck on a slow store.
+	op   sync.Mutex
 	mu   sync.Mutex
 	info LeaseInfo
+}
+
+// current returns a copy of the lease's state.
+func (l *Lease) current() LeaseInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.info
+}
+
+func (l *Lease) set(info LeaseInfo) {
+	l.mu.Lock()
+	l.info = info
+	l.mu.Unlock()
 }
 
 // AcquireLease makes holder the catalog's writer for a new epoch with a
@@ -145,25 +162,14 @@ func putLeaseInfo(ctx context.Context, store objstore.Store, info LeaseInfo, opt
 }
 
 // Epoch returns the lease's epoch, the one to give NewWriter.
-func (l *Lease) Epoch() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.info.Epoch
-}
+func (l *Lease) Epoch() uint64 { return l.current().Epoch }
 
 // Holder returns the lease holder's name.
-func (l *Lease) Holder() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.info.Holder
-}
+func (l *Lease) Holder() string { return l.current().Holder }
 
-// Expires returns when the lease lapses unless renewed.
-func (l *Lease) Expires() time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.info.Expires
-}
+// Expires returns when the lease lapses unless renewed, as of the last
+// renewal that completed; it does not wait for one in progress.
+func (l *Lease) Expires() time.Time { return l.current().Expires }
 
 // TTL returns the lease duration each renewal extends it by.
 func (l *Lease) TTL() time.Duration { return l.ttl }
@@ -172,38 +178,38 @@ func (l *Lease) TTL() time.Duration { return l.ttl }
 // object. It returns ErrFenced when a newer epoch exists (the lease is
 // lost for good). Renew at a fraction of the ttl (a third, say).
 func (l *Lease) Renew(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := checkNotFenced(ctx, l.store, l.info.Epoch); err != nil {
+	l.op.Lock()
+	defer l.op.Unlock()
+	info := l.current()
+	if err := checkNotFenced(ctx, l.store, info.Epoch); err != nil {
 		return fmt.Errorf("catalog: renew lease: %w", err)
 	}
-	info := l.info
 	t := now().UTC()
 	info.Renewed, info.Expires, info.Released = t, t.Add(l.ttl), false
 	if err := putLeaseInfo(ctx, l.store, info, objstore.PutOptions{}); err != nil {
 		return fmt.Errorf("catalog: renew lease: %w", err)
 	}
-	l.info = info
+	l.set(info)
 	return nil
 }
 
 // Release ends the lease so a standby can take over without waiting for
 // it to expire. Releasing a lease that a newer epoch has fenced is a no-op.
 func (l *Lease) Release(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := checkNotFenced(ctx, l.store, l.info.Epoch); err != nil {
+	l.op.Lock()
+	defer l.op.Unlock()
+	info := l.current()
+	if err := checkNotFenced(ctx, l.store, info.Epoch); err != nil {
 		if errors.Is(err, ErrFenced) {
 			return nil
 		}
 		return fmt.Errorf("catalog: release lease: %w", err)
 	}
-	info := l.info
 	t := now().UTC()
 	info.Renewed, info.Expires, info.Released = t, t, true
 	if err := putLeaseInfo(ctx, l.store, info, objstore.PutOptions{}); err != nil {
 		return fmt.Errorf("catalog: release lease: %w", err)
 	}
-	l.info = info
+	l.set(info)
 	return nil
 }
