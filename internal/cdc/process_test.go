@@ -83,16 +83,14 @@ func TestCaptureProcess_KillNine(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	ctx := context.Background()
 
-	// First start: wait until the slot exists and streams, so no kill lands
-	// inside the initial snapshot (covered by TestCapture_SnapshotInterrupted).
+	// First start: wait until the slot has its consistent point.
 	p := startCaptureProc(t, bin, e.procArgs()...)
-	waitFor(t, 30*time.Second, "first capture streaming", func() bool { return e.slotState().Active })
-	created := e.slotState().ConfirmedFlushLSN
+	created := waitSlotCreated(t, e)
 	f := startFollower(t, e.js, "TIDEMARK")
 	// The initial snapshot must be complete before the first kill: a capture
 	// killed inside its snapshot refuses to restart by design (covered by
-	// TestCapture_SnapshotInterrupted). The slot is active from its creation,
-	// so wait for the archive side to pass the consistent point.
+	// TestCapture_SnapshotInterrupted). The slot says nothing about the
+	// snapshot, so wait for the archive side to pass the consistent point.
 	waitFor(t, 60*time.Second, "initial snapshot archived", func() bool { return f.watermark() >= created })
 
 	// Sample the slot's confirmed position against the published watermark.
@@ -110,7 +108,7 @@ func TestCaptureProcess_KillNine(t *testing.T) {
 				samples.Add(1)
 				if s.ConfirmedFlushLSN > created && s.ConfirmedFlushLSN > w {
 					violations.Add(1)
-					firstViolation.CompareAndSwap(nil, fmt.Sprintf("confirmed %s > watermark %s", s.ConfirmedFlushLSN, w))
+					firstViolation.CompareAndSwap(nil, fmt.Sprintf("confirmed %s > watermark %s (slot created at %s)", s.ConfirmedFlushLSN, w, created))
 				}
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -159,6 +157,26 @@ func TestCaptureProcess_KillNine(t *testing.T) {
 		t.Fatalf("only %d samples", samples.Load())
 	}
 	t.Logf("%d kill points, %d events, %d samples, no confirmation beyond the watermark", points, len(e.sourceIDs()), samples.Load())
+}
+
+// waitSlotCreated waits until the slot is active and has found its
+// consistent point, and returns that point: the confirmed_flush_lsn
+// PostgreSQL itself gives a new slot, the only position not confirmed by
+// capture (which confirms nothing before a watermark exists). The slot is
+// active from the moment CREATE_REPLICATION_SLOT starts, but its
+// confirmed_flush_lsn is NULL (read as 0/0) until every transaction then
+// running anywhere in the cluster has ended, which on the shared cluster
+// can take as long as another test's huge transaction: read at the first
+// "active", the slot's start would be taken for 0/0 and its consistent
+// point for a confirmation beyond the watermark.
+func waitSlotCreated(t *testing.T, e *env) event.Position {
+	t.Helper()
+	var s slotState
+	waitFor(t, 60*time.Second, "slot created at its consistent point", func() bool {
+		s = e.slotState()
+		return s.Active && s.ConfirmedFlushLSN != 0
+	})
+	return s.ConfirmedFlushLSN
 }
 
 func (e *env) slotStateCtx(ctx context.Context) slotState {
