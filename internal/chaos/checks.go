@@ -383,6 +383,14 @@ func (e *Env) checkDetectors(o CheckOptions) ([]*Violation, error) {
 	case out.Verify.Status != "OK" || out.ExitCode != 0:
 		vs = append(vs, violation("I5", "verify of a healthy archive said %s (exit %d): %s", out.Verify.Status, out.ExitCode, out.Verify.problems()))
 	}
+	if out.Verify != nil {
+		for _, n := range out.Verify.Notes {
+			var debris int
+			if _, err := fmt.Sscanf(n, "unlisted: %d objects", &debris); err == nil {
+				e.Note("debris=%d", debris) // uploads cut off by a crash, recorded by the next term
+			}
+		}
+	}
 	if e.Capture != nil {
 		if done, _ := e.Capture.Exited(); !done {
 			m, err := e.Capture.Metrics(e.Ctx)

@@ -48,6 +48,7 @@ type verifyReport struct {
 		Stream   string `json:"stream"`
 		Message  string `json:"message"`
 	} `json:"problems"`
+	Notes   []string `json:"notes"`
 	Against *struct {
 		SourceEvents   int64 `json:"source_events"`
 		Missing        int64 `json:"missing"`
