@@ -70,4 +70,7 @@ func printRebuild(w io.Writer, r *catalog.RebuildResult) {
 	for _, f := range r.Skipped {
 		fmt.Fprintf(w, "skipped %s: %s\n", f.Object, f.Message)
 	}
+	if len(r.Debris) > 0 {
+		fmt.Fprintf(w, "%d intact copies left out are recorded as debris (verify accepts them while unchanged)\n", len(r.Debris))
+	}
 }

@@ -38,6 +38,10 @@ type RebuildResult struct {
 	Watermarks []Watermark `json:"watermarks"`
 	// Skipped are the objects under segments/ left out, and why.
 	Skipped []Finding `json:"skipped"`
+	// Debris are the intact segments among Skipped (copies repeating
+	// positions of kept segments), recorded as debris so that verify
+	// accepts them while they stay unchanged.
+	Debris []DebrisRef `json:"debris"`
 	// Entries is the number of entries written (0 in a dry run).
 	Entries int `json:"entries"`
 	// Epoch is the lease epoch the rebuilt entries carry (0 in a dry run).
@@ -68,8 +72,8 @@ func (r *RebuildResult) Watermark() Watermark {
 // *ErrLeaseHeld while an archiver holds it: stop the archivers first),
 // moves the existing entries and checkpoints to catalog-old-<UTC time>/
 // (copied, then deleted; epochs stay, so every old writer stays fenced by
-// the rebuild's newer epoch), writes the new entries with that epoch, and
-// releases the lease. Nothing is destroyed: the old catalog can be moved
+// the rebuild's newer epoch), writes the new entries with that epoch (the
+// left-out intact copies recorded as debris last), and releases the lease. Nothing is destroyed: the old catalog can be moved
 // back by hand. An interrupted Rebuild is simply run again.
 func Rebuild(ctx context.Context, store objstore.Store, keyring *segment.Keyring, dryRun bool) (*RebuildResult, error) {
 	res := &RebuildResult{DryRun: dryRun}
@@ -78,6 +82,7 @@ func Rebuild(ctx context.Context, store objstore.Store, keyring *segment.Keyring
 		return nil, err
 	}
 	res.Segments, res.Watermarks = planRebuild(refs, res)
+	debrisOfSkipped(refs, res)
 	if dryRun {
 		return res, nil
 	}
@@ -108,7 +113,30 @@ func Rebuild(ctx context.Context, store objstore.Store, keyring *segment.Keyring
 		}
 		res.Entries++
 	}
+	for start := 0; start < len(res.Debris); start += MaxDebrisPerEntry {
+		if _, err := w.AppendDebris(ctx, res.Debris[start:min(start+MaxDebrisPerEntry, len(res.Debris))]); err != nil {
+			return nil, fmt.Errorf("catalog: rebuild: %w", err)
+		}
+		res.Entries++
+	}
 	return res, nil
+}
+
+// debrisOfSkipped sets res.Debris to the intact segments that planning left
+// out: they repeat positions of kept segments (leftovers of interrupted
+// uploads, as a rebuild must assume).
+func debrisOfSkipped(refs []SegmentRef, res *RebuildResult) {
+	kept := make(map[string]bool, len(res.Segments))
+	for _, r := range res.Segments {
+		kept[r.Key] = true
+	}
+	res.Debris = []DebrisRef{}
+	for _, r := range refs {
+		if !kept[r.Key] {
+			res.Debris = append(res.Debris, DebrisRef{Key: r.Key, Size: r.Size, SHA256: r.SHA256,
+				FirstEndLSN: r.FirstEndLSN, LastEndLSN: r.LastEndLSN})
+		}
+	}
 }
 
 // readSegmentRefs reads and verifies every object under segments/.

@@ -48,6 +48,10 @@ func TestRebuild(t *testing.T) {
 		if len(dry.Skipped) != 2 || dry.Entries != 0 || dry.MovedTo != "" {
 			t.Fatalf("dry run: skipped %+v, entries %d, moved to %q", dry.Skipped, dry.Entries, dry.MovedTo)
 		}
+		// The intact copy becomes debris; the garbage object does not.
+		if len(dry.Debris) != 1 || dry.Debris[0].Key != dup || dry.Debris[0].SHA256 != f.refs[2].SHA256 {
+			t.Fatalf("dry run debris %+v, want the copy %s", dry.Debris, dup)
+		}
 		after, err := f.st.List(ctxT(t), "catalog/", "")
 		if err != nil || !reflect.DeepEqual(keysOfInfo(after), keysOfInfo(before)) {
 			t.Fatalf("dry run changed the catalog: %v", err)
@@ -70,7 +74,7 @@ func TestRebuild(t *testing.T) {
 		if err != nil {
 			t.Fatalf("rebuild: %v", err)
 		}
-		if res.Entries != 5 || res.Epoch != 2 || !strings.HasPrefix(res.MovedTo, OldCatalogPrefix) {
+		if res.Entries != 5+1 || res.Epoch != 2 || !strings.HasPrefix(res.MovedTo, OldCatalogPrefix) { // 5 segments, 1 debris entry
 			t.Fatalf("rebuild result: entries %d epoch %d moved to %q", res.Entries, res.Epoch, res.MovedTo)
 		}
 		old, err := f.st.List(ctxT(t), res.MovedTo, "")
@@ -97,7 +101,8 @@ func TestRebuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !r.OK() || r.Verified != 5 || !hasFinding(r, Warning, "unlisted", dup) {
+		if !r.OK() || r.Verified != 5 || r.Debris != 1 || hasFinding(r, Warning, "unlisted", dup) ||
+			!hasFinding(r, Warning, "unlisted", "garbage.tms") {
 			t.Fatalf("verify after rebuild: verified %d:%s", r.Verified, findings(r))
 		}
 
