@@ -21,7 +21,8 @@ snapshot), then streams until SIGTERM or SIGINT: it stops reading, waits for
 in-flight publishes, sends a final status update and exits 0.
 
 A second capture pointed at the same slot waits ("slot active for PID N,
-retrying") and takes over when the first one stops.`,
+retrying", or "another capture is publishing the initial snapshot" while the
+first one publishes it) and takes over when the first one stops.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runCapture(cmd.Context(), cmd, o) },
 	}

@@ -24,10 +24,11 @@ the META bucket. capture run does the same at start-up.
 The slot itself is created by capture run, because its exported snapshot can
 only be read while the creating connection stays open.
 
---reset-slot drops the slot (it must not be in use) so the next run creates a
-new one and snapshots the tables again. Use it after an interrupted first
-snapshot, or to continue after an invalidated slot; events committed while no
-slot exists are not captured.`,
+--reset-slot drops the slot (it must not be in use, and no capture may still
+be publishing its initial snapshot) so the next run creates a new one and
+snapshots the tables again. Use it after an interrupted first snapshot, or to
+continue after an invalidated slot; events committed while no slot exists are
+not captured.`,
 		Example: "  capture setup --dry-run --pg postgres://tidemark@db/app\n  capture setup --reset-slot",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -42,6 +42,10 @@ type Capture struct {
 	streaming   atomic.Bool
 	readyErr    atomic.Pointer[string]
 	natsConn    atomic.Pointer[nats.Conn] // c.nc, for Ready on other goroutines
+
+	// beforeStartReplication, when set (by tests, before Run), runs between
+	// META saying "streaming" and START_REPLICATION after the initial snapshot.
+	beforeStartReplication func()
 }
 
 // New validates cfg (filling defaults) and returns a Capture.

@@ -17,6 +17,9 @@ var (
 	// ErrSnapshotIncomplete: a previous capture created the slot but did not
 	// finish publishing the initial snapshot.
 	ErrSnapshotIncomplete = errors.New("initial snapshot incomplete")
+	// ErrSnapshotInProgress: `capture setup --reset-slot` refused because a
+	// capture is still creating the slot and publishing its initial snapshot.
+	ErrSnapshotInProgress = errors.New("initial snapshot in progress")
 	// ErrSourceNotReady: the source failed a set-up check (see *CheckError).
 	ErrSourceNotReady = errors.New("source not ready for capture")
 )

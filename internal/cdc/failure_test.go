@@ -176,10 +176,19 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 	t.Parallel() // a separate process: no shared in-process metrics
 	bin := testrig.BuildBinary(t, "./cmd/capture")
 	e := newEnv(t, nil)
-	args := e.procArgs("--confirm-on", "jetstream")
-	first := startCaptureProc(t, bin, args...)
-	waitFor(t, 30*time.Second, "first capture streaming", func() bool { return e.slotState().Active })
+	firstHTTP := freeAddr(t)
+	first := startCaptureProc(t, bin, e.procArgs("--confirm-on", "jetstream", "--http", firstHTTP)...)
+	// The slot is active already while CREATE_REPLICATION_SLOT runs, and
+	// inactive again while the initial snapshot is published: only a ready
+	// capture streams and holds the slot for good.
+	waitOr(t, time.Minute, "first capture streaming", func() bool {
+		code, _ := httpGet(t, "http://"+firstHTTP+"/readyz")
+		return code == 200
+	}, first.out.String)
 	pid := e.slotState().ActivePID
+	if pid == 0 {
+		t.Fatalf("the first capture is ready but the slot is not active; its output:\n%s", first.out.String())
+	}
 	// The second is configured from the environment only: PG*, NATS_URL
 	// and TIDEMARK_CAPTURE_*.
 	u, err := url.Parse(e.pgURL)
@@ -193,11 +202,14 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 		"TIDEMARK_CAPTURE_CONFIRM_ON=jetstream", "TIDEMARK_CAPTURE_HTTP=" + httpAddr,
 		"TIDEMARK_CAPTURE_HEARTBEAT_INTERVAL=300ms",
 	})
-	waitFor(t, 30*time.Second, "second capture waiting", func() bool {
+	output := func() string {
+		return "first capture:\n" + first.out.String() + "\nsecond capture:\n" + second.out.String()
+	}
+	waitOr(t, time.Minute, "second capture waiting", func() bool {
 		return strings.Contains(second.out.String(), "slot active for PID")
-	})
+	}, output)
 	if s := e.slotState(); s.ActivePID != pid {
-		t.Fatalf("slot moved to PID %d while the first capture runs", s.ActivePID)
+		t.Fatalf("slot moved to PID %d while the first capture (PID %d) runs; output:\n%s", s.ActivePID, pid, output())
 	}
 	if code, body := httpGet(t, "http://"+httpAddr+"/readyz"); code != 503 || !strings.Contains(body, "slot active for PID") {
 		t.Errorf("waiting capture /readyz = %d %q", code, body)

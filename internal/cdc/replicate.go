@@ -19,7 +19,8 @@ const (
 	sqlstateDuplicateObject = "42710" // replication slot already exists
 )
 
-// errSlotBusy means another capture holds the slot.
+// errSlotBusy means another capture holds the slot, or is creating it and
+// publishing its initial snapshot.
 var errSlotBusy = errors.New("slot busy")
 
 // replicate runs streaming sessions until ctx ends or a fatal error:
@@ -77,21 +78,29 @@ func closeConn(conn *pgconn.PgConn) {
 // openStream returns a replication connection already streaming, and the
 // position it streams from. It creates the slot (and publishes the initial
 // snapshot) when the slot may be created, and waits while another capture
-// holds the slot.
+// holds the slot or is creating it and publishing its initial snapshot.
 func (c *Capture) openStream(ctx context.Context) (*pgconn.PgConn, event.Position, error) {
-	announced := 0
+	announced := ""
 	for {
 		conn, start, err := c.tryOpenStream(ctx)
 		var busy *slotBusyError
 		if !errors.As(err, &busy) {
 			return conn, start, err
 		}
-		c.setNotReady(fmt.Sprintf("slot active for PID %d", busy.pid))
-		if busy.pid != announced {
-			c.log.Info(fmt.Sprintf("slot active for PID %d, retrying", busy.pid), "slot", c.cfg.Slot, "pid", busy.pid)
-			announced = busy.pid
+		why := busy.Error()
+		c.setNotReady(why)
+		if why != announced {
+			attrs := []any{"slot", c.cfg.Slot}
+			switch {
+			case busy.snapshot != "":
+				attrs = append(attrs, "snapshot", busy.snapshot)
+			case !busy.creating:
+				attrs = append(attrs, "pid", busy.pid)
+			}
+			c.log.Info(why+", retrying", attrs...)
+			announced = why
 		} else {
-			c.log.Debug(fmt.Sprintf("slot active for PID %d, retrying", busy.pid))
+			c.log.Debug(why + ", retrying")
 		}
 		select {
 		case <-ctx.Done():
@@ -101,10 +110,25 @@ func (c *Capture) openStream(ctx context.Context) (*pgconn.PgConn, event.Positio
 	}
 }
 
-// slotBusyError says another process holds the slot.
-type slotBusyError struct{ pid int }
+// slotBusyError says another process holds the slot, or another capture
+// is creating it or publishing its initial snapshot (the slot is inactive
+// then: PostgreSQL releases it when CREATE_REPLICATION_SLOT returns).
+type slotBusyError struct {
+	pid      int    // the process holding the slot (0 if unknown)
+	creating bool   // another capture is creating the slot
+	snapshot string // another capture publishes the initial snapshot exported under this name
+}
 
-func (e *slotBusyError) Error() string { return fmt.Sprintf("slot active for PID %d", e.pid) }
+func (e *slotBusyError) Error() string {
+	switch {
+	case e.snapshot != "":
+		return fmt.Sprintf("another capture is publishing the initial snapshot (exported snapshot %s)", e.snapshot)
+	case e.creating:
+		return "another capture is creating the slot"
+	}
+	return fmt.Sprintf("slot active for PID %d", e.pid)
+}
+
 func (e *slotBusyError) Unwrap() error { return errSlotBusy }
 
 func (c *Capture) tryOpenStream(ctx context.Context) (*pgconn.PgConn, event.Position, error) {
@@ -120,11 +144,13 @@ func (c *Capture) tryOpenStream(ctx context.Context) (*pgconn.PgConn, event.Posi
 		if err := c.mayCreateSlot(ctx, rec); err != nil {
 			return nil, 0, err
 		}
-		return c.createSlotAndSnapshot(ctx)
+		return c.createSlotAndSnapshot(ctx, rec)
 	}
-	// A slot held by another process is waited for before it is judged: its
-	// holder may still be publishing the initial snapshot, which would look
-	// incomplete from here.
+	// A slot held by another process is waited for before it is judged.
+	// An inactive slot is not necessarily free: PostgreSQL releases the
+	// slot when CREATE_REPLICATION_SLOT returns, so while its creator
+	// publishes the initial snapshot it is inactive. checkSlot tells that
+	// apart from an abandoned snapshot (and returns *slotBusyError then).
 	if slot.Active {
 		return nil, 0, &slotBusyError{pid: slot.ActivePID}
 	}
@@ -175,9 +201,17 @@ func (c *Capture) startReplication(ctx context.Context, conn *pgconn.PgConn, fro
 }
 
 // mayCreateSlot refuses to create a slot when one existed before: a new
-// slot starts at the current WAL position and would leave a gap.
+// slot starts at the current WAL position and would leave a gap. While
+// another capture is creating the slot it returns *slotBusyError.
 func (c *Capture) mayCreateSlot(ctx context.Context, rec *slotRecord) error {
 	if rec != nil && rec.State == slotCreating {
+		busy, err := creationInProgress(ctx, c.pool, rec)
+		if err != nil {
+			return err
+		}
+		if busy != nil {
+			return busy
+		}
 		return nil
 	}
 	history := rec != nil
@@ -195,7 +229,9 @@ func (c *Capture) mayCreateSlot(ctx context.Context, rec *slotRecord) error {
 		"if the source failed over, point --pg at the server that has the slot; to accept the gap and snapshot the tables again, run `capture setup --reset-slot` and start capture")
 }
 
-// checkSlot verifies an existing slot can be streamed from.
+// checkSlot verifies an existing, inactive slot can be streamed from. A
+// slot whose initial snapshot another capture is still publishing gives
+// *slotBusyError; one whose snapshot was abandoned, ErrSnapshotIncomplete.
 func (c *Capture) checkSlot(ctx context.Context, slot slotState, rec *slotRecord) error {
 	if slot.Plugin != "pgoutput" {
 		return fatal(fmt.Errorf("slot %s uses plugin %q, capture needs pgoutput", c.cfg.Slot, slot.Plugin),
@@ -221,31 +257,76 @@ func (c *Capture) checkSlot(ctx context.Context, slot slotState, rec *slotRecord
 		return putSlotRecord(ctx, c.kv, slotRecord{Slot: c.cfg.Slot, SystemID: c.sysid, State: slotStreaming, ConsistentPoint: slot.ConfirmedFlushLSN})
 	case rec.State == slotStreaming:
 		return nil
-	case rec.State == slotSnapshot && rec.ConsistentPoint > 0:
+	}
+	// The initial snapshot is not known to be complete. While the capture
+	// that created the slot is still at it, wait, as for a slot active for
+	// another process: it hands over to streaming itself.
+	busy, err := creationInProgress(ctx, c.pool, rec)
+	if err != nil {
+		return err
+	}
+	if busy != nil {
+		return busy
+	}
+	// The record may have moved on since it was read: a creator that hands
+	// over to streaming says so in META and then ends its export with
+	// START_REPLICATION. Judge the current record.
+	cur, err := getSlotRecord(ctx, c.kv, c.cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if cur != nil && cur.revision != rec.revision {
+		return c.checkSlot(ctx, slot, cur)
+	}
+	// It stopped; if the archive holds the snapshot-done heartbeat, the
+	// snapshot was complete and only META's last update is missing.
+	if rec.State == slotSnapshot && rec.ConsistentPoint > 0 {
 		w, ok, err := getWatermark(ctx, c.kv)
 		if err != nil {
 			return err
 		}
 		if ok && w.LSN >= rec.ConsistentPoint {
-			rec.State = slotStreaming
+			rec.State, rec.Snapshot, rec.Creator = slotStreaming, "", nil
 			return putSlotRecord(ctx, c.kv, *rec)
 		}
 	}
 	return fatal(fmt.Errorf("%w: slot %s was created (consistent point %s) but the initial snapshot was not completely published "+
-		"(a capture stopped during the snapshot)", ErrSnapshotIncomplete, c.cfg.Slot, rec.ConsistentPoint),
+		"(the capture that created it stopped during the snapshot: META says %q and the exported snapshot can no longer be imported)",
+		ErrSnapshotIncomplete, c.cfg.Slot, rec.ConsistentPoint, rec.State),
 		"run `capture setup --reset-slot` to drop the slot, then start capture again to take a new snapshot")
 }
 
 // createSlotAndSnapshot creates the slot with an exported snapshot,
 // publishes the existing rows and the snapshot-done heartbeat, and starts
-// streaming at the slot's consistent point.
-func (c *Capture) createSlotAndSnapshot(ctx context.Context) (*pgconn.PgConn, event.Position, error) {
-	rec := slotRecord{Slot: c.cfg.Slot, SystemID: c.sysid, State: slotCreating}
-	if err := putSlotRecord(ctx, c.kv, rec); err != nil {
-		return nil, 0, err
-	}
+// streaming at the slot's consistent point. prev is the slot record read
+// before deciding to create the slot: the creation is claimed only if the
+// record is unchanged, so two captures never both create and snapshot.
+//
+// Until it starts streaming, the slot is inactive and META says what the
+// capture does: "creating" with the identity of its replication connection,
+// then "snapshot" with the exported snapshot's name. Other captures wait
+// while that connection lives or that snapshot can be imported
+// (creationInProgress).
+func (c *Capture) createSlotAndSnapshot(ctx context.Context, prev *slotRecord) (*pgconn.PgConn, event.Position, error) {
 	conn, err := connectReplication(ctx, c.cfg.PGURL)
 	if err != nil {
+		return nil, 0, err
+	}
+	creator, err := backendOf(ctx, c.pool, conn.PID())
+	if err != nil {
+		closeConn(conn)
+		return nil, 0, err
+	}
+	rec := slotRecord{Slot: c.cfg.Slot, SystemID: c.sysid, State: slotCreating, Creator: &creator}
+	var rev uint64
+	if prev != nil {
+		rev = prev.revision
+	}
+	if err := putSlotRecordIf(ctx, c.kv, rec, rev); err != nil {
+		closeConn(conn)
+		if errors.Is(err, errSlotRecordChanged) {
+			return nil, 0, &slotBusyError{creating: true} // another capture claimed the creation a moment ago
+		}
 		return nil, 0, err
 	}
 	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, c.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
@@ -255,46 +336,62 @@ func (c *Capture) createSlotAndSnapshot(ctx context.Context) (*pgconn.PgConn, ev
 		closeConn(conn)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == sqlstateDuplicateObject {
-			return nil, 0, &slotBusyError{} // another capture created it a moment ago
+			return nil, 0, &slotBusyError{creating: true} // someone else created it a moment ago
 		}
 		return nil, 0, fmt.Errorf("create replication slot %s: %w", c.cfg.Slot, err)
 	}
 	cp, err := event.ParsePosition(res.ConsistentPoint)
 	if err != nil {
-		closeConn(conn)
-		return nil, 0, fmt.Errorf("create replication slot %s: consistent point: %w", c.cfg.Slot, err)
+		return nil, 0, c.abandonSlot(conn, &rec, fmt.Errorf("create replication slot %s: consistent point: %w", c.cfg.Slot, err))
 	}
 	c.log.Info("replication slot created", "slot", c.cfg.Slot, "consistent_point", cp.String(), "snapshot", res.SnapshotName)
-	rec.State, rec.ConsistentPoint = slotSnapshot, cp
+	rec.State, rec.ConsistentPoint, rec.Snapshot = slotSnapshot, cp, res.SnapshotName
 	if err := putSlotRecord(ctx, c.kv, rec); err != nil {
-		closeConn(conn)
-		return nil, 0, err
+		return nil, 0, c.abandonSlot(conn, &rec, err)
 	}
 	if err := c.snapshot(ctx, res.SnapshotName, cp); err != nil {
-		closeConn(conn)
-		return nil, 0, c.abandonSlot(err)
+		return nil, 0, c.abandonSlot(conn, &rec, err)
 	}
-	rec.State = slotStreaming
+	// The snapshot and its snapshot-done heartbeat are acknowledged: from
+	// here the slot is the source of truth.
+	rec.State, rec.Snapshot, rec.Creator = slotStreaming, "", nil
 	if err := putSlotRecord(ctx, c.kv, rec); err != nil {
 		closeConn(conn)
 		return nil, 0, err
 	}
+	if c.beforeStartReplication != nil {
+		c.beforeStartReplication()
+	}
+	// A standby may take the slot before this START_REPLICATION (META
+	// already says "streaming"). It then streams from the slot's confirmed
+	// position, the consistent point, exactly as this capture would have;
+	// this one gets *slotBusyError and waits as the standby.
 	if err := c.startReplication(ctx, conn, cp); err != nil {
 		closeConn(conn)
+		if errors.Is(err, errSlotBusy) {
+			c.log.Info("initial snapshot published, but another capture started streaming from the slot first; this one waits as the standby", "slot", c.cfg.Slot)
+		}
 		return nil, 0, err
 	}
 	return conn, cp, nil
 }
 
 // abandonSlot drops a slot whose snapshot failed, so the next attempt
-// starts over; if that is impossible the error becomes fatal.
-func (c *Capture) abandonSlot(cause error) error {
+// starts over, and closes conn, the connection that created the slot; if
+// that is impossible the error becomes fatal. rec is the slot record
+// written so far.
+func (c *Capture) abandonSlot(conn *pgconn.PgConn, rec *slotRecord, cause error) error {
+	// Other captures wait while conn is alive and META says "creating"
+	// with conn as its creator; once the slot is gone and conn closed, they
+	// may create the slot themselves. Saying "creating" before dropping
+	// keeps them from ever seeing a missing slot under a "snapshot" record.
+	defer closeConn(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c.log.Error("initial snapshot failed; dropping the new slot to start over", "slot", c.cfg.Slot, "err", cause)
-	derr := dropSlotWait(ctx, c.cfg.PGURL, c.cfg.Slot)
+	derr := putSlotRecord(ctx, c.kv, slotRecord{Slot: c.cfg.Slot, SystemID: c.sysid, State: slotCreating, Creator: rec.Creator})
 	if derr == nil {
-		derr = putSlotRecord(ctx, c.kv, slotRecord{Slot: c.cfg.Slot, SystemID: c.sysid, State: slotCreating})
+		derr = dropSlotWait(ctx, c.cfg.PGURL, c.cfg.Slot)
 	}
 	if derr != nil {
 		return fatal(fmt.Errorf("%w: snapshot failed (%v) and the slot could not be dropped: %v", ErrSnapshotIncomplete, cause, derr),

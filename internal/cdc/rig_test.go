@@ -112,6 +112,12 @@ func (e *env) run(cfg Config) (stop func() error, done <-chan error) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return e.runCapture(c)
+}
+
+// runCapture is run for a capture already made with New.
+func (e *env) runCapture(c *Capture) (stop func() error, done <-chan error) {
+	e.t.Helper()
 	e.last = c
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan error, 1)

@@ -20,9 +20,10 @@ import (
 type SetupOptions struct {
 	// DryRun reports what would be applied without changing anything.
 	DryRun bool
-	// ResetSlot drops the replication slot (it must be inactive) so the
-	// next run creates a new one and snapshots again. Events committed
-	// while no slot exists are not captured.
+	// ResetSlot drops the replication slot (it must be inactive, and no
+	// capture may still be publishing its initial snapshot) so the next run
+	// creates a new one and snapshots again. Events committed while no slot
+	// exists are not captured.
 	ResetSlot bool
 }
 
@@ -223,9 +224,26 @@ func setupNATS(ctx context.Context, js jetstream.JetStream, cfg Config, dryRun b
 }
 
 // resetSlot drops the slot so the next run starts afresh with a snapshot.
+// It refuses while the slot is active, and while a capture is creating it
+// and publishing its initial snapshot (the slot is inactive then).
 func resetSlot(ctx context.Context, pool *pgxpool.Pool, kv jetstream.KeyValue, cfg Config, slot slotState, sysid string, dryRun bool, rep *SetupReport) error {
 	if slot.Active {
 		return fatal(fmt.Errorf("slot %s is active for PID %d", cfg.Slot, slot.ActivePID), "stop the running capture first")
+	}
+	if kv != nil {
+		rec, err := getSlotRecord(ctx, kv, cfg.Slot)
+		if err != nil {
+			return err
+		}
+		busy, err := creationInProgress(ctx, pool, rec)
+		if err != nil {
+			return err
+		}
+		if busy != nil {
+			return fatal(fmt.Errorf("%w: slot %s is not in use, but a capture is still publishing its initial snapshot (%s); "+
+				"dropping the slot now would discard that capture's work", ErrSnapshotInProgress, cfg.Slot, busy),
+				"wait until that capture logs \"initial snapshot published\" and streams; --reset-slot is for a snapshot whose capture stopped")
+		}
 	}
 	if slot.Exists {
 		rep.Actions = append(rep.Actions, fmt.Sprintf("SELECT pg_drop_replication_slot('%s');", cfg.Slot))

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tidemark/tidemark/internal/event"
@@ -64,8 +66,8 @@ func readSlot(ctx context.Context, q querier, name string) (slotState, error) {
 
 // Slot record states in META (key "slot.<name>").
 const (
-	slotCreating  = "creating"  // about to create the slot (or reset): creating it is allowed
-	slotSnapshot  = "snapshot"  // slot created, initial snapshot being published
+	slotCreating  = "creating"  // about to create the slot (or reset): creating it is allowed once Creator has gone
+	slotSnapshot  = "snapshot"  // slot created, initial snapshot being published from Snapshot
 	slotStreaming = "streaming" // snapshot published; the slot is the source of truth
 )
 
@@ -78,7 +80,22 @@ type slotRecord struct {
 	SystemID        string         `json:"system_id"`
 	State           string         `json:"state"`
 	ConsistentPoint event.Position `json:"consistent_point"`
-	Updated         time.Time      `json:"updated"`
+	// Snapshot names the snapshot CREATE_REPLICATION_SLOT exported (state
+	// snapshot). It can be imported exactly while the capture that created
+	// the slot holds it, i.e. while that capture can still publish it.
+	Snapshot string `json:"snapshot,omitempty"`
+	// Creator is the replication connection of the capture creating the
+	// slot (states creating and snapshot).
+	Creator *backendID `json:"creator,omitempty"`
+	Updated time.Time  `json:"updated"`
+
+	revision uint64 // the META revision read (0: no record)
+}
+
+// backendID identifies one PostgreSQL backend: a PID alone may be reused.
+type backendID struct {
+	PID   uint32    `json:"pid"`
+	Start time.Time `json:"start"`
 }
 
 func slotKey(name string) string { return "slot." + name }
@@ -95,6 +112,7 @@ func getSlotRecord(ctx context.Context, kv jetstream.KeyValue, name string) (*sl
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return nil, fmt.Errorf("decode META %s: %w", slotKey(name), err)
 	}
+	r.revision = e.Revision()
 	return &r, nil
 }
 
@@ -105,6 +123,105 @@ func putSlotRecord(ctx context.Context, kv jetstream.KeyValue, r slotRecord) err
 		return fmt.Errorf("write META %s: %w", slotKey(r.Slot), err)
 	}
 	return nil
+}
+
+// errSlotRecordChanged: the slot record changed since it was read.
+var errSlotRecordChanged = errors.New("slot record changed since it was read")
+
+// putSlotRecordIf writes r only if the record is still at revision rev
+// (0: still absent), so two captures cannot both claim the slot's creation.
+func putSlotRecordIf(ctx context.Context, kv jetstream.KeyValue, r slotRecord, rev uint64) error {
+	r.Updated = time.Now().UTC()
+	b, _ := json.Marshal(r)
+	var err error
+	if rev == 0 {
+		_, err = kv.Create(ctx, slotKey(r.Slot), b)
+	} else {
+		_, err = kv.Update(ctx, slotKey(r.Slot), b, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return errSlotRecordChanged
+	}
+	if err != nil {
+		return fmt.Errorf("write META %s: %w", slotKey(r.Slot), err)
+	}
+	return nil
+}
+
+// backendOf returns the identity of the backend with the given PID.
+func backendOf(ctx context.Context, q querier, pid uint32) (backendID, error) {
+	id := backendID{PID: pid}
+	if err := q.QueryRow(ctx, "SELECT backend_start FROM pg_stat_activity WHERE pid = $1", int64(pid)).Scan(&id.Start); err != nil {
+		return id, fmt.Errorf("read backend %d from pg_stat_activity: %w", pid, err)
+	}
+	return id, nil
+}
+
+// backendAlive reports whether the backend still runs.
+func backendAlive(ctx context.Context, q querier, id backendID) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2)",
+		int64(id.PID), id.Start).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("read backend %d from pg_stat_activity: %w", id.PID, err)
+	}
+	return ok, nil
+}
+
+// SQLSTATEs of SET TRANSACTION SNAPSHOT for a snapshot that can no longer
+// be imported: the exporting transaction ended (its walsender ran another
+// command or its connection closed) and took the snapshot file with it.
+const (
+	sqlstateInvalidParameterValue = "22023" // PostgreSQL ≤ 15: invalid snapshot identifier (no such file)
+	sqlstateUndefinedObject       = "42704" // PostgreSQL ≥ 16: snapshot "…" does not exist
+	sqlstateNotInPrerequisite     = "55000" // could not import the requested snapshot: the source process is not running anymore
+)
+
+// snapshotImportable reports whether the exported snapshot can still be
+// imported (SET TRANSACTION SNAPSHOT in a REPEATABLE READ transaction),
+// which is true exactly while the capture that exported it holds it.
+func snapshotImportable(ctx context.Context, pool *pgxpool.Pool, name string) (bool, error) {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return false, fmt.Errorf("check exported snapshot %s: %w", name, err)
+	}
+	defer tx.Rollback(context.Background())
+	_, err = tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(name, "'", "''")+"'", pgx.QueryExecModeSimpleProtocol)
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &pgErr) && (pgErr.Code == sqlstateInvalidParameterValue ||
+		pgErr.Code == sqlstateUndefinedObject || pgErr.Code == sqlstateNotInPrerequisite):
+		return false, nil
+	default:
+		return false, fmt.Errorf("check exported snapshot %s: %w", name, err)
+	}
+}
+
+// creationInProgress returns a *slotBusyError when the slot record says
+// another capture is creating the slot or publishing its initial snapshot
+// and that capture is still at it: its creating connection is alive
+// (state creating), or its exported snapshot can still be imported (state
+// snapshot). Otherwise nil: no creation, or one that was abandoned.
+func creationInProgress(ctx context.Context, pool *pgxpool.Pool, rec *slotRecord) (*slotBusyError, error) {
+	switch {
+	case rec == nil:
+		return nil, nil
+	case rec.State == slotSnapshot && rec.Snapshot != "":
+		ok, err := snapshotImportable(ctx, pool, rec.Snapshot)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return &slotBusyError{snapshot: rec.Snapshot}, nil
+	case rec.State == slotCreating && rec.Creator != nil:
+		ok, err := backendAlive(ctx, pool, *rec.Creator)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return &slotBusyError{creating: true}, nil
+	}
+	return nil, nil
 }
 
 // getWatermark reads the archive's watermark from META (zero, false when absent).
