@@ -2,8 +2,6 @@ package archive
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -94,16 +92,14 @@ func (s *session) inspectDebris(ctx context.Context, o objstore.ObjectInfo) (cat
 	case err != nil:
 		return catalog.DebrisRef{}, fmt.Sprintf("unreadable: %v", err), nil
 	}
-	_, tr, err := segment.ReadTrailer(o.Key, data, segment.ReadOptions{Keyring: s.a.deps.Keyring})
+	ref, _, err := catalog.DescribeSegment(o.Key, data, s.a.deps.Keyring)
 	switch {
 	case err != nil:
 		return catalog.DebrisRef{}, fmt.Sprintf("not an intact segment: %v", err), nil
-	case tr.FirstEndLSN != info.FirstEndLSN || tr.LastEndLSN != info.LastEndLSN:
-		return catalog.DebrisRef{}, fmt.Sprintf("its trailer (%s…%s) disagrees with its key", tr.FirstEndLSN, tr.LastEndLSN), nil
+	case ref.FirstEndLSN != info.FirstEndLSN || ref.LastEndLSN != info.LastEndLSN:
+		return catalog.DebrisRef{}, fmt.Sprintf("its trailer (%s…%s) disagrees with its key", ref.FirstEndLSN, ref.LastEndLSN), nil
 	}
-	sum := sha256.Sum256(data)
-	return catalog.DebrisRef{Key: o.Key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
-		FirstEndLSN: tr.FirstEndLSN, LastEndLSN: tr.LastEndLSN}, "", nil
+	return ref.AsDebris(), "", nil
 }
 
 var debrisRecordedTotal = promauto.NewCounter(prometheus.CounterOpts{

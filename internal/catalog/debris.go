@@ -30,6 +30,11 @@ type DebrisRef struct {
 	LastEndLSN  event.Position `json:"last_end_lsn"`
 }
 
+// AsDebris returns the debris record of the segment object r describes.
+func (r SegmentRef) AsDebris() DebrisRef {
+	return DebrisRef{Key: r.Key, Size: r.Size, SHA256: r.SHA256, FirstEndLSN: r.FirstEndLSN, LastEndLSN: r.LastEndLSN}
+}
+
 // debrisRecord is a DebrisRef with the seq of the entry that recorded it.
 type debrisRecord struct {
 	DebrisRef

@@ -6,18 +6,13 @@ import (
 	"testing"
 )
 
-// debrisOf describes an uploaded, unlisted segment as a sweep records it.
-func debrisOf(ref SegmentRef) DebrisRef {
-	return DebrisRef{Key: ref.Key, Size: ref.Size, SHA256: ref.SHA256, FirstEndLSN: ref.FirstEndLSN, LastEndLSN: ref.LastEndLSN}
-}
-
 func TestWriter_AppendDebris(t *testing.T) {
 	st := fileStore(t)
 	f := newFixture(t, st, nil)
 	f.standard(2)
 	wm := f.c.Watermark()
 	left := f.upload(f.batch(3), "") // uploaded, never listed
-	d := debrisOf(left)
+	d := left.AsDebris()
 	e, err := f.w.AppendDebris(ctxT(t), []DebrisRef{d})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +39,7 @@ func TestWriter_AppendDebris(t *testing.T) {
 			want string
 		}{
 			{"already recorded", []DebrisRef{d}, "already recorded"},
-			{"listed", []DebrisRef{debrisOf(listed)}, "listed as a segment"},
+			{"listed", []DebrisRef{listed.AsDebris()}, "listed as a segment"},
 			{"twice", []DebrisRef{{Key: "segments/x.tms", SHA256: d.SHA256}, {Key: "segments/x.tms", SHA256: d.SHA256}}, "twice"},
 			{"outside segments", []DebrisRef{{Key: "catalog/x", SHA256: d.SHA256}}, "not a valid key"},
 			{"bad checksum", []DebrisRef{{Key: "segments/y.tms", SHA256: "abc"}}, "malformed sha256"},
@@ -80,7 +75,7 @@ func TestLoad_CheckpointKeepsDebris(t *testing.T) {
 	f := newFixture(t, st, nil)
 	f.w.CheckpointEvery = 2
 	f.add(f.batch(2))
-	d := debrisOf(f.upload(f.batch(2), ""))
+	d := f.upload(f.batch(2), "").AsDebris()
 	if _, err := f.w.AppendDebris(ctxT(t), []DebrisRef{d}); err != nil { // entry 2: checkpoint
 		t.Fatal(err)
 	}
@@ -110,7 +105,7 @@ func TestVerify_Debris(t *testing.T) {
 	f := newFixture(t, st, nil)
 	f.standard(3)
 	left := f.upload(f.batch(2), "")
-	if _, err := f.w.AppendDebris(ctxT(t), []DebrisRef{debrisOf(left)}); err != nil {
+	if _, err := f.w.AppendDebris(ctxT(t), []DebrisRef{left.AsDebris()}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := Verify(ctxT(t), st, nil)

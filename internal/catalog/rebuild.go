@@ -133,8 +133,7 @@ func debrisOfSkipped(refs []SegmentRef, res *RebuildResult) {
 	res.Debris = []DebrisRef{}
 	for _, r := range refs {
 		if !kept[r.Key] {
-			res.Debris = append(res.Debris, DebrisRef{Key: r.Key, Size: r.Size, SHA256: r.SHA256,
-				FirstEndLSN: r.FirstEndLSN, LastEndLSN: r.LastEndLSN})
+			res.Debris = append(res.Debris, r.AsDebris())
 		}
 	}
 }
@@ -155,23 +154,35 @@ func readSegmentRefs(ctx context.Context, store objstore.Store, keyring *segment
 			res.Skipped = append(res.Skipped, Finding{Severity: Failure, Check: "object", Object: o.Key, Message: "unreadable: " + err.Error()})
 			continue
 		}
-		h, tr, err := segment.ReadTrailer(o.Key, data, segment.ReadOptions{Keyring: keyring})
+		ref, check, err := DescribeSegment(o.Key, data, keyring)
 		if err != nil {
-			res.Skipped = append(res.Skipped, Finding{Severity: Failure, Check: "decode", Object: o.Key, Message: err.Error()})
-			continue
-		}
-		sum := sha256.Sum256(data)
-		ref := SegmentRef{Key: o.Key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Events: tr.Events,
-			Transactions: tr.Transactions, Table: h.Table.QualifiedName(), TableID: h.Table.ID(), KeyID: h.KeyID,
-			Compression: h.Compression.String(), FirstEndLSN: tr.FirstEndLSN, LastEndLSN: tr.LastEndLSN, PrevLSN: tr.PrevLSN,
-			MinCommitTime: tr.MinCommitTime.UTC(), MaxCommitTime: tr.MaxCommitTime.UTC(), RawBytes: tr.RawBytes}
-		if reason := checkSegment(&ref); reason != "" {
-			res.Skipped = append(res.Skipped, Finding{Severity: Failure, Check: "trailer", Object: o.Key, Message: reason})
+			res.Skipped = append(res.Skipped, Finding{Severity: Failure, Check: check, Object: o.Key, Message: err.Error()})
 			continue
 		}
 		refs = append(refs, ref)
 	}
 	return refs, nil
+}
+
+// DescribeSegment verifies the segment object key, whose bytes are data
+// (segment.ReadTrailer: SHA-256, decryption with keyring, header binding),
+// and returns the reference a catalog entry would carry for it. On error,
+// check names what failed: "decode" or "trailer" (a trailer the catalog
+// cannot hold).
+func DescribeSegment(key string, data []byte, keyring *segment.Keyring) (ref SegmentRef, check string, err error) {
+	h, tr, err := segment.ReadTrailer(key, data, segment.ReadOptions{Keyring: keyring})
+	if err != nil {
+		return SegmentRef{}, "decode", err
+	}
+	sum := sha256.Sum256(data)
+	ref = SegmentRef{Key: key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Events: tr.Events,
+		Transactions: tr.Transactions, Table: h.Table.QualifiedName(), TableID: h.Table.ID(), KeyID: h.KeyID,
+		Compression: h.Compression.String(), FirstEndLSN: tr.FirstEndLSN, LastEndLSN: tr.LastEndLSN, PrevLSN: tr.PrevLSN,
+		MinCommitTime: tr.MinCommitTime.UTC(), MaxCommitTime: tr.MaxCommitTime.UTC(), RawBytes: tr.RawBytes}
+	if reason := checkSegment(&ref); reason != "" {
+		return SegmentRef{}, "trailer", errors.New(reason)
+	}
+	return ref, "", nil
 }
 
 // planRebuild orders refs by position, drops repeats and derives the
