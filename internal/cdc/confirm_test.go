@@ -73,7 +73,7 @@ func TestCapture_ConfirmsNoFurtherThanWatermark(t *testing.T) {
 	cfg := e.config()
 	cfg.ConfirmOn = ConfirmArchive
 	stop, _ := e.run(cfg)
-	waitFor(t, 30*time.Second, "slot streaming", func() bool { return e.slotState().Active })
+	e.waitStreaming()
 	ctx := context.Background()
 	if _, err := loadgen.Run(ctx, e.pgURL, loadgen.Config{Writers: 1, Events: 50, Streams: 5, Seed: 5}); err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func TestCapture_Rewind(t *testing.T) {
 	cfg := e.config()
 	cfg.ConfirmOn = ConfirmArchive // no watermark: the slot stays at its start
 	stop, _ := e.run(cfg)
-	waitFor(t, 30*time.Second, "slot streaming", func() bool { return e.slotState().Active })
+	e.waitStreaming()
 	ctx := context.Background()
 	// Watch every publish (core NATS sees duplicates JetStream drops).
 	seen := map[string]int{}

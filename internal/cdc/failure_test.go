@@ -44,7 +44,7 @@ func (e *env) runToError(cfg Config) error {
 func (e *env) runUntilStreaming(cfg Config) {
 	e.t.Helper()
 	stop, _ := e.run(cfg)
-	waitFor(e.t, 30*time.Second, "slot streaming", func() bool { return e.slotState().Active })
+	e.waitStreaming()
 	if err := stop(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestCapture_SlotInvalidatedIsFatal(t *testing.T) {
 		e.exec("CHECKPOINT")
 	}
 	if s := e.slotState(); s.WALStatus != "lost" {
-		t.Fatalf("could not invalidate the slot: wal_status %q", s.WALStatus)
+		t.Fatalf("could not invalidate the slot: exists=%v wal_status %q restart_lsn %s", s.Exists, s.WALStatus, s.RestartLSN)
 	}
 	err := e.runToError(cfg)
 	wantFatal(t, err, ErrSlotLost, "max_slot_wal_keep_size")

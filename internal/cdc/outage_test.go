@@ -36,7 +36,7 @@ func TestCapture_SurvivesNATSOutage(t *testing.T) {
 	cfg.PublishRetries = 3
 	cfg.StallTimeout = time.Second
 	stop, _ := e.run(cfg)
-	waitFor(t, 30*time.Second, "slot streaming", func() bool { return e.slotState().Active })
+	e.waitStreaming()
 	errs0, rewinds0 := testutil.ToFloat64(metricPublishErrors), testutil.ToFloat64(metricRewinds)
 
 	ctx := context.Background()

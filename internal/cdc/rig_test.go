@@ -391,3 +391,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// waitStreaming waits until the last capture started has begun
+// START_REPLICATION. The slot alone is not enough: it is also active for a
+// moment while CREATE_REPLICATION_SLOT runs, and a capture stopped then
+// abandons its snapshot and drops the new slot.
+func (e *env) waitStreaming() {
+	e.t.Helper()
+	waitFor(e.t, 30*time.Second, "slot streaming", func() bool {
+		return e.last != nil && e.last.streaming.Load() && e.slotState().Active
+	})
+}

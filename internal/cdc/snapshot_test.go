@@ -123,7 +123,7 @@ func TestCapture_SnapshotWithoutCommitTimestamps(t *testing.T) {
 	e.exec(row, "0191f3a0-0000-7000-8000-00000000000a", "snap")
 	cfg := e.config()
 	stop, _ := e.run(cfg)
-	waitFor(t, 30*time.Second, "slot streaming", func() bool { return e.slotState().Active })
+	e.waitStreaming()
 	e.exec(row, "0191f3a0-0000-7000-8000-00000000000b", "streamed")
 	fl := e.waitAllCaptured(cfg.Stream, 30*time.Second)
 	if err := stop(); err != nil {

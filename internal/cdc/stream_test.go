@@ -18,7 +18,7 @@ func TestCapture_TransactionsArriveWhole(t *testing.T) {
 	e := newEnv(t, nil)
 	cfg := e.config()
 	stop, _ := e.run(cfg)
-	waitFor(t, 30*time.Second, "slot streaming", func() bool { return e.slotState().Active })
+	e.waitStreaming()
 
 	ctx := context.Background()
 	// A multi-event, multi-stream transaction.

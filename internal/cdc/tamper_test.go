@@ -19,7 +19,7 @@ func TestCapture_TamperDetected(t *testing.T) {
 	e := newEnv(t, nil)
 	cfg := e.config()
 	stop, _ := e.run(cfg)
-	waitFor(t, 30*time.Second, "slot streaming", func() bool { return e.slotState().Active })
+	e.waitStreaming()
 	ctx := context.Background()
 	if _, err := loadgen.Run(ctx, e.pgURL, loadgen.Config{Writers: 1, Events: 10, Streams: 2, Seed: 7}); err != nil {
 		t.Fatal(err)
