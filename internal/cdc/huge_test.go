@@ -44,7 +44,10 @@ func TestCaptureProcess_HugeTransaction(t *testing.T) {
 
 	p := startCaptureProc(t, bin, "run", "--pg", e.pgURL, "--nats-url", node.URL, "--slot", e.slot, "--http", "",
 		"--confirm-on", "jetstream", "--max-txn-memory", "64MiB", "--heartbeat-interval", "2s")
-	waitFor(t, 30*time.Second, "capture streaming", func() bool { return e.slotState().Active })
+	// "streaming started" comes after START_REPLICATION; an active slot alone
+	// could still be CREATE_REPLICATION_SLOT, and a transaction committed
+	// then would reach the stream as snapshot rows.
+	waitFor(t, 30*time.Second, "capture streaming", func() bool { return strings.Contains(p.out.String(), "streaming started") })
 
 	start := time.Now()
 	ctx := context.Background()
