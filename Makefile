@@ -58,7 +58,7 @@ bench: deps tools build ## measure throughput, latency and memory against same-r
 .PHONY: chaos
 chaos: deps tools build ## run the fault-injection scenarios (SCENARIO=name SEED=n for one)
 	TIDEMARK_CHAOS=all TIDEMARK_CHAOS_SCENARIO=$(SCENARIO) TIDEMARK_CHAOS_SEED=$(SEED) \
-		$(GO) test -race -timeout 60m -count=1 -v -run 'TestChaos' ./internal/chaos
+		$(GO) test -race -timeout 60m -count=1 -v -run 'TestChaos' ./internal/testing/chaos
 
 .PHONY: fuzz
 fuzz: ## fuzz the segment decoder for longer (FUZZTIME=10m)

@@ -19,7 +19,7 @@ import (
 	"github.com/tidemark/tidemark/internal/archive/archivetest"
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/objstore"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 func TestCrashHook_Parse(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/tidemark/tidemark/internal/segment"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 func TestKeygen(t *testing.T) {

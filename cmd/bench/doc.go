@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tidemark/tidemark/internal/bench"
+	"github.com/tidemark/tidemark/internal/testing/bench"
 )
 
 // Markers delimit the generated part of docs/benchmarks.md; everything

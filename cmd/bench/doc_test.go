@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidemark/tidemark/internal/bench"
+	"github.com/tidemark/tidemark/internal/testing/bench"
 )
 
 func TestWriteDoc_ReplacesOnlyTheResults(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tidemark/tidemark/internal/bench"
 	"github.com/tidemark/tidemark/internal/cli"
+	"github.com/tidemark/tidemark/internal/testing/bench"
 )
 
 func newProfileCmd() *cobra.Command {

@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tidemark/tidemark/internal/bench"
 	"github.com/tidemark/tidemark/internal/cli"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/bench"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // envPrefix prefixes every flag's environment variable (BENCH_EVENTS).

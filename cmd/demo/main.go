@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tidemark/tidemark/internal/cli"
-	"github.com/tidemark/tidemark/internal/demo"
+	"github.com/tidemark/tidemark/internal/testing/demo"
 )
 
 func main() { os.Exit(cli.Execute(newRootCmd())) }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tidemark/tidemark/internal/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/loadgen"
 )
 
 var hardCases = []string{"huge", "rolledback", "savepoint", "long", "weird", "big"}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 func run(t *testing.T, bin string, args ...string) (string, string, int) {

@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
-	"github.com/tidemark/tidemark/internal/eventcore"
-	"github.com/tidemark/tidemark/internal/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/loadgen"
 )
 
 type runFlags struct {

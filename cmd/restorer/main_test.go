@@ -15,11 +15,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tidemark/tidemark/internal/eventcore"
-	"github.com/tidemark/tidemark/internal/oracle"
 	"github.com/tidemark/tidemark/internal/restore"
 	"github.com/tidemark/tidemark/internal/restore/restoretest"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/oracle"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // One PostgreSQL cluster and one archive fixture per test binary.

@@ -9,12 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tidemark/tidemark/internal/catalog"
-	"github.com/tidemark/tidemark/internal/eventcore"
-	"github.com/tidemark/tidemark/internal/harness"
-	"github.com/tidemark/tidemark/internal/loadgen"
 	"github.com/tidemark/tidemark/internal/objstore/storeurl"
-	"github.com/tidemark/tidemark/internal/oracle"
 	"github.com/tidemark/tidemark/internal/restore"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/harness"
+	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/oracle"
 )
 
 // TestRestorer_EndToEnd runs the real pipeline — capture (snapshot, then

@@ -18,7 +18,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/s3"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // stateEvents reads how many rows the restore state says are committed

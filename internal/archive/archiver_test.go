@@ -24,7 +24,7 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore/file"
 	"github.com/tidemark/tidemark/internal/objstore/storeurl"
 	"github.com/tidemark/tidemark/internal/segment"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 const testStream = "TIDEMARK"

@@ -7,7 +7,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/archive/archivetest"
 	"github.com/tidemark/tidemark/internal/objstore/file"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // BenchmarkArchiver_Run measures archiving throughput from JetStream into

@@ -13,9 +13,9 @@ import (
 	"github.com/tidemark/tidemark/internal/archive/archivetest"
 	"github.com/tidemark/tidemark/internal/cdc"
 	"github.com/tidemark/tidemark/internal/event"
-	"github.com/tidemark/tidemark/internal/eventcore"
-	"github.com/tidemark/tidemark/internal/loadgen"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // TestArchiver_Run_WithCapture archives what the real capture publishes

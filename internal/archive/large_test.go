@@ -17,7 +17,7 @@ import (
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // largeTxnWatch polls the catalog while a large transaction at pos of n

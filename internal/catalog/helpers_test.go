@@ -16,7 +16,7 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
 	"github.com/tidemark/tidemark/internal/objstore/s3"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // base is the fake clock's start.

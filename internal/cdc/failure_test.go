@@ -21,10 +21,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tidemark/tidemark/internal/event"
-	"github.com/tidemark/tidemark/internal/eventcore"
 	"github.com/tidemark/tidemark/internal/feed"
-	"github.com/tidemark/tidemark/internal/loadgen"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // runToError runs capture and returns its error, failing if it keeps running.

@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tidemark/tidemark/internal/feed"
-	"github.com/tidemark/tidemark/internal/loadgen"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // hugeRSSBound is the peak resident memory (VmHWM) the capture process may

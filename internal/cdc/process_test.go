@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tidemark/tidemark/internal/event"
-	"github.com/tidemark/tidemark/internal/loadgen"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // captureProc is a capture process started from the built binary.

@@ -8,8 +8,8 @@ import (
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
-	"github.com/tidemark/tidemark/internal/loadgen"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 func TestCapture_SnapshotHandOver(t *testing.T) {

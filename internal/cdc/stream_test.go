@@ -11,7 +11,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
-	"github.com/tidemark/tidemark/internal/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/loadgen"
 )
 
 func TestCapture_TransactionsArriveWhole(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/tidemark/tidemark/internal/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/loadgen"
 )
 
 // TestCapture_TamperDetected: with EventCore's triggers disabled by a

@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tidemark/tidemark/internal/event"
-	"github.com/tidemark/tidemark/internal/eventcore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
 )
 
 // syntheticTxns makes n EventCore-shaped events (about 500-byte payloads,

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tidemark/tidemark/internal/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
 )
 
 var roleSeq atomic.Int64

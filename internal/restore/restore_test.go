@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tidemark/tidemark/internal/eventcore"
-	"github.com/tidemark/tidemark/internal/oracle"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/oracle"
 )
 
 // restoreAt restores the fixture to t into a fresh EventCore database and

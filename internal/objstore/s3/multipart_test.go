@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tidemark/tidemark/internal/objstore"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // TestStore_LargeIfAbsentUsesMultipart checks that a large conditional put

@@ -9,7 +9,7 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/s3"
 	"github.com/tidemark/tidemark/internal/objstore/storetest"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 func TestStore_Conformance(t *testing.T) {

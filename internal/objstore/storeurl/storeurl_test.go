@@ -8,7 +8,7 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/s3"
 	"github.com/tidemark/tidemark/internal/objstore/storeurl"
-	"github.com/tidemark/tidemark/internal/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 func TestOpen(t *testing.T) {

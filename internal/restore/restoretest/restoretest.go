@@ -18,11 +18,11 @@ import (
 
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/event"
-	"github.com/tidemark/tidemark/internal/eventcore"
-	"github.com/tidemark/tidemark/internal/loadgen"
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
 	"github.com/tidemark/tidemark/internal/segment"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/loadgen"
 )
 
 // SystemID is the source system id written into the segments.
