@@ -33,6 +33,7 @@ type Catalog struct {
 	segSeqs    []uint64     // entry seq of each segment
 	keys       map[string]uint64
 	debris     map[string]debrisRecord
+	superseded map[string]SupersededRef
 	wm         Watermark
 	next       uint64 // seq of the next entry
 	lastHash   string
@@ -41,10 +42,14 @@ type Catalog struct {
 	hasFirst   bool
 	checkpoint uint64 // seq of the checkpoint Load started from, 0 for none
 	warnings   []string
+	// afterApply, when set, runs after each entry readEntries applies
+	// (without the lock held); Verify compares checkpoints there.
+	afterApply func(seq uint64) error
 }
 
 func newCatalog() *Catalog {
-	return &Catalog{keys: make(map[string]uint64), debris: make(map[string]debrisRecord), next: 1}
+	return &Catalog{keys: make(map[string]uint64), debris: make(map[string]debrisRecord),
+		superseded: make(map[string]SupersededRef), next: 1}
 }
 
 // LoadOptions tune LoadWith.
@@ -112,6 +117,11 @@ func (c *Catalog) readEntries(ctx context.Context, store objstore.Store) error {
 		for i, o := range batch {
 			if err := c.applyObject(o.Key, bodies[i]); err != nil {
 				return err
+			}
+			if c.afterApply != nil {
+				if err := c.afterApply(c.next - 1); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -189,9 +199,21 @@ func (c *Catalog) check(e Entry) string {
 		if reason := checkSegment(e.Segment); reason != "" {
 			return reason
 		}
-		if prev, dup := c.keys[e.Segment.Key]; dup {
-			return fmt.Sprintf("segment %s is already listed by entry %d", e.Segment.Key, prev)
+		if e.Segment.Level != 0 || e.Segment.EventsDigest != "" {
+			return "a flush segment has level 0 and no events digest"
 		}
+		if reason := c.checkNewKey(e.Segment.Key); reason != "" {
+			return reason
+		}
+	}
+	if e.Merge != nil {
+		switch {
+		case e.Segment != nil || len(e.Debris) > 0:
+			return "a merge entry adds no other segment or debris"
+		case e.Watermark.LSN != c.wm.LSN || !e.Watermark.CommitTime.Equal(c.wm.CommitTime):
+			return "a merge entry keeps the watermark"
+		}
+		return c.checkMerge(e.Merge)
 	}
 	return c.checkDebris(e.Debris)
 }
@@ -202,8 +224,11 @@ func (c *Catalog) apply(e Entry) {
 	if e.Segment != nil {
 		c.addSegment(*e.Segment, e.Seq)
 	}
+	if e.Merge != nil {
+		c.applyMerge(e.Merge, e.Seq, e.Written)
+	}
 	for _, d := range e.Debris {
-		c.debris[d.Key] = debrisRecord{DebrisRef: d, Seq: e.Seq}
+		c.debris[d.Key] = debrisRecord{DebrisRef: d, Seq: e.Seq, At: e.Written.UTC()}
 	}
 	c.wm = e.Watermark
 	c.next = e.Seq + 1
@@ -238,8 +263,9 @@ func (c *Catalog) Entries() []Entry {
 	return c.entries[:len(c.entries):len(c.entries)]
 }
 
-// Segments returns every segment in chain (catalog) order. The slice is
-// shared; do not modify it.
+// Segments returns every live segment in chain (catalog) order: merged
+// segments in place of the segments they replaced. The slice is shared; do
+// not modify it.
 func (c *Catalog) Segments() []SegmentRef {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -308,6 +334,11 @@ func (c *Catalog) SegmentSeq(key string) (uint64, bool) {
 	defer c.mu.RUnlock()
 	seq, ok := c.keys[key]
 	return seq, ok
+}
+
+// sortByKey sorts records by the key key returns.
+func sortByKey[T any](s []T, key func(T) string) {
+	sort.Slice(s, func(i, j int) bool { return key(s[i]) < key(s[j]) })
 }
 
 func short(h string) string {

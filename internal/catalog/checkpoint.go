@@ -6,17 +6,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/objstore"
 )
 
 // DefaultCheckpointEvery is how many entries a Writer appends between
-// checkpoints.
-const DefaultCheckpointEvery = 1000
+// checkpoints. A checkpoint lists only live objects, so it stays small and
+// can be frequent; GC deletes the entries a checkpoint folds, so this also
+// bounds the entry objects kept between collections.
+const DefaultCheckpointEvery = 256
 
-// checkpointVersion is the checkpoint format this package writes and reads.
-const checkpointVersion = 1
+// Checkpoint formats: version 1 lists every segment ever added (written
+// before merges existed, still read); version 2 lists the live segments
+// and the superseded objects GC has yet to delete.
+const (
+	checkpointV1      = 1
+	checkpointVersion = 2
+)
 
 // maxCheckpointTries bounds how many checkpoints Load tries, newest first,
 // before it reads every entry.
@@ -32,11 +40,16 @@ type checkpoint struct {
 	Epoch     uint64 `json:"epoch"`
 	// Watermark is entry Seq's watermark.
 	Watermark Watermark `json:"watermark"`
-	// Segments are all segments up to Seq, in chain order.
+	// Segments are the live segments after Seq, in chain order (version
+	// 1: all segments up to Seq).
 	Segments []checkpointSegment `json:"segments"`
-	// Debris is every debris record up to Seq, in key order.
-	Debris  []debrisRecord `json:"debris,omitempty"`
-	Writer  string         `json:"writer"`
+	// Debris is every debris record up to Seq whose object was still
+	// present when the checkpoint was written, in key order.
+	Debris []debrisRecord `json:"debris,omitempty"`
+	// Superseded are the objects merges replaced whose deletion has not
+	// been seen yet, in key order (version 2).
+	Superseded []SupersededRef `json:"superseded,omitempty"`
+	Writer     string          `json:"writer"`
 	Written time.Time      `json:"written"`
 	// Digest is the SHA-256 of the checkpoint's canonical JSON without it.
 	Digest string `json:"digest,omitempty"`
@@ -67,6 +80,7 @@ func (c *Catalog) snapshot(writer string, now time.Time) checkpoint {
 		cp.Segments[i] = checkpointSegment{Seq: c.segSeqs[i], SegmentRef: s}
 	}
 	cp.Debris = c.sortedDebris()
+	cp.Superseded = c.sortedSuperseded()
 	cp.Digest = cp.computeDigest()
 	return cp
 }
@@ -131,8 +145,10 @@ func readCheckpoint(ctx context.Context, store objstore.Store, seq uint64) (chec
 		return cp, Entry{}, fmt.Errorf("not a checkpoint: %w", err)
 	}
 	switch {
-	case cp.Version != checkpointVersion:
+	case cp.Version != checkpointV1 && cp.Version != checkpointVersion:
 		return cp, Entry{}, fmt.Errorf("unsupported version %d", cp.Version)
+	case cp.Version == checkpointV1 && len(cp.Superseded) > 0:
+		return cp, Entry{}, errors.New("version 1 lists superseded objects")
 	case cp.Seq != seq:
 		return cp, Entry{}, fmt.Errorf("says seq %d", cp.Seq)
 	case cp.Digest != cp.computeDigest():
@@ -156,15 +172,17 @@ func readCheckpoint(ctx context.Context, store objstore.Store, seq uint64) (chec
 	return cp, head, nil
 }
 
-// restore sets the empty catalog to a verified checkpoint's state.
-func (c *Catalog) restore(cp checkpoint, head Entry) error {
+// restoreSegments adds the checkpoint's segments. Version 1 lists every
+// segment in the order of the entries that added them; version 2 the live
+// ones in chain order, where merged segments carry their merge's seq.
+func (c *Catalog) restoreSegments(cp checkpoint) error {
 	var lastSeq uint64
 	for i := range cp.Segments {
 		s := &cp.Segments[i]
 		if reason := checkSegment(&s.SegmentRef); reason != "" {
 			return fmt.Errorf("segment %d: %s", i, reason)
 		}
-		if s.Seq == 0 || s.Seq > cp.Seq || s.Seq <= lastSeq {
+		if s.Seq == 0 || s.Seq > cp.Seq || (cp.Version == checkpointV1 && s.Seq <= lastSeq) {
 			return fmt.Errorf("segment %d: entry seq %d out of order", i, s.Seq)
 		}
 		if _, dup := c.keys[s.Key]; dup {
@@ -173,9 +191,43 @@ func (c *Catalog) restore(cp checkpoint, head Entry) error {
 		lastSeq = s.Seq
 		c.addSegment(s.SegmentRef, s.Seq)
 	}
-	if head.Segment != nil && (lastSeq != head.Seq || c.segments[len(c.segments)-1].Key != head.Segment.Key ||
-		c.segments[len(c.segments)-1].SHA256 != head.Segment.SHA256) {
-		return fmt.Errorf("its last segment is not entry %d's", head.Seq)
+	return nil
+}
+
+// added returns the segment an entry makes live: a flush segment or a
+// merge's output; nil for other entries.
+func (e Entry) added() *SegmentRef {
+	switch {
+	case e.Segment != nil:
+		return e.Segment
+	case e.Merge != nil:
+		return &e.Merge.Output
+	}
+	return nil
+}
+
+func objstoreKeyInvalid(key string) bool {
+	return objstore.ValidateKey(key) != nil || !strings.HasPrefix(key, SegmentsPrefix)
+}
+
+// restore sets the empty catalog to a verified checkpoint's state.
+func (c *Catalog) restore(cp checkpoint, head Entry) error {
+	if err := c.restoreSegments(cp); err != nil {
+		return err
+	}
+	if added := head.added(); added != nil {
+		if i := c.indexOf(added.Key); i < 0 || c.segSeqs[i] != head.Seq || c.segments[i].SHA256 != added.SHA256 {
+			return fmt.Errorf("entry %d's segment %s is not among its live segments", head.Seq, added.Key)
+		}
+	}
+	for _, s := range cp.Superseded {
+		if s.Seq == 0 || s.Seq > cp.Seq || objstoreKeyInvalid(s.Key) || !isSHA256Hex(s.SHA256) {
+			return fmt.Errorf("superseded %s: malformed", s.Key)
+		}
+		if reason := c.checkNewKey(s.Key); reason != "" {
+			return errors.New(reason)
+		}
+		c.superseded[s.Key] = s
 	}
 	for _, d := range cp.Debris {
 		if d.Seq == 0 || d.Seq > cp.Seq {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/objstore"
@@ -39,6 +40,8 @@ func (r SegmentRef) AsDebris() DebrisRef {
 type debrisRecord struct {
 	DebrisRef
 	Seq uint64 `json:"seq"`
+	// At is the recording entry's time; zero in checkpoints of version 1.
+	At time.Time `json:"at,omitzero"`
 }
 
 // checkDebris reports what is wrong with the debris an entry records, or "".
@@ -63,6 +66,9 @@ func (c *Catalog) checkDebris(refs []DebrisRef) string {
 		}
 		if seq, ok := c.keys[d.Key]; ok {
 			return fmt.Sprintf("debris %s is listed as a segment by entry %d", d.Key, seq)
+		}
+		if s, ok := c.superseded[d.Key]; ok {
+			return fmt.Sprintf("debris %s was superseded by merge entry %d", d.Key, s.Seq)
 		}
 		if r, ok := c.debris[d.Key]; ok {
 			return fmt.Sprintf("debris %s is already recorded by entry %d", d.Key, r.Seq)

@@ -107,6 +107,14 @@ type SegmentRef struct {
 	MaxCommitTime time.Time `json:"max_commit_time"`
 	// RawBytes is the size of the uncompressed records.
 	RawBytes int64 `json:"raw_bytes"`
+	// Level is 0 for a segment a flush wrote, n ≥ 1 for one a merge of
+	// level n wrote (see Merge). Omitted when 0, so entries written before
+	// levels existed keep their canonical form and hash.
+	Level int `json:"level,omitempty"`
+	// EventsDigest is the segment.EventsDigest of the segment's events,
+	// recorded for merged segments so verify can prove a merge kept every
+	// event in order after its inputs are gone; "" for flush segments.
+	EventsDigest string `json:"events_digest,omitempty"`
 }
 
 // Entry is one link of the catalog's hash chain: a segment added to the
@@ -125,6 +133,9 @@ type Entry struct {
 	// Debris records segment objects that writers of earlier epochs
 	// uploaded but never listed (see DebrisRef); absent in most entries.
 	Debris []DebrisRef `json:"debris,omitempty"`
+	// Merge records a merged segment that replaces consecutive live
+	// segments (see Merge); absent except in merge entries.
+	Merge *Merge `json:"merge,omitempty"`
 	// Watermark is the archive's watermark after this entry.
 	Watermark Watermark `json:"watermark"`
 	// Prev is the Hash of entry Seq-1 ("" for entry 1).
@@ -188,11 +199,21 @@ func (e *Entry) normalize() {
 	e.Written = e.Written.UTC()
 	e.Watermark.CommitTime = e.Watermark.CommitTime.UTC()
 	if e.Segment != nil {
-		s := *e.Segment
-		s.MinCommitTime = s.MinCommitTime.UTC()
-		s.MaxCommitTime = s.MaxCommitTime.UTC()
+		s := e.Segment.normalized()
 		e.Segment = &s
 	}
+	if e.Merge != nil {
+		m := *e.Merge
+		m.Output = m.Output.normalized()
+		m.Inputs = append([]MergeInput(nil), m.Inputs...)
+		e.Merge = &m
+	}
+}
+
+func (s SegmentRef) normalized() SegmentRef {
+	s.MinCommitTime = s.MinCommitTime.UTC()
+	s.MaxCommitTime = s.MaxCommitTime.UTC()
+	return s
 }
 
 // checkSegment reports what is wrong with a segment reference, or "".
@@ -212,6 +233,10 @@ func checkSegment(s *SegmentRef) string {
 		return "segment max commit time is before its min commit time"
 	case len(s.Table) > maxString || len(s.TableID) > maxString || len(s.KeyID) > maxString || len(s.Compression) > maxString:
 		return "segment has an over-long name field"
+	case s.Level < 0 || s.Level > MaxLevel:
+		return fmt.Sprintf("segment level %d outside 0…%d", s.Level, MaxLevel)
+	case s.EventsDigest != "" && !isSHA256Hex(s.EventsDigest):
+		return "segment events_digest is not 64 lowercase hex digits"
 	}
 	return ""
 }

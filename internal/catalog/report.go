@@ -84,6 +84,9 @@ type Report struct {
 	Streams      int `json:"streams"`
 	// Debris counts unlisted segment objects recorded as debris and unchanged.
 	Debris int `json:"debris"`
+	// Superseded counts objects merges replaced that are still in the store
+	// (garbage collection deletes them after its grace period).
+	Superseded int `json:"superseded"`
 	// Watermark is the catalog's watermark.
 	Watermark Watermark `json:"watermark"`
 

@@ -39,20 +39,17 @@ import (
 // 16-byte digest per event id in memory.
 func Verify(ctx context.Context, store objstore.Store, keyring *segment.Keyring) (*Report, error) {
 	r := &Report{}
-	c, err := load(ctx, store, LoadOptions{IgnoreCheckpoints: true})
-	var ce *ChainError
-	switch {
-	case errors.As(err, &ce):
-		r.addf(Failure, "chain", ce.Key, "", "%s; entries after %d were not checked", ce.Reason, ce.Seq-1)
-	case err != nil:
-		return nil, fmt.Errorf("catalog: verify: %w", err)
+	checkpoints, err := listCheckpoints(ctx, store, r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := verifyChain(ctx, store, checkpoints, r)
+	if err != nil {
+		return nil, err
 	}
 	r.Entries = len(c.Entries())
 	r.Segments = len(c.Segments())
 	r.Watermark = c.Watermark()
-	if err := verifyCheckpoints(ctx, store, c, r); err != nil {
-		return nil, err
-	}
 	if err := verifyEpochs(ctx, store, c, r); err != nil {
 		return nil, err
 	}
@@ -75,70 +72,136 @@ func Verify(ctx context.Context, store objstore.Store, keyring *segment.Keyring)
 	return r, nil
 }
 
-// verifyCheckpoints compares every checkpoint with the entries it folds.
-func verifyCheckpoints(ctx context.Context, store objstore.Store, c *Catalog, r *Report) error {
+// listCheckpoints returns the seqs of the well-formed checkpoint objects,
+// ascending, warning about any other object among them.
+func listCheckpoints(ctx context.Context, store objstore.Store, r *Report) ([]uint64, error) {
 	objs, err := store.List(ctx, CheckpointsPrefix, "")
 	if err != nil {
-		return fmt.Errorf("catalog: verify: list checkpoints: %w", err)
+		return nil, fmt.Errorf("catalog: verify: list checkpoints: %w", err)
 	}
 	for _, o := range objs {
-		seq, ok := parseSeqKey(CheckpointsPrefix, o.Key)
-		if !ok {
+		if _, ok := parseSeqKey(CheckpointsPrefix, o.Key); !ok {
 			r.addf(Warning, "checkpoint", o.Key, "", "unexpected object among the checkpoints")
-			continue
 		}
-		if seq >= c.next {
-			r.addf(Warning, "checkpoint", o.Key, "", "folds entries up to %d, beyond the verified chain", seq)
-			continue
+	}
+	return sortedSeqKeys(objs, CheckpointsPrefix), nil
+}
+
+// verifyChain folds the entries into a catalog, comparing each checkpoint
+// with the state at its seq. It starts at entry 1 when that entry exists;
+// when GC has collected the oldest entries, it starts from the oldest
+// checkpoint that verifies (the entries it folds are gone, so it is the
+// proof of what they held).
+func verifyChain(ctx context.Context, store objstore.Store, checkpoints []uint64, r *Report) (*Catalog, error) {
+	c, err := verifyStart(ctx, store, checkpoints, r)
+	if err != nil || c == nil {
+		return newCatalog(), err
+	}
+	pending := map[uint64]bool{}
+	for _, seq := range checkpoints {
+		if seq > c.checkpoint {
+			pending[seq] = true
 		}
-		cp, _, err := readCheckpoint(ctx, store, seq)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	}
+	c.afterApply = func(seq uint64) error {
+		if !pending[seq] {
+			return nil
+		}
+		delete(pending, seq)
+		return verifyCheckpointAt(ctx, store, c, seq, r)
+	}
+	err = c.readEntries(ctx, store)
+	c.afterApply = nil
+	var ce *ChainError
+	switch {
+	case errors.As(err, &ce):
+		r.addf(Failure, "chain", ce.Key, "", "%s; entries after %d were not checked", ce.Reason, ce.Seq-1)
+	case err != nil:
+		return nil, fmt.Errorf("catalog: verify: %w", err)
+	}
+	for seq := range pending {
+		r.addf(Warning, "checkpoint", CheckpointKey(seq), "", "folds entries up to %d, beyond the verified chain", seq)
+	}
+	return c, nil
+}
+
+// verifyStart returns the catalog verification folds entries into: empty
+// when entry 1 exists, else restored from the oldest usable checkpoint. It
+// returns nil (after a FAILURE) when neither is available.
+func verifyStart(ctx context.Context, store objstore.Store, checkpoints []uint64, r *Report) (*Catalog, error) {
+	first, err := store.List(ctx, EntriesPrefix, "")
+	if err != nil {
+		return nil, fmt.Errorf("catalog: verify: list entries: %w", err)
+	}
+	if len(first) == 0 || first[0].Key == EntryKey(1) {
+		return newCatalog(), nil
+	}
+	for _, seq := range checkpoints {
+		cp, head, err := readCheckpoint(ctx, store, seq)
+		if err == nil {
+			c := newCatalog()
+			if err = c.restore(cp, head); err == nil {
+				r.addf(OK, "chain", CheckpointKey(seq), "", "entries before %d were collected; verified from the checkpoint that folds them", seq)
+				return c, nil
 			}
-			r.addf(Warning, "checkpoint", o.Key, "", "unusable (Load skips it): %v", err)
-			continue
 		}
-		if msg := compareCheckpoint(cp, c); msg != "" {
-			r.addf(Failure, "checkpoint", o.Key, "", "disagrees with the entries it folds: %s", msg)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
+		r.addf(Warning, "checkpoint", CheckpointKey(seq), "", "unusable (Load skips it): %v", err)
+	}
+	r.addf(Failure, "chain", EntryKey(1), "", "entry 1 is gone and no checkpoint folds the entries before %s: the archive's beginning cannot be verified", first[0].Key)
+	return nil, nil
+}
+
+// verifyCheckpointAt compares checkpoint seq with the catalog folded up to
+// the same entry.
+func verifyCheckpointAt(ctx context.Context, store objstore.Store, c *Catalog, seq uint64, r *Report) error {
+	cp, _, err := readCheckpoint(ctx, store, seq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.addf(Warning, "checkpoint", CheckpointKey(seq), "", "unusable (Load skips it): %v", err)
+		return nil
+	}
+	if msg := compareCheckpoint(cp, c); msg != "" {
+		r.addf(Failure, "checkpoint", CheckpointKey(seq), "", "disagrees with the entries it folds: %s", msg)
 	}
 	return nil
 }
 
-// compareCheckpoint reports how cp differs from c's segments up to cp.Seq.
+// compareCheckpoint reports how cp differs from the catalog folded up to
+// cp.Seq. A checkpoint may leave out debris and superseded records whose
+// objects were gone when it was written, never add any.
 func compareCheckpoint(cp checkpoint, c *Catalog) string {
-	n := sort.Search(len(c.segSeqs), func(i int) bool { return c.segSeqs[i] > cp.Seq })
-	if len(cp.Segments) != n {
-		return fmt.Sprintf("%d segments, the entries list %d", len(cp.Segments), n)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	// Version 1 checkpoints predate merges: up to their seq every segment
+	// added is live, so both versions compare with the live list.
+	want, seqs := c.segments, c.segSeqs
+	if len(cp.Segments) != len(want) {
+		return fmt.Sprintf("%d segments, the entries list %d", len(cp.Segments), len(want))
 	}
 	for i, s := range cp.Segments {
-		want := c.segments[i]
-		if s.Seq != c.segSeqs[i] || s.Key != want.Key || s.SHA256 != want.SHA256 || s.Size != want.Size ||
-			s.FirstEndLSN != want.FirstEndLSN || s.LastEndLSN != want.LastEndLSN || s.PrevLSN != want.PrevLSN ||
-			!s.MinCommitTime.Equal(want.MinCommitTime) || !s.MaxCommitTime.Equal(want.MaxCommitTime) ||
-			s.Events != want.Events || s.KeyID != want.KeyID {
-			return fmt.Sprintf("segment %d (%s) differs from entry %d's", i, s.Key, c.segSeqs[i])
+		w := want[i]
+		if s.Seq != seqs[i] || s.Key != w.Key || s.SHA256 != w.SHA256 || s.Size != w.Size ||
+			s.FirstEndLSN != w.FirstEndLSN || s.LastEndLSN != w.LastEndLSN || s.PrevLSN != w.PrevLSN ||
+			!s.MinCommitTime.Equal(w.MinCommitTime) || !s.MaxCommitTime.Equal(w.MaxCommitTime) ||
+			s.Events != w.Events || s.KeyID != w.KeyID || s.Level != w.Level || s.EventsDigest != w.EventsDigest {
+			return fmt.Sprintf("segment %d (%s) differs from entry %d's", i, s.Key, seqs[i])
 		}
 	}
-	var want []debrisRecord
-	for _, e := range c.entries {
-		if e.Seq > cp.Seq {
-			break
-		}
-		for _, d := range e.Debris {
-			if seq, listed := c.keys[d.Key]; !listed || seq > cp.Seq {
-				want = append(want, debrisRecord{DebrisRef: d, Seq: e.Seq})
-			}
+	for _, d := range cp.Debris {
+		got, ok := c.debris[d.Key]
+		if !ok || got.DebrisRef != d.DebrisRef || got.Seq != d.Seq {
+			return fmt.Sprintf("debris record %s is not one the entries record", d.Key)
 		}
 	}
-	sort.Slice(want, func(i, j int) bool { return want[i].Key < want[j].Key })
-	if len(want) != len(cp.Debris) {
-		return fmt.Sprintf("%d debris records, the entries record %d", len(cp.Debris), len(want))
-	}
-	for i, d := range cp.Debris {
-		if d != want[i] {
-			return fmt.Sprintf("debris record %s differs from entry %d's", d.Key, want[i].Seq)
+	for _, s := range cp.Superseded {
+		got, ok := c.superseded[s.Key]
+		if !ok || got.MergeInput != s.MergeInput || got.Seq != s.Seq {
+			return fmt.Sprintf("superseded record %s is not one the entries record", s.Key)
 		}
 	}
 	return ""
@@ -178,6 +241,14 @@ func verifyUnlisted(ctx context.Context, store objstore.Store, c *Catalog, r *Re
 		if _, ok := c.keys[o.Key]; ok {
 			continue
 		}
+		if sup, ok := c.superseded[o.Key]; ok {
+			if o.Size != sup.Size {
+				r.addf(Warning, "unlisted", o.Key, "", "superseded by merge entry %d, but it has %d bytes, not the %d listed: altered since", sup.Seq, o.Size, sup.Size)
+				continue
+			}
+			r.Superseded++
+			continue
+		}
 		if d, ok := c.debris[o.Key]; ok {
 			msg, err := checkDebrisObject(ctx, store, o, d.DebrisRef)
 			if err != nil {
@@ -195,6 +266,9 @@ func verifyUnlisted(ctx context.Context, store objstore.Store, c *Catalog, r *Re
 			why = "beyond the watermark: probably an upload whose catalog entry is not written yet"
 		}
 		r.addf(Warning, "unlisted", o.Key, "", "not in the catalog (%s); restore never reads it", why)
+	}
+	if r.Superseded > 0 {
+		r.addf(OK, "unlisted", "", "", "%d objects replaced by merges await garbage collection; restore never reads them", r.Superseded)
 	}
 	if r.Debris > 0 {
 		r.addf(OK, "unlisted", "", "", "%d objects left by interrupted uploads are recorded as debris and unchanged; restore never reads them", r.Debris)
@@ -226,8 +300,13 @@ type segmentVerifier struct {
 	c       *Catalog
 	keyring *segment.Keyring
 	r       *Report
-	// before[i] is the watermark preceding segment i's entry.
-	before []event.Position
+	// before[key] is the watermark preceding the entry that added the
+	// segment (for a merged one: its first input's); unknown for segments
+	// a checkpoint folds.
+	before map[string]event.Position
+	// lastEnd is the last position of the previous segment verified, per
+	// table: live segments never overlap.
+	lastEnd map[string]event.Position
 	// watermarks are the distinct watermark LSNs the entries record.
 	watermarks map[event.Position]bool
 
@@ -249,12 +328,19 @@ type txnCount struct {
 
 func newSegmentVerifier(c *Catalog, keyring *segment.Keyring, r *Report) *segmentVerifier {
 	v := &segmentVerifier{c: c, keyring: keyring, r: r, watermarks: map[event.Position]bool{},
+		before: map[string]event.Position{}, lastEnd: map[string]event.Position{},
 		links: map[event.Position]event.Position{}, pending: map[event.Position]*txnCount{},
 		versions: map[streamKey]int64{}, ids: map[[16]byte]int32{}, systems: map[string]bool{}}
 	var wm event.Position
-	for _, e := range c.entries {
-		if e.Segment != nil {
-			v.before = append(v.before, wm)
+	for k, e := range c.entries {
+		known := k > 0 || e.Seq == 1 // a checkpoint's head entry follows entries no longer read
+		switch {
+		case e.Segment != nil && known:
+			v.before[e.Segment.Key] = wm
+		case e.Merge != nil:
+			if b, ok := v.before[e.Merge.Inputs[0].Key]; ok {
+				v.before[e.Merge.Output.Key] = b
+			}
 		}
 		wm = e.Watermark.LSN
 		v.watermarks[wm] = true
@@ -278,9 +364,16 @@ func (v *segmentVerifier) order() []int {
 // verify checks segment i; it returns an error only for context ends.
 func (v *segmentVerifier) verify(ctx context.Context, store objstore.Store, i int) error {
 	ref := v.c.segments[i]
-	if ref.FirstEndLSN <= v.before[i] {
+	if before, ok := v.before[ref.Key]; ok && ref.FirstEndLSN <= before {
 		v.r.addf(Failure, "continuity", ref.Key, "", "starts at %s, at or below the watermark %s that preceded its entry: it repeats archived positions",
-			ref.FirstEndLSN, v.before[i])
+			ref.FirstEndLSN, before)
+	}
+	if last, ok := v.lastEnd[ref.Table]; ok && ref.Events > 0 && ref.FirstEndLSN < last {
+		v.r.addf(Failure, "continuity", ref.Key, "", "starts at %s, before the previous live segment of %s ends (%s): live segments overlap",
+			ref.FirstEndLSN, ref.Table, last)
+	}
+	if ref.Events > 0 {
+		v.lastEnd[ref.Table] = ref.LastEndLSN
 	}
 	if ref.PrevLSN >= ref.FirstEndLSN && ref.Events > 0 {
 		v.r.addf(Failure, "continuity", ref.Key, "", "chain link %s is not before its first position %s", ref.PrevLSN, ref.FirstEndLSN)

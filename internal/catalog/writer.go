@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/tidemark/tidemark/internal/objstore"
 )
@@ -19,6 +20,9 @@ type Writer struct {
 	// means DefaultCheckpointEvery, a negative value disables checkpoints.
 	// Set it before the first Append.
 	CheckpointEvery int
+	// Clock returns the time entries and checkpoints record; nil means
+	// time.Now. Tests and the time-compressed soak set a simulated clock.
+	Clock func() time.Time
 
 	store  objstore.Store
 	c      *Catalog
@@ -66,6 +70,21 @@ func (w *Writer) Append(ctx context.Context, seg *SegmentRef, wm Watermark) (Ent
 // already recorded or listed, or there are more than MaxDebrisPerEntry.
 func (w *Writer) AppendDebris(ctx context.Context, refs []DebrisRef) (Entry, error) {
 	return w.write(ctx, Entry{Debris: refs, Watermark: w.c.Watermark()})
+}
+
+// AppendMerge writes the next entry recording m: its output replaces its
+// inputs among the live segments, and the watermark stays. It fails like
+// Append; ErrInvalidEntry also when the inputs are not consecutive live
+// segments of one table, or the output does not span exactly their events.
+func (w *Writer) AppendMerge(ctx context.Context, m Merge) (Entry, error) {
+	return w.write(ctx, Entry{Merge: &m, Watermark: w.c.Watermark()})
+}
+
+func (w *Writer) now() time.Time {
+	if w.Clock != nil {
+		return w.Clock()
+	}
+	return now()
 }
 
 // write appends the next entry with content's segment, debris and
@@ -119,8 +138,8 @@ func (w *Writer) build(content Entry) (Entry, []byte, error) {
 		return Entry{}, nil, fmt.Errorf("catalog: append: %w: the catalog has entries of epoch %d, this writer holds %d",
 			ErrFenced, w.c.lastEpoch, w.epoch)
 	}
-	e := Entry{Seq: w.c.next, Epoch: w.epoch, Writer: w.holder, Written: now(), Segment: content.Segment,
-		Debris: content.Debris, Watermark: content.Watermark, Prev: w.c.lastHash}
+	e := Entry{Seq: w.c.next, Epoch: w.epoch, Writer: w.holder, Written: w.now(), Segment: content.Segment,
+		Debris: content.Debris, Merge: content.Merge, Watermark: content.Watermark, Prev: w.c.lastHash}
 	e.normalize()
 	e.Hash = e.ComputeHash()
 	if reason := w.c.check(e); reason != "" {
@@ -136,7 +155,15 @@ func (w *Writer) build(content Entry) (Entry, []byte, error) {
 // sameContent reports whether two entries add the same segment and debris
 // and set the same watermark.
 func sameContent(a, b Entry) bool {
-	return sameSegment(a.Segment, b.Segment) && slices.Equal(a.Debris, b.Debris) && sameWatermark(a.Watermark, b.Watermark)
+	return sameSegment(a.Segment, b.Segment) && slices.Equal(a.Debris, b.Debris) && sameMerge(a.Merge, b.Merge) &&
+		sameWatermark(a.Watermark, b.Watermark)
+}
+
+func sameMerge(a, b *Merge) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return slices.Equal(a.Inputs, b.Inputs) && sameSegment(&a.Output, &b.Output)
 }
 
 func sameSegment(a, b *SegmentRef) bool {
@@ -148,7 +175,7 @@ func sameSegment(a, b *SegmentRef) bool {
 		x.Transactions == y.Transactions && x.Table == y.Table && x.TableID == y.TableID && x.KeyID == y.KeyID &&
 		x.Compression == y.Compression && x.FirstEndLSN == y.FirstEndLSN && x.LastEndLSN == y.LastEndLSN &&
 		x.PrevLSN == y.PrevLSN && x.MinCommitTime.Equal(y.MinCommitTime) && x.MaxCommitTime.Equal(y.MaxCommitTime) &&
-		x.RawBytes == y.RawBytes
+		x.RawBytes == y.RawBytes && x.Level == y.Level && x.EventsDigest == y.EventsDigest
 }
 
 func sameWatermark(a, b Watermark) bool { return a.LSN == b.LSN && a.CommitTime.Equal(b.CommitTime) }
@@ -164,7 +191,10 @@ func (w *Writer) maybeCheckpoint(ctx context.Context, seq uint64) {
 	if every < 0 || (seq%uint64(every) != 0 && !w.pendingCheckpoint) {
 		return
 	}
-	err := writeCheckpoint(ctx, w.store, w.c, w.holder, now())
+	err := w.c.prune(ctx, w.store)
+	if err == nil {
+		err = writeCheckpoint(ctx, w.store, w.c, w.holder, w.now())
+	}
 	w.pendingCheckpoint = err != nil
 	w.checkpointErr = err
 }
