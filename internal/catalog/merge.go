@@ -197,6 +197,7 @@ func (c *Catalog) applyMerge(m *Merge, seq uint64, at time.Time) {
 	}
 	c.segments, c.segSeqs = segs, seqs
 	c.keys[m.Output.Key] = seq
+	delete(c.debris, m.Output.Key) // a crashed merge's upload, recorded as debris, adopted
 }
 
 // Superseded returns the objects merges replaced that are still recorded
