@@ -50,7 +50,7 @@ type checkpoint struct {
 	// been seen yet, in key order (version 2).
 	Superseded []SupersededRef `json:"superseded,omitempty"`
 	Writer     string          `json:"writer"`
-	Written time.Time      `json:"written"`
+	Written    time.Time       `json:"written"`
 	// Digest is the SHA-256 of the checkpoint's canonical JSON without it.
 	Digest string `json:"digest,omitempty"`
 }
