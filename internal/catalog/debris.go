@@ -87,13 +87,15 @@ func (c *Catalog) Debris(key string) (ref DebrisRef, seq uint64, ok bool) {
 	return r.DebrisRef, r.Seq, ok
 }
 
-// Known reports whether key is listed as a segment or recorded as debris.
+// Known reports whether key is listed as a segment, recorded as debris or
+// superseded by a merge.
 func (c *Catalog) Known(key string) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	_, listed := c.keys[key]
 	_, debris := c.debris[key]
-	return listed || debris
+	_, superseded := c.superseded[key]
+	return listed || debris || superseded
 }
 
 // sortedDebris returns the debris records in key order.
