@@ -12,6 +12,7 @@ import (
 	"github.com/tidemark/tidemark/internal/archive"
 	"github.com/tidemark/tidemark/internal/cli"
 	"github.com/tidemark/tidemark/internal/feed"
+	"github.com/tidemark/tidemark/internal/merge"
 	"github.com/tidemark/tidemark/internal/segment"
 )
 
@@ -30,6 +31,12 @@ type runOptions struct {
 	leaseTTL         time.Duration
 	compression      string
 	compressionLevel int
+	idleWatermark    time.Duration
+	mergeLevels      string
+	mergeInterval    time.Duration
+	mergeSettle      time.Duration
+	mergeMaxBytes    int64
+	tempDir          string
 }
 
 func (r *runOptions) register(cmd *cobra.Command) {
@@ -47,6 +54,12 @@ func (r *runOptions) register(cmd *cobra.Command) {
 	f.DurationVar(&r.leaseTTL, "lease-ttl", archive.DefaultLeaseTTL, "writer lease lifetime; a standby takes over after it expires")
 	f.StringVar(&r.compression, "compression", "zstd", "segment compression: zstd, gzip or none")
 	f.IntVar(&r.compressionLevel, "compression-level", 0, "compression level (zstd 1-22, gzip 1-9; 0 = default)")
+	f.DurationVar(&r.idleWatermark, "idle-watermark-interval", 0, "least time between watermark-only catalog entries while idle (default 10 × --flush-interval)")
+	f.StringVar(&r.mergeLevels, "merge-levels", merge.FormatLevels(merge.DefaultLevels), "bucket spans of merge levels 1, 2, …, or off")
+	f.DurationVar(&r.mergeInterval, "merge-interval", archive.DefaultMergeInterval, "how often the writer looks for segments to merge")
+	f.DurationVar(&r.mergeSettle, "merge-settle", merge.DefaultSettle, "how long past a bucket's end (by commit time) a merge waits for late segments")
+	f.Int64Var(&r.mergeMaxBytes, "merge-max-bytes", merge.DefaultMaxRawBytes, "raw size cap of one merged segment")
+	f.StringVar(&r.tempDir, "temp-dir", "", "directory for the merger's temporary files (default the system's)")
 }
 
 // config turns the flags into an archive.Config.
@@ -55,12 +68,18 @@ func (r *runOptions) config(g *globalOptions) (archive.Config, error) {
 	if err != nil {
 		return archive.Config{}, cli.Usage(err, "use --compression zstd, gzip or none")
 	}
+	levels, err := merge.ParseLevels(r.mergeLevels)
+	if err != nil {
+		return archive.Config{}, cli.Usage(err, `use --merge-levels "1m,1h,24h" or off`)
+	}
 	cfg := archive.Config{
 		Stream: g.stream, Subjects: feed.Subjects{Prefix: g.prefix}, Consumer: g.consumer, Holder: r.holder,
 		MaxAckPending: r.maxAckPending, AckWait: r.ackWait, FetchBatch: r.fetchBatch,
 		ReorderBuffer: r.reorderBuffer, HoleGrace: r.holeGrace, SegmentMaxBytes: r.segmentMaxBytes,
 		FlushInterval: r.flushInterval, BucketWidth: r.bucketWidth, LeaseTTL: r.leaseTTL,
-		Compression: comp, CompressionLevel: r.compressionLevel,
+		Compression: comp, CompressionLevel: r.compressionLevel, IdleWatermarkInterval: r.idleWatermark,
+		Merge:         merge.Policy{Levels: levels, Settle: r.mergeSettle, MaxRawBytes: r.mergeMaxBytes},
+		MergeInterval: r.mergeInterval, TempDir: r.tempDir,
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, cli.Usage(err, "archiver run --help")

@@ -202,7 +202,9 @@ func (a *Archiver) lead(ctx context.Context, lease *catalog.Lease) error {
 
 	s, err := a.start(sctx, lease)
 	if err == nil {
+		stopMerging := a.startMerger(sctx, ctx, cancel, s)
 		err = s.run(sctx, ctx.Done())
+		stopMerging()
 		if ctx.Err() != nil && err == nil {
 			a.finish(s)
 		}

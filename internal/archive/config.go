@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tidemark/tidemark/internal/feed"
+	"github.com/tidemark/tidemark/internal/merge"
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/segment"
 )
@@ -34,6 +35,7 @@ const (
 	DefaultLeaseTTL        = 10 * time.Second
 	DefaultStandbyRetry    = time.Second
 	DefaultInfoInterval    = 5 * time.Second
+	DefaultMergeInterval   = 10 * time.Second
 )
 
 // Config configures an Archiver. The zero value of every field means its
@@ -88,6 +90,19 @@ type Config struct {
 	// InfoInterval is how often the leader reads consumer info for the
 	// pending gauges (5 s).
 	InfoInterval time.Duration
+	// IdleWatermarkInterval is the least time between two watermark-only
+	// catalog entries while no events arrive (10 × FlushInterval): an idle
+	// source costs one entry per interval, not one per heartbeat. Events are
+	// never held back by it; only the watermark's move past heartbeats, and
+	// so the slot's confirmation, waits.
+	IdleWatermarkInterval time.Duration
+	// Merge is the merge policy (merge.DefaultLevels: minute, hour, day);
+	// Merge.Levels set to an empty slice disables merging.
+	Merge merge.Policy
+	// MergeInterval is how often the writer looks for merges to do (10 s).
+	MergeInterval time.Duration
+	// TempDir holds the merger's temporary files ("" = the system's).
+	TempDir string
 	// Compression is the segments' compression (zstd).
 	Compression segment.Compression
 	// CompressionLevel is the compression level; 0 means the default.
@@ -141,6 +156,8 @@ func (c *Config) Validate() error {
 	setDefault(&c.LeaseTTL, DefaultLeaseTTL)
 	setDefault(&c.StandbyRetry, DefaultStandbyRetry)
 	setDefault(&c.InfoInterval, DefaultInfoInterval)
+	setDefault(&c.IdleWatermarkInterval, 10*c.FlushInterval)
+	setDefault(&c.MergeInterval, DefaultMergeInterval)
 	if c.Holder == "" {
 		c.Holder = defaultHolder()
 	}
@@ -161,6 +178,11 @@ func (c *Config) Validate() error {
 	check(c.BucketWidth%time.Minute == 0, "bucket width must be whole minutes, got %s", c.BucketWidth)
 	check(c.LeaseTTL >= 300*time.Millisecond, "lease ttl must be at least 300ms, got %s", c.LeaseTTL)
 	check(c.Compression <= segment.None, "unknown compression %d", c.Compression)
+	check(c.IdleWatermarkInterval >= c.FlushInterval, "idle watermark interval must be at least the flush interval %s, got %s", c.FlushInterval, c.IdleWatermarkInterval)
+	check(c.MergeInterval >= 10*time.Millisecond, "merge interval must be at least 10ms, got %s", c.MergeInterval)
+	if err := c.Merge.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -475,7 +475,7 @@ func (s *session) tick(ctx context.Context, now time.Time) error {
 		if err := s.flush(ctx, "age"); err != nil {
 			return err
 		}
-	case s.roll.empty() && s.head > s.durable.LSN && now.Sub(s.lastEntry) >= s.a.cfg.FlushInterval:
+	case s.roll.empty() && s.head > s.durable.LSN && now.Sub(s.lastEntry) >= s.a.cfg.IdleWatermarkInterval:
 		if err := s.flush(ctx, "watermark"); err != nil {
 			return err
 		}

@@ -41,6 +41,10 @@ type Merger struct {
 	Logger *slog.Logger
 	// Hook, when set, runs at each step of a merge (tests inject crashes).
 	Hook func(Step)
+	// Guard, when set, is asked before every upload; an error stops the
+	// merge (the archiver refuses to upload once its lease has lapsed by
+	// its own clock).
+	Guard func() error
 }
 
 // Step names the points of a merge a Hook sees.
@@ -132,7 +136,7 @@ func (m *Merger) Run(ctx context.Context, interval time.Duration) error {
 			return nil
 		}
 		if err != nil {
-			if errors.Is(err, catalog.ErrFenced) || errors.Is(err, catalog.ErrConflict) {
+			if errors.Is(err, catalog.ErrFenced) || errors.Is(err, catalog.ErrConflict) || m.Guard != nil && m.Guard() != nil {
 				return err
 			}
 			mergeErrorsTotal.WithLabelValues("store").Inc()
@@ -165,6 +169,11 @@ func (m *Merger) Merge(ctx context.Context, g Group) (out *catalog.SegmentRef, a
 		return nil, false, err
 	}
 	m.hook(StepWritten)
+	if m.Guard != nil {
+		if err := m.Guard(); err != nil {
+			return nil, false, fmt.Errorf("merge: %w", err)
+		}
+	}
 	if adopted, err = m.upload(ctx, tmp, out); err != nil {
 		return nil, false, err
 	}
