@@ -61,7 +61,7 @@ Every flag can be set from the environment as BENCH_<FLAG> (BENCH_EVENTS=200000)
 		},
 	}
 	cli.AddConfigFlag(cmd)
-	cmd.AddCommand(newProfileCmd())
+	cmd.AddCommand(newProfileCmd(), newAgeCmd())
 	f := cmd.Flags()
 	f.IntVar(&o.events, "events", 1_000_000, "events in the backlog")
 	f.IntVar(&o.streams, "streams", 10_000, "streams the events spread over")
