@@ -198,7 +198,7 @@ func (m *Merger) Merge(ctx context.Context, g Group) (out *catalog.SegmentRef, a
 // output's reference.
 func (m *Merger) write(ctx context.Context, g Group, dst *os.File) (*catalog.SegmentRef, error) {
 	var w *segment.Writer
-	digest := segment.NewEventsDigest()
+	var digest segment.EventsDigest
 	h := sha256.New()
 	var hdr *segment.Header
 	var first, last *segmentEdge
@@ -366,7 +366,7 @@ func (m *Merger) describe(ctx context.Context, key string) (*catalog.SegmentRef,
 		return nil, err
 	}
 	defer r.Close()
-	digest := segment.NewEventsDigest()
+	var digest segment.EventsDigest
 	for {
 		e, err := r.Next()
 		if err == io.EOF {
