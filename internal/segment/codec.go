@@ -102,6 +102,40 @@ func (nopCloser) Close() error { return nil }
 // errTooLarge reports decompressed data longer than the trailer declared.
 var errTooLarge = errors.New("decompressed body longer than declared")
 
+// newDecompressor returns a reader of what src decompresses to with c, and
+// a func that releases the pooled decoder; the decoder's state is bounded
+// (zstd: a window of at most maxZstdWindow), whatever src claims.
+func newDecompressor(c Compression, src io.Reader) (io.Reader, func(), error) {
+	switch c {
+	case None:
+		return src, func() {}, nil
+	case Gzip:
+		z, ok := getPooled(&gzipReaders).(*gzip.Reader)
+		if !ok {
+			z = new(gzip.Reader)
+		}
+		if err := z.Reset(src); err != nil {
+			return nil, nil, fmt.Errorf("gzip header: %w", err)
+		}
+		return z, func() { _ = z.Reset(bytes.NewReader(nil)); putPooled(&gzipReaders, z) }, nil
+	case Zstd:
+		d, ok := getPooled(&zstdDecoders).(*zstd.Decoder)
+		if !ok {
+			var err error
+			d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
+			if err != nil {
+				return nil, nil, fmt.Errorf("new zstd reader: %w", err)
+			}
+		}
+		if err := d.Reset(src); err != nil {
+			return nil, nil, fmt.Errorf("zstd reset: %w", err)
+		}
+		return d, func() { _ = d.Reset(nil); putPooled(&zstdDecoders, d) }, nil
+	}
+	return nil, nil, fmt.Errorf("unknown compression %d", uint8(c))
+}
+
 // decompress decompresses body (compressed with c) into a new buffer of
 // exactly rawLen bytes; anything more or less is an error. Memory use is
 // rawLen plus the decoder's bounded state, whatever body claims.
@@ -112,36 +146,11 @@ func decompress(c Compression, body []byte, rawLen int) ([]byte, error) {
 		}
 		return body, nil
 	}
-	var r io.Reader
-	switch c {
-	case Gzip:
-		z, ok := getPooled(&gzipReaders).(*gzip.Reader)
-		if !ok {
-			z = new(gzip.Reader)
-		}
-		if err := z.Reset(bytes.NewReader(body)); err != nil {
-			return nil, fmt.Errorf("gzip header: %w", err)
-		}
-		defer func() { _ = z.Reset(bytes.NewReader(nil)); putPooled(&gzipReaders, z) }()
-		r = z
-	case Zstd:
-		d, ok := getPooled(&zstdDecoders).(*zstd.Decoder)
-		if !ok {
-			var err error
-			d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
-				zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
-			if err != nil {
-				return nil, fmt.Errorf("new zstd reader: %w", err)
-			}
-		}
-		if err := d.Reset(bytes.NewReader(body)); err != nil {
-			return nil, fmt.Errorf("zstd reset: %w", err)
-		}
-		defer func() { _ = d.Reset(nil); putPooled(&zstdDecoders, d) }()
-		r = d
-	default:
-		return nil, fmt.Errorf("unknown compression %d", uint8(c))
+	r, release, err := newDecompressor(c, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
 	}
+	defer release()
 	raw := make([]byte, rawLen)
 	if _, err := io.ReadFull(r, raw); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -149,13 +158,18 @@ func decompress(c Compression, body []byte, rawLen int) ([]byte, error) {
 		}
 		return nil, err
 	}
+	return raw, expectEOF(r)
+}
+
+// expectEOF reports errTooLarge unless r is at its end.
+func expectEOF(r io.Reader) error {
 	var one [1]byte
 	n, err := io.ReadFull(r, one[:])
 	if n > 0 {
-		return nil, errTooLarge
+		return errTooLarge
 	}
 	if !errors.Is(err, io.EOF) {
-		return nil, err
+		return err
 	}
-	return raw, nil
+	return nil
 }
