@@ -6,13 +6,15 @@ import (
 	"github.com/tidemark/tidemark/internal/event"
 )
 
-// ReadOptions configures Decode and ReadTrailer.
+// ReadOptions configures Decode, ReadTrailer and OpenReader.
 type ReadOptions struct {
 	// Keyring decrypts encrypted segments, picking the key by the header's
 	// key id; nil reads plaintext segments only.
 	Keyring *Keyring
-	// MaxRawBytes caps the decompressed records, and separately the memory
-	// for decoded event structures; 0 (or less) means DefaultMaxRawBytes (1 GiB).
+	// MaxRawBytes caps, for Decode, the decompressed records and separately
+	// the memory for decoded event structures; for OpenReader, which holds
+	// one event at a time, the record of any one event. 0 (or less) means
+	// DefaultMaxRawBytes (1 GiB).
 	MaxRawBytes int64
 }
 
