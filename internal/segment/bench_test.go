@@ -38,6 +38,7 @@ func benchCases(b *testing.B) []benchCase {
 		{"gzip", WriterOptions{Compression: Gzip}},
 		{"zstd", WriterOptions{Compression: Zstd}},
 		{"zstd-level1", WriterOptions{Compression: Zstd, Level: 1}},
+		{"zstd-merged", WriterOptions{Compression: Zstd, MergeLevel: 1}},
 		{"zstd+age", WriterOptions{Compression: Zstd, Keyring: ring}},
 	}
 }

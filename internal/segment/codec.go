@@ -11,18 +11,20 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// zstdWindow is the window the writer uses; maxZstdWindow is the largest
-// window (and single-segment frame size) the reader accepts, which bounds
-// the decoder's history buffer.
+// zstdWindow is the window the writer uses for flush segments;
+// maxZstdWindow is the largest window (and single-segment frame size) the
+// reader accepts, which bounds the decoder's history buffer, and the window
+// of merged segments.
 const (
 	zstdWindow    = 8 << 20
 	maxZstdWindow = 16 << 20
 )
 
 // Encoders and decoders are expensive to build (tables, history buffers), so
-// they are pooled: zstd encoders per preset level, gzip writers per level.
+// they are pooled: zstd encoders per window (flush, merged) and preset
+// level, gzip writers per level.
 var (
-	zstdEncoders [5]sync.Pool // index: zstd.EncoderLevel
+	zstdEncoders [2][5]sync.Pool // index: merged, zstd.EncoderLevel
 	gzipWriters  [10]sync.Pool
 	zstdDecoders sync.Pool
 	gzipReaders  sync.Pool
@@ -53,9 +55,10 @@ type compressor struct {
 	release func()
 }
 
-// newCompressor returns a compressor for c at level writing to dst. The
-// caller calls Close, then release.
-func newCompressor(c Compression, level int, dst io.Writer) (*compressor, error) {
+// newCompressor returns a compressor for c at level writing to dst. For a
+// merged segment zstd defaults to its best preset and uses the largest
+// window readers accept. The caller calls Close, then release.
+func newCompressor(c Compression, level int, merged bool, dst io.Writer) (*compressor, error) {
 	switch c {
 	case None:
 		return &compressor{WriteCloser: nopCloser{dst}, release: func() {}}, nil
@@ -77,20 +80,24 @@ func newCompressor(c Compression, level int, dst io.Writer) (*compressor, error)
 		}
 		return &compressor{WriteCloser: z, release: func() { z.Reset(nil); putPooled(&gzipWriters[idx], z) }}, nil
 	case Zstd:
-		l := zstd.SpeedDefault
+		l, window, pool := zstd.SpeedDefault, zstdWindow, zstdEncoders[0][:]
+		if merged {
+			l, window, pool = zstd.SpeedBestCompression, maxZstdWindow, zstdEncoders[1][:]
+		}
 		if level != 0 {
 			l = zstd.EncoderLevelFromZstd(level)
 		}
-		if e, ok := getPooled(&zstdEncoders[l]).(*zstd.Encoder); ok {
+		p := &pool[l]
+		if e, ok := getPooled(p).(*zstd.Encoder); ok {
 			e.Reset(dst)
-			return &compressor{WriteCloser: e, release: func() { e.Reset(nil); putPooled(&zstdEncoders[l], e) }}, nil
+			return &compressor{WriteCloser: e, release: func() { e.Reset(nil); putPooled(p, e) }}, nil
 		}
 		e, err := zstd.NewWriter(dst, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(1),
-			zstd.WithWindowSize(zstdWindow), zstd.WithEncoderCRC(true))
+			zstd.WithWindowSize(window), zstd.WithEncoderCRC(true))
 		if err != nil {
 			return nil, fmt.Errorf("new zstd writer: %w", err)
 		}
-		return &compressor{WriteCloser: e, release: func() { e.Reset(nil); putPooled(&zstdEncoders[l], e) }}, nil
+		return &compressor{WriteCloser: e, release: func() { e.Reset(nil); putPooled(p, e) }}, nil
 	}
 	return nil, fmt.Errorf("unknown compression %d", uint8(c))
 }

@@ -221,6 +221,8 @@ func parseHeader(name string, b []byte, version, flags byte) (*Header, error) {
 		return nil, corruptf(name, "encryption flag and header key id disagree")
 	case hj.KeyID != "" && !isKeyID(hj.KeyID):
 		return nil, corruptf(name, "malformed key id")
+	case hj.Level < 0 || hj.Level > MaxLevel:
+		return nil, corruptf(name, "header level %d out of range 0..%d", hj.Level, MaxLevel)
 	case hj.Table.Name == "" || len(hj.Table.Columns) == 0 || len(hj.Table.Columns) > maxColumns:
 		return nil, corruptf(name, "header table %q has %d columns", hj.Table.QualifiedName(), len(hj.Table.Columns))
 	}
