@@ -133,16 +133,18 @@ func msgSize(m *nats.Msg) int {
 	return n
 }
 
-// send publishes e.msg; a synchronous failure schedules a retry.
+// send publishes e.msg. A synchronous failure (NATS away and its
+// reconnect buffer full, too many messages pending) is delivered on e.errc
+// like an asynchronous one, so it is retried, counted towards
+// PublishRetries and raises the stall gauge the same way.
 func (p *publisher) send(e *inflight) {
 	e.attempts++
 	e.sent = p.clock.now()
 	fut, err := p.js.PublishMsgAsync(e.msg)
 	if err != nil {
-		metricPublishErrors.Inc()
-		e.ok, e.errc = nil, nil
-		e.retryAt = p.clock.now().Add(backoff(e.attempts))
-		p.log.Warn("publish failed", "subject", e.msg.Subject, "attempt", e.attempts, "err", err)
+		errc := make(chan error, 1)
+		errc <- err
+		e.ok, e.errc = make(chan *jetstream.PubAck), errc
 		return
 	}
 	e.ok, e.errc = fut.Ok(), fut.Err()

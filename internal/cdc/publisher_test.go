@@ -526,6 +526,12 @@ func TestPublisher(t *testing.T) {
 			advance(backoff(1)), poll(), wantSends(1, 1), wantResentAsSent(1),
 			ack(1), poll(), wantAcked(1),
 		}},
+		{name: "refused publishes count towards retries and raise the stall gauge", steps: []step{
+			refuse(nats.ErrReconnectBufExceeded), refuse(nats.ErrReconnectBufExceeded), refuse(nats.ErrReconnectBufExceeded),
+			publish(1), poll(), wantStalled(true), wantLog("publish not acknowledged, retrying with the same message id", 1),
+			advance(backoff(1)), poll(), poll(), advance(backoff(2)), poll(),
+			pollErr(errPublishExhausted, nats.ErrReconnectBufExceeded), wantSends(1, 1, 1),
+		}},
 		{name: "later failures are re-sent together with the head", steps: []step{
 			publish(1, 2, 3), fail(1, timeout), fail(3, timeout), poll(),
 			advance(backoff(1)), poll(), wantSends(1, 2, 3, 1, 3), wantResentAsSent(3),
