@@ -184,7 +184,7 @@ type standbyReply struct {
 }
 
 // lastReply reads the slot's walsender's last standby status update from
-// pg_stat_replication (the zero time when no walsender holds the slot).
+// pg_stat_replication (the Unix epoch when no walsender holds the slot).
 func (e *env) lastReply() standbyReply {
 	e.t.Helper()
 	var r standbyReply
