@@ -3,8 +3,11 @@ package catalog
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strconv"
 
@@ -378,13 +381,17 @@ func (v *segmentVerifier) verify(ctx context.Context, store objstore.Store, i in
 	if ref.PrevLSN >= ref.FirstEndLSN && ref.Events > 0 {
 		v.r.addf(Failure, "continuity", ref.Key, "", "chain link %s is not before its first position %s", ref.PrevLSN, ref.FirstEndLSN)
 	}
-	data, err := objstore.ReadAll(ctx, store, ref.Key, ref.Size)
-	var tooLarge *objstore.TooLargeError
+	f, err := os.CreateTemp("", "tidemark-verify-*.tms")
+	if err != nil {
+		return fmt.Errorf("catalog: verify: %w", err)
+	}
+	defer func() { f.Close(); os.Remove(f.Name()) }()
+	sum, n, err := downloadTo(ctx, store, ref.Key, ref.Size, f)
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
 		v.r.addf(Failure, "object", ref.Key, "", "missing (listed by entry %d)", v.c.segSeqs[i])
 		return nil
-	case errors.As(err, &tooLarge):
+	case errors.Is(err, errTooLarge):
 		v.r.addf(Failure, "object", ref.Key, "", "larger than the %d bytes the catalog records", ref.Size)
 		return nil
 	case err != nil:
@@ -394,15 +401,15 @@ func (v *segmentVerifier) verify(ctx context.Context, store objstore.Store, i in
 		v.r.addf(Failure, "object", ref.Key, "", "unreadable: %v", err)
 		return nil
 	}
-	if int64(len(data)) != ref.Size {
-		v.r.addf(Failure, "object", ref.Key, "", "%d bytes, the catalog records %d", len(data), ref.Size)
+	if n != ref.Size {
+		v.r.addf(Failure, "object", ref.Key, "", "%d bytes, the catalog records %d", n, ref.Size)
 		return nil
 	}
-	if sum := sha256.Sum256(data); fmt.Sprintf("%x", sum) != ref.SHA256 {
-		v.r.addf(Failure, "checksum", ref.Key, "", "SHA-256 %x does not match the catalog's %s", sum[:8], short(ref.SHA256))
+	if sum != ref.SHA256 {
+		v.r.addf(Failure, "checksum", ref.Key, "", "SHA-256 %.16s does not match the catalog's %s", sum, short(ref.SHA256))
 		return nil
 	}
-	seg, err := segment.Decode(ref.Key, data, segment.ReadOptions{Keyring: v.keyring})
+	rd, err := segment.OpenReader(ref.Key, f, n, segment.ReadOptions{Keyring: v.keyring})
 	switch {
 	case errors.Is(err, segment.ErrNoKey):
 		v.r.addf(Failure, "decode", ref.Key, "", "cannot decrypt: %v", err)
@@ -411,20 +418,45 @@ func (v *segmentVerifier) verify(ctx context.Context, store objstore.Store, i in
 		v.r.addf(Failure, "decode", ref.Key, "", "%v", err)
 		return nil
 	}
-	if msg := compareTrailer(ref, seg); msg != "" {
+	defer rd.Close()
+	if msg := compareTrailer(ref, rd.Header(), rd.Trailer()); msg != "" {
 		v.r.addf(Failure, "trailer", ref.Key, "", "disagrees with the catalog: %s", msg)
 		return nil
 	}
+	if err := v.events(i, rd); err != nil {
+		v.r.addf(Failure, "decode", ref.Key, "", "%v", err)
+		return nil
+	}
 	v.r.Verified++
-	v.r.Events += len(seg.Events)
-	v.systems[seg.Header.SystemID] = true
-	v.events(i, seg)
+	v.r.Events += rd.Trailer().Events
+	v.systems[rd.Header().SystemID] = true
 	return nil
 }
 
+// errTooLarge: the object is larger than its catalog entry says.
+var errTooLarge = errors.New("object larger than recorded")
+
+// downloadTo copies the object into f, at most limit bytes (one more is
+// read to notice a larger object), and returns its SHA-256 and size.
+func downloadTo(ctx context.Context, store objstore.Store, key string, limit int64, f *os.File) (string, int64, error) {
+	rc, _, err := store.Get(ctx, key)
+	if err != nil {
+		return "", 0, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rc, limit+1))
+	switch {
+	case err != nil:
+		return "", n, err
+	case n > limit:
+		return "", n, errTooLarge
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
 // compareTrailer reports how a decoded segment differs from its reference.
-func compareTrailer(ref SegmentRef, seg *segment.Segment) string {
-	tr, h := seg.Trailer, seg.Header
+func compareTrailer(ref SegmentRef, h *segment.Header, tr *segment.Trailer) string {
 	switch {
 	case tr.Events != ref.Events || tr.Transactions != ref.Transactions:
 		return fmt.Sprintf("%d events in %d transactions, the catalog says %d in %d", tr.Events, tr.Transactions, ref.Events, ref.Transactions)
@@ -439,26 +471,45 @@ func compareTrailer(ref SegmentRef, seg *segment.Segment) string {
 		return fmt.Sprintf("key id %q, the catalog says %q", h.KeyID, ref.KeyID)
 	case h.Compression.String() != ref.Compression:
 		return fmt.Sprintf("compression %s, the catalog says %s", h.Compression, ref.Compression)
+	case h.Level != ref.Level:
+		return fmt.Sprintf("level %d, the catalog says %d", h.Level, ref.Level)
 	case h.Table.QualifiedName() != ref.Table || h.Table.ID() != ref.TableID:
 		return fmt.Sprintf("table %s (%s), the catalog says %s (%s)", h.Table.QualifiedName(), h.Table.ID(), ref.Table, ref.TableID)
 	}
 	return ""
 }
 
-// events runs the cross-segment checks over one decoded segment.
-func (v *segmentVerifier) events(i int, seg *segment.Segment) {
-	key := v.c.segments[i].Key
-	layout := event.LayoutOf(seg.Header.Table)
-	tableID := seg.Header.Table.ID()
-	for _, e := range seg.Events {
-		v.transaction(i, key, e)
+// events streams one segment's events through the cross-segment checks
+// and, for a merged segment, compares the digest of its events with the
+// one its merge recorded. It returns the reader's error (damage found at
+// the end of the stream).
+func (v *segmentVerifier) events(i int, rd *segment.Reader) error {
+	ref := v.c.segments[i]
+	layout := event.LayoutOf(rd.Header().Table)
+	tableID := rd.Header().Table.ID()
+	var digest segment.EventsDigest
+	for {
+		e, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		digest.Add(e)
+		v.transaction(i, ref.Key, e)
 		if layout.StreamID >= 0 && layout.StreamVersion >= 0 {
-			v.stream(key, tableID, e.Value(layout.StreamID), e.Value(layout.StreamVersion))
+			v.stream(ref.Key, tableID, e.Value(layout.StreamID), e.Value(layout.StreamVersion))
 		}
 		if layout.EventID >= 0 {
-			v.eventID(i, key, tableID, e.Value(layout.EventID))
+			v.eventID(i, ref.Key, tableID, e.Value(layout.EventID))
 		}
 	}
+	if ref.EventsDigest != "" && digest.Sum() != ref.EventsDigest {
+		v.r.addf(Failure, "merge", ref.Key, "", "its events' digest %.16s differs from the %.16s its merge recorded: the merge lost, added or reordered events",
+			digest.Sum(), ref.EventsDigest)
+	}
+	return nil
 }
 
 // transaction records the event's chain link and counts it towards its
