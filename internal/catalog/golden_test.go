@@ -3,6 +3,7 @@ package catalog
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -300,6 +301,79 @@ func TestEntry_GoldenPositions(t *testing.T) {
 		`"written":"2026-11-25T10:00:05.123456789Z"`, `"prev":""`, `"key_id":""`} {
 		if !strings.Contains(b, want) {
 			t.Errorf("entry 1 lacks %s: %s", want, b)
+		}
+	}
+}
+
+// TestLoad_GoldenArchiveV1 reads archive-v1, the archive today's
+// archiver wrote from the recorded feed-v1 (internal/testing/golden):
+// Load starts from its checkpoint and reads the entries after it, a load
+// of every entry agrees, Verify finds nothing wrong and counts the
+// recorded debris, and Plan picks segments by their commit times.
+func TestLoad_GoldenArchiveV1(t *testing.T) {
+	st, err := file.Open(golden.CopyDir(t, golden.ArchiveV1Dir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		segA   = "segments/2026/11/25/10/00/2c6c8800596add51-0000000000000001-00000016B3740330.tms"
+		segB   = "segments/2026/11/25/10/01/2c6c8800596add51-00000016B3740530-00000016B3740630.tms"
+		segC   = "segments/2026/11/25/10/02/2c6c8800596add51-00000016B3740930-00000016B3740B30.tms"
+		debris = "segments/2026/11/25/10/02/2c6c8800596add51-00000016B3740930-00000016B3740A30.tms"
+	)
+	wantWM := Watermark{LSN: 0x16_B3740D00, CommitTime: gtime("2026-11-25T10:02:50Z")}
+	c, err := Load(ctxT(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := LoadWith(ctxT(t), st, LoadOptions{IgnoreCheckpoints: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Catalog{c, full} {
+		var keys []string
+		for _, s := range c.Segments() {
+			keys = append(keys, s.Key)
+		}
+		if !reflect.DeepEqual(keys, []string{segA, segB, segC}) || c.NextSeq() != 7 || !sameWatermark(c.Watermark(), wantWM) {
+			t.Errorf("segments %v, next seq %d, watermark %+v", keys, c.NextSeq(), c.Watermark())
+		}
+		if _, seq, ok := c.Debris(debris); !ok || seq != 4 {
+			t.Errorf("debris %s recorded by entry %d (%v), want 4", debris, seq, ok)
+		}
+	}
+	if c.Checkpoint() != 5 || len(c.Entries()) != 2 || full.Checkpoint() != 0 || len(full.Entries()) != 6 {
+		t.Errorf("checkpoint %d with %d entries read; full load %d entries", c.Checkpoint(), len(c.Entries()), len(full.Entries()))
+	}
+	kinds := ""
+	for _, e := range full.Entries() {
+		switch {
+		case e.Segment != nil:
+			kinds += "S"
+		case len(e.Debris) > 0:
+			kinds += "D"
+		default:
+			kinds += "W"
+		}
+		kinds += fmt.Sprint(e.Epoch)
+	}
+	if kinds != "S1S1W1D2S2W2" {
+		t.Errorf("entries (kind, epoch) %s, want S1S1W1D2S2W2", kinds)
+	}
+	rep, err := Verify(ctxT(t), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Worst() != OK || rep.Segments != 3 || rep.Verified != 3 || rep.Events != 16 || rep.Debris != 1 {
+		t.Errorf("verify: worst %s, %d/%d segments, %d events, %d debris:\n%v",
+			rep.Worst(), rep.Verified, rep.Segments, rep.Events, rep.Debris, rep.Findings)
+	}
+	// Minute 10:01's segment starts at 10:01:05; 10:00's holds commits
+	// from 10:00:00.5 (a snapshot row).
+	for at, want := range map[string]int{"2026-11-25T10:00:00.4Z": 0, "2026-11-25T10:00:00.5Z": 1,
+		"2026-11-25T10:01:05Z": 2, "2026-11-25T10:02:50Z": 3} {
+		if got := len(c.Plan(gtime(at))); got != want {
+			t.Errorf("Plan(%s) picks %d segments, want %d", at, got, want)
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package feed_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -382,3 +384,76 @@ func TestMeta_Golden(t *testing.T) {
 		t.Errorf("META key %s, bucket %s", got, feed.MetaBucket("TIDEMARK"))
 	}
 }
+
+// TestStream_Golden pins feed-v1, the recorded stream the archiver's and
+// restorer's golden tests consume (internal/testing/golden): capture's
+// encoding of the whole script must reproduce the recording, and today's
+// decoders must read every message of the recording back to the script's
+// events and heartbeats.
+func TestStream_Golden(t *testing.T) {
+	tbl := golden.FeedV1Table()
+	def, err := json.Marshal(tbl) // as cdc's tableRegistry.ensure stores it
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, filepath.Join(golden.FeedV1MetaDir(), feed.TableKey(tbl.ID())), def, *update)
+	golden.Check(t, golden.FeedV1StreamFile(), golden.MarshalMsgs(streamComment, golden.FeedV1Messages()...), *update)
+
+	msgs, meta, err := golden.ReadFeedV1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		events     []*event.Event
+		heartbeats []event.Position
+		seen       = map[string]bool{}
+		tampers    int
+	)
+	for i, m := range msgs {
+		switch {
+		case feed.IsTamper(m):
+			tampers++
+		case feed.IsHeartbeat(m):
+			hb, err := feed.DecodeHeartbeat(m)
+			if err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			heartbeats = append(heartbeats, hb.LSN)
+		default:
+			var def event.Table
+			if err := json.Unmarshal(meta[feed.TableKey(m.Header.Get(feed.HeaderSchemaID))], &def); err != nil {
+				t.Fatalf("message %d: table definition %s: %v", i, m.Header.Get(feed.HeaderSchemaID), err)
+			}
+			e, err := feed.DecodeEvent(m, &def)
+			if err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			if id := m.Header.Get(feed.HeaderMsgID); !seen[id] {
+				seen[id] = true
+				events = append(events, e)
+			}
+		}
+	}
+	want := golden.FeedV1Events()
+	slices.SortStableFunc(events, func(a, b *event.Event) int {
+		if c := cmp.Compare(a.EndLSN, b.EndLSN); c != 0 {
+			return c
+		}
+		return a.Index - b.Index
+	})
+	if len(events) != len(want) || len(msgs) != len(want)+1+1+len(heartbeats) {
+		t.Fatalf("%d distinct events in %d messages, want %d events (one transaction re-sent, one tamper report, %d heartbeats)",
+			len(events), len(msgs), len(want), len(heartbeats))
+	}
+	for i := range want {
+		if !events[i].Equal(want[i]) {
+			t.Errorf("event %d\n got %+v\nwant %+v", i, events[i], want[i])
+		}
+	}
+	if !slices.Equal(heartbeats, golden.FeedV1Heartbeats()) || tampers != 1 {
+		t.Errorf("heartbeats %v, tamper reports %d", heartbeats, tampers)
+	}
+}
+
+const streamComment = `feed-v1: a feed as capture published it, in publish order (see internal/testing/golden/feedv1.go).
+Regenerate: go test ./internal/feed -run TestStream_Golden -update`
