@@ -88,7 +88,6 @@ const (
 // feedV1Run is what archiveFeedV1 delivered, per term.
 type feedV1Run struct {
 	term1, term2 []*recordedMsg
-	debrisKey    string
 }
 
 // archiveFeedV1 archives msgs into st in two terms:
