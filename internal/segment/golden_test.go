@@ -148,6 +148,11 @@ func encodeGolden(tb testing.TB, c goldenCase) []byte {
 // bytes: a writer change that alters any byte of a plaintext segment
 // fails here. Encrypted output differs in its age section every time, so
 // for it the envelope and the size must match.
+//
+// The gzip and zstd bytes also depend on github.com/klauspost/compress
+// (pinned in go.mod). An upgrade that compresses differently changes no
+// format: check that TestDecode_Golden still passes on the old files, then
+// rewrite them with -update in the same commit as the upgrade.
 func TestWriter_Golden(t *testing.T) {
 	for _, c := range goldenCases {
 		t.Run(c.file, func(t *testing.T) {
