@@ -8,7 +8,7 @@ PG_BIN       := /usr/lib/postgresql/15/bin
 BIN          := bin
 PROGRAMS     := capture archiver restorer loadgen
 TEST_TIMEOUT ?= 14m
-FUZZTIME     ?= 10s
+FUZZTIME     ?= 5s
 SCENARIO     ?=
 SEED         ?= 1
 
@@ -43,9 +43,9 @@ build: ## build capture, archiver, restorer and loadgen into bin/
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(PROGRAMS))
 
 .PHONY: test
-test: deps tools ## run every test against real PostgreSQL, NATS and S3 servers (plus a short fuzz run)
+test: deps tools lint ## lint, run every test against real PostgreSQL, NATS and S3 servers, then every fuzz target for FUZZTIME (5s) each
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./internal/segment
+	GO=$(GO) .ci/fuzz $(FUZZTIME)
 
 .PHONY: demo
 demo: deps tools build ## run the whole pipeline on embedded defaults and print a summary
@@ -62,7 +62,7 @@ chaos: deps tools build ## run the fault-injection scenarios (SCENARIO=name SEED
 
 .PHONY: fuzz
 fuzz: ## fuzz the segment decoder for longer (FUZZTIME=10m)
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(if $(filter 10s,$(FUZZTIME)),5m,$(FUZZTIME)) ./internal/segment
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(if $(filter 5s,$(FUZZTIME)),5m,$(FUZZTIME)) ./internal/segment
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck (pinned in go.mod)

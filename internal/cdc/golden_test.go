@@ -1,0 +1,105 @@
+package cdc
+
+import (
+	"encoding/json"
+	"flag"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidemark/tidemark/internal/testing/golden"
+)
+
+// update rewrites the golden files instead of comparing with them:
+// go test ./internal/cdc -run Golden -update
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// goldenDir holds the META records capture writes besides table
+// definitions (those are pinned in internal/feed): its slot record and
+// the source's system id (docs/feed.md, META bucket).
+const goldenDir = "testdata/golden"
+
+func gtime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return t.UTC()
+}
+
+// goldenSlotRecords are capture's slot record in each state, as
+// putSlotRecord and putSlotRecordIf store them (json.Marshal).
+func goldenSlotRecords() []struct {
+	file string
+	rec  slotRecord
+	data string
+} {
+	return []struct {
+		file string
+		rec  slotRecord
+		data string
+	}{{
+		file: "meta-slot-creating.json",
+		rec: slotRecord{Slot: "tidemark", SystemID: "7300000000000000001", State: slotCreating,
+			Creator: &backendID{PID: 4242, Start: gtime("2026-11-25T10:14:00.123456Z")}, Updated: gtime("2026-11-25T10:14:01.5Z")},
+		data: `{"slot":"tidemark","system_id":"7300000000000000001","state":"creating","consistent_point":"0/0",` +
+			`"creator":{"pid":4242,"start":"2026-11-25T10:14:00.123456Z"},"updated":"2026-11-25T10:14:01.5Z"}`,
+	}, {
+		file: "meta-slot-snapshot.json",
+		rec: slotRecord{Slot: "tidemark", SystemID: "7300000000000000001", State: slotSnapshot, ConsistentPoint: 0x16_B3740000,
+			Snapshot: "00000003-00000002-1", Creator: &backendID{PID: 4242, Start: gtime("2026-11-25T10:14:00.123456Z")},
+			Updated: gtime("2026-11-25T10:14:02Z")},
+		data: `{"slot":"tidemark","system_id":"7300000000000000001","state":"snapshot","consistent_point":"16/B3740000",` +
+			`"snapshot":"00000003-00000002-1","creator":{"pid":4242,"start":"2026-11-25T10:14:00.123456Z"},"updated":"2026-11-25T10:14:02Z"}`,
+	}, {
+		file: "meta-slot-streaming.json",
+		rec: slotRecord{Slot: "tidemark", SystemID: "7300000000000000001", State: slotStreaming, ConsistentPoint: 0x16_B3740000,
+			Updated: gtime("2026-11-25T10:15:00.000000001Z")},
+		data: `{"slot":"tidemark","system_id":"7300000000000000001","state":"streaming","consistent_point":"16/B3740000",` +
+			`"updated":"2026-11-25T10:15:00.000000001Z"}`,
+	}}
+}
+
+// TestSlotRecord_Golden encodes each slot record as capture stores it in
+// META (key slot.<name>) and requires the golden file, then decodes the
+// stored value as getSlotRecord does and compares every field.
+func TestSlotRecord_Golden(t *testing.T) {
+	if slotKey("tidemark") != "slot.tidemark" {
+		t.Errorf("slot key %q", slotKey("tidemark"))
+	}
+	for _, g := range goldenSlotRecords() {
+		t.Run(g.file, func(t *testing.T) {
+			b, err := json.Marshal(g.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(goldenDir, g.file)
+			golden.Check(t, path, b, *update)
+			stored := golden.Read(t, path)
+			if string(stored) != g.data {
+				t.Errorf("slot record %s, want %s", stored, g.data)
+			}
+			var got slotRecord
+			if err := json.Unmarshal(stored, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, g.rec) {
+				t.Errorf("decoded slot record\n got %+v\nwant %+v", got, g.rec)
+			}
+		})
+	}
+}
+
+// TestSystemID_Golden pins the system_id record: the decimal system
+// identifier as plain text, which checkSystemID compares after trimming
+// white space.
+func TestSystemID_Golden(t *testing.T) {
+	const sysid = "7300000000000000001"
+	path := filepath.Join(goldenDir, "meta-system-id.txt")
+	golden.Check(t, path, []byte(sysid), *update) // checkSystemID stores []byte(sysid)
+	if got := strings.TrimSpace(string(golden.Read(t, path))); got != sysid || KeySystemID != "system_id" {
+		t.Errorf("META %s holds %q, want %q", KeySystemID, got, sysid)
+	}
+}
