@@ -31,8 +31,12 @@ const goldenDir = "testdata/golden"
 var goldenObjects = []string{
 	EpochKey(1), EpochKey(2),
 	EntryKey(1), EntryKey(2), EntryKey(3), EntryKey(4),
-	CheckpointKey(4),
+	CheckpointKey(4), EntryKey(5),
 }
+
+// checkpointV1File is a version-1 checkpoint, as written before merges
+// existed (the golden catalog's checkpoint at 4 then); it stays readable.
+const checkpointV1File = "testdata/golden/checkpoint-v1.json"
 
 const (
 	goldenHolderA = "archiver-a/host-1/4242"
@@ -99,7 +103,10 @@ const (
 	goldenHash2  = "ff42dc4ee2a4d90db815e5eec637c75aed109daf6619083d029466d814badb6a"
 	goldenHash3  = "c6af3c72af792aa77a3de8a8b6a5c5a4912400a9087543a82c2567c2a973e912"
 	goldenHash4  = "2888cd52a79b8df4f0781f84a1e9ec02cf41ad4d2da959fb21dc1d24a467a499"
-	goldenDigest = "ef27488fddcdfc7eb482e963758fc86822a99e191d01905c7d51affbb805bd58"
+	goldenHash5  = "ee4d3e7ad866db00049c8c76b13269dc958bb9e751c40c86804fb5a2797a3c94"
+	goldenDigest = "fdbcd053540c0a88d86f6a6e1df3fcbbdc8a18c6caa6e560f85d30ea8b386808"
+	// goldenDigestV1 is checkpointV1's digest.
+	goldenDigestV1 = "ef27488fddcdfc7eb482e963758fc86822a99e191d01905c7d51affbb805bd58"
 )
 
 // goldenEntries are the entries the golden catalog holds.
@@ -114,16 +121,63 @@ func goldenEntries() []Entry {
 			Watermark: wms[2], Prev: goldenHash2, Hash: goldenHash3},
 		{Seq: 4, Epoch: 2, Writer: goldenHolderA, Written: gtime("2026-11-25T10:00:08.000000001Z"),
 			Debris: goldenDebris(), Watermark: wms[2], Prev: goldenHash3, Hash: goldenHash4},
+		{Seq: 5, Epoch: 2, Writer: goldenHolderA, Written: gtime("2026-11-25T10:01:30Z"),
+			Merge: goldenMerge(), Watermark: wms[2], Prev: goldenHash4, Hash: goldenHash5},
 	}
+}
+
+// goldenMerge replaces the two segments by one merged minute segment.
+func goldenMerge() *Merge {
+	segs := goldenSegments()
+	return &Merge{Inputs: []MergeInput{segs[0].Input(), segs[1].Input()}, Output: SegmentRef{
+		Key:  "segments/2026/11/25/09/59/9f2c4e1a0b3d5f67-0000001600B374D8-0000001600B3AE00-L1.tms",
+		Size: 171002, SHA256: "8e1f0c2d3b4a59687766554433221100ffeeddccbbaa99887766554433221100",
+		Events: 1207, Transactions: 413, Table: "public.eventcore_events", TableID: "9f2c4e1a0b3d5f67",
+		KeyID: "a97afaf796ee2e93", Compression: "zstd", FirstEndLSN: 0x16_00B374D8, LastEndLSN: 0x16_00B3AE00,
+		PrevLSN: 0x16_00B37400, MinCommitTime: gtime("2026-11-25T09:59:00.000001Z"), MaxCommitTime: gtime("2026-11-25T10:00:02.5Z"),
+		RawBytes: 816345, Level: 1, EventsDigest: "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+	}}
 }
 
 // goldenCheckpoint is the checkpoint written after entry 4.
 func goldenCheckpoint() checkpoint {
 	segs, d := goldenSegments(), goldenDebris()
+	at := gtime("2026-11-25T10:00:08.000000001Z")
+	return checkpoint{Version: 2, Seq: 4, EntryHash: goldenHash4, Epoch: 2, Watermark: goldenWatermarks()[2],
+		Segments: []checkpointSegment{{Seq: 1, SegmentRef: segs[0]}, {Seq: 2, SegmentRef: segs[1]}},
+		Debris:   []debrisRecord{{DebrisRef: d[1], Seq: 4, At: at}, {DebrisRef: d[0], Seq: 4, At: at}},
+		Writer:   goldenHolderA, Written: at, Digest: goldenDigest}
+}
+
+// goldenCheckpointV1 is checkpointV1's content.
+func goldenCheckpointV1() checkpoint {
+	segs, d := goldenSegments(), goldenDebris()
 	return checkpoint{Version: 1, Seq: 4, EntryHash: goldenHash4, Epoch: 2, Watermark: goldenWatermarks()[2],
 		Segments: []checkpointSegment{{Seq: 1, SegmentRef: segs[0]}, {Seq: 2, SegmentRef: segs[1]}},
 		Debris:   []debrisRecord{{DebrisRef: d[1], Seq: 4}, {DebrisRef: d[0], Seq: 4}},
-		Writer:   goldenHolderA, Written: gtime("2026-11-25T10:00:08.000000001Z"), Digest: goldenDigest}
+		Writer:   goldenHolderA, Written: gtime("2026-11-25T10:00:08.000000001Z"), Digest: goldenDigestV1}
+}
+
+// TestDecode_GoldenCheckpointV1: a version-1 checkpoint decodes to the
+// values above, its digest verifies, and a catalog restores from it.
+func TestDecode_GoldenCheckpointV1(t *testing.T) {
+	var cp checkpoint
+	if err := json.Unmarshal(golden.Read(t, checkpointV1File), &cp); err != nil {
+		t.Fatal(err)
+	}
+	if want := goldenCheckpointV1(); !reflect.DeepEqual(cp, want) {
+		t.Errorf("checkpoint v1\n got %+v\nwant %+v", cp, want)
+	}
+	if d := cp.computeDigest(); d != goldenDigestV1 {
+		t.Errorf("checkpoint v1: recomputed digest %s, stored %s", d, goldenDigestV1)
+	}
+	c := newCatalog()
+	if err := c.restore(cp, goldenEntries()[3]); err != nil {
+		t.Fatalf("restore from checkpoint v1: %v", err)
+	}
+	if segs := goldenSegments(); !reflect.DeepEqual(c.Segments(), segs[:]) || len(c.sortedDebris()) != 2 {
+		t.Errorf("restored %+v", c.Segments())
+	}
 }
 
 // goldenLeases are the two epoch objects: B's released term, then A's.
@@ -174,10 +228,19 @@ func writeGoldenCatalog(t *testing.T, st objstore.Store) {
 	set("2026-11-25T10:00:07Z")
 	mustAppend(t, w, nil, wms[2])
 	set("2026-11-25T10:00:08.000000001Z")
+	for _, d := range goldenDebris() {
+		// Present, so the checkpoint keeps their records (it forgets
+		// records of objects GC deleted).
+		putRaw(t, st, d.Key, []byte("debris"))
+	}
 	if _, err := w.AppendDebris(ctxT(t), goldenDebris()); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.CheckpointError(); err != nil {
+		t.Fatal(err)
+	}
+	set("2026-11-25T10:01:30Z")
+	if _, err := w.AppendMerge(ctxT(t), *goldenMerge()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -273,10 +336,12 @@ func checkGoldenLoad(t *testing.T) {
 		switch {
 		case c.Checkpoint() != wantCP || len(c.Warnings()) != 0:
 			t.Errorf("load %+v: checkpoint %d, warnings %v", opts, c.Checkpoint(), c.Warnings())
-		case c.NextSeq() != 5 || hash != goldenHash4 || epoch != 2:
+		case c.NextSeq() != 6 || hash != goldenHash5 || epoch != 2:
 			t.Errorf("load %+v: next seq %d, head %s epoch %d", opts, c.NextSeq(), hash, epoch)
-		case !reflect.DeepEqual(c.Segments(), segs[:]):
+		case !reflect.DeepEqual(c.Segments(), []SegmentRef{goldenMerge().Output}):
 			t.Errorf("load %+v: segments %+v", opts, c.Segments())
+		case len(c.Superseded()) != 2 || c.Superseded()[0].MergeInput != segs[0].Input() || c.Superseded()[0].Seq != 5:
+			t.Errorf("load %+v: superseded %+v", opts, c.Superseded())
 		case !sameWatermark(c.Watermark(), goldenWatermarks()[2]):
 			t.Errorf("load %+v: watermark %+v", opts, c.Watermark())
 		}

@@ -40,6 +40,8 @@ type AgeConfig struct {
 	MergeEvery, GCEvery time.Duration
 	// TempDir holds the merger's temporary files.
 	TempDir string
+	// DaySeconds shortens the simulated day for tests (86400 when zero).
+	DaySeconds int
 	// Progress, when set, is told about each simulated hour.
 	Progress func(msg string, args ...any)
 }
@@ -182,7 +184,11 @@ func ageTable() event.Table {
 
 // runDay simulates one day, a flush a second.
 func (s *ageSoak) runDay(ctx context.Context) error {
-	for sec := range 86400 {
+	day := s.cfg.DaySeconds
+	if day <= 0 {
+		day = 86400
+	}
+	for sec := range day {
 		s.clock.t = s.clock.t.Add(time.Second)
 		if err := s.flush(ctx); err != nil {
 			return err
