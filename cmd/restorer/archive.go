@@ -30,7 +30,7 @@ func (a *app) openStore(ctx context.Context) (objstore.Store, *segment.Keyring, 
 		return nil, nil, cli.Usage(errors.New("--store is required"), "pass --store URL or set "+envPrefix+"STORE")
 	}
 	shown := restore.RedactURL(a.storeURL)
-	if objstore.Scheme(a.storeURL) == "file" {
+	if storeurl.Scheme(a.storeURL) == "file" {
 		dir, err := file.PathFromURL(a.storeURL)
 		if err != nil {
 			return nil, nil, cli.Usage(fmt.Errorf("invalid --store %s: %w", shown, err), `use "file:///path", a path, or "s3://bucket/prefix?endpoint=…&region=…"`)

@@ -21,16 +21,6 @@ import (
 
 var _ objstore.Store = (*Store)(nil)
 
-func init() {
-	objstore.Register("file", func(_ context.Context, rawURL string) (objstore.Store, error) {
-		dir, err := PathFromURL(rawURL)
-		if err != nil {
-			return nil, err
-		}
-		return Open(dir)
-	})
-}
-
 // Store keeps objects as files under a root directory.
 type Store struct {
 	root string

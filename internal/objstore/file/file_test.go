@@ -111,16 +111,3 @@ func TestPathFromURL(t *testing.T) {
 		}
 	}
 }
-
-func TestOpen_ViaObjstore(t *testing.T) {
-	dir := t.TempDir()
-	for _, u := range []string{dir, "file://" + dir} {
-		s, err := objstore.Open(context.Background(), u)
-		if err != nil {
-			t.Fatalf("objstore.Open(%q): %v", u, err)
-		}
-		if s.String() != "file://"+dir {
-			t.Fatalf("String() = %q, want file://%s", s.String(), dir)
-		}
-	}
-}

@@ -27,12 +27,6 @@ import (
 
 var _ objstore.Store = (*Store)(nil)
 
-func init() {
-	objstore.Register("s3", func(ctx context.Context, rawURL string) (objstore.Store, error) {
-		return Open(ctx, rawURL, Options{})
-	})
-}
-
 // Defaults for Options' zero values.
 const (
 	// DefaultPartSize is the multipart part size; objects up to it are

@@ -34,7 +34,7 @@ func TestStore_EnvironmentCredentials(t *testing.T) {
 	srv := testrig.StartS3(t)
 	srv.SetEnv(t)
 	ctx := context.Background()
-	s, err := objstore.Open(ctx, srv.StoreURL(srv.NewBucket(t), "env"))
+	s, err := s3.Open(ctx, srv.StoreURL(srv.NewBucket(t), "env"), s3.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
