@@ -5,12 +5,9 @@
 package objstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"strconv"
 	"time"
 )
 
@@ -58,45 +55,4 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// String describes the store for logs and errors, without secrets.
 	String() string
-}
-
-// ReadAll reads a whole object, refusing one larger than limit bytes so a
-// hostile bucket cannot exhaust memory, and one that ends before the size
-// Get reported (io.ErrUnexpectedEOF).
-func ReadAll(ctx context.Context, s Store, key string, limit int64) ([]byte, error) {
-	rc, info, err := s.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	if info.Size > limit {
-		return nil, &TooLargeError{Key: key, Size: info.Size, Limit: limit}
-	}
-	// Size the buffer from the object's declared size (already checked
-	// against limit): io.ReadAll's doubling kept up to twice a segment alive.
-	var buf bytes.Buffer
-	if info.Size > 0 {
-		buf.Grow(int(info.Size) + bytes.MinRead)
-	}
-	if _, err := buf.ReadFrom(io.LimitReader(rc, limit+1)); err != nil {
-		return nil, err
-	}
-	b := buf.Bytes()
-	if int64(len(b)) > limit {
-		return nil, &TooLargeError{Key: key, Size: int64(len(b)), Limit: limit}
-	}
-	if int64(len(b)) < info.Size {
-		return nil, fmt.Errorf("read %s: %d of %d bytes: %w", key, len(b), info.Size, io.ErrUnexpectedEOF)
-	}
-	return b, nil
-}
-
-// TooLargeError reports an object over a reader's size limit.
-type TooLargeError struct {
-	Key         string
-	Size, Limit int64
-}
-
-func (e *TooLargeError) Error() string {
-	return "object " + e.Key + " is larger than the limit (" + strconv.FormatInt(e.Size, 10) + " > " + strconv.FormatInt(e.Limit, 10) + " bytes)"
 }

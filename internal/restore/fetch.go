@@ -54,7 +54,7 @@ func (f *fetcher) fetch(ctx context.Context, ref catalog.SegmentRef) (*fetched, 
 		return nil, failf(ErrIntegrity, "raise --max-segment-bytes if the segment is legitimately this large",
 			"segment %s: catalog size %d exceeds the %d-byte limit", ref.Key, ref.Size, limit)
 	}
-	data, err := f.download(ctx, ref)
+	data, err := objstore.ReadAll(ctx, f.store, ref.Key, ref.Size, objstore.WithRetry(objstore.DefaultRetry))
 	var tooLarge *objstore.TooLargeError
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
@@ -97,29 +97,6 @@ func (f *fetcher) fetch(ctx context.Context, ref catalog.SegmentRef) (*fetched, 
 		}
 	}
 	return out, nil
-}
-
-// downloadTries bounds how often a segment download cut short in transit
-// (a connection reset, a truncated body) is tried before the restore fails.
-const downloadTries = 4
-
-// download reads a segment, retrying transfers that ended early or failed
-// in transit; a missing, oversized or forbidden object fails at once, and
-// an object that is itself short is caught by the size check after.
-func (f *fetcher) download(ctx context.Context, ref catalog.SegmentRef) ([]byte, error) {
-	var tooLarge *objstore.TooLargeError
-	for try := 1; ; try++ {
-		data, err := objstore.ReadAll(ctx, f.store, ref.Key, ref.Size)
-		if err == nil || try == downloadTries || ctx.Err() != nil ||
-			errors.Is(err, objstore.ErrNotFound) || errors.Is(err, objstore.ErrAccessDenied) || errors.As(err, &tooLarge) {
-			return data, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Duration(try) * 200 * time.Millisecond):
-		}
-	}
 }
 
 // checkAgainstCatalog compares a decoded segment with its catalog entry.
