@@ -134,6 +134,16 @@ func TestReadAll_Retry(t *testing.T) {
 		{"too large is not retried", "segments/x.tms", 10,
 			func(_ int, rc io.ReadCloser, _ objstore.ObjectInfo) (io.ReadCloser, error) { return rc, nil },
 			1, func(err error) bool { var tl *objstore.TooLargeError; return errors.As(err, &tl) }},
+		{"missing bucket is not retried", "segments/x.tms", 1 << 20,
+			func(_ int, rc io.ReadCloser, _ objstore.ObjectInfo) (io.ReadCloser, error) {
+				rc.Close()
+				return nil, fmt.Errorf("s3: get segments/x.tms: %w: b", objstore.ErrBucketNotFound)
+			}, 1, func(err error) bool { return errors.Is(err, objstore.ErrBucketNotFound) }},
+		{"no credentials is not retried", "segments/x.tms", 1 << 20,
+			func(_ int, rc io.ReadCloser, _ objstore.ObjectInfo) (io.ReadCloser, error) {
+				rc.Close()
+				return nil, fmt.Errorf("s3: get segments/x.tms: %w", objstore.ErrNoCredentials)
+			}, 1, func(err error) bool { return errors.Is(err, objstore.ErrNoCredentials) }},
 		{"invalid key is not retried", "../x", 1 << 20, nil,
 			0, func(err error) bool { return errors.Is(err, objstore.ErrInvalidKey) }},
 	}

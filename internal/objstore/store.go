@@ -20,6 +20,15 @@ var (
 	ErrExists = errors.New("object already exists")
 	// ErrAccessDenied: the backend rejected the credentials or permissions.
 	ErrAccessDenied = errors.New("access denied")
+	// ErrBucketNotFound: the bucket the store lives in does not exist (for
+	// the file backend: its root directory is gone). No store creates a
+	// bucket, so a misspelt name, endpoint or region fails rather than
+	// starting a second archive.
+	ErrBucketNotFound = errors.New("bucket not found")
+	// ErrNoCredentials: the backend has no credentials to sign requests
+	// with: none are configured, or the configured source (a profile, a web
+	// identity, an instance role) could not supply them.
+	ErrNoCredentials = errors.New("no credentials")
 )
 
 // ObjectInfo describes one stored object.
@@ -39,6 +48,12 @@ type PutOptions struct {
 
 // Store is a flat key space of immutable-by-convention objects. Keys are
 // slash-separated paths relative to the store's root (prefix).
+//
+// Besides what each method names, every method returns (wrapped)
+// ErrBucketNotFound when the store's bucket does not exist, ErrNoCredentials
+// when the backend has no credentials, ErrAccessDenied when the backend
+// refuses them, and ErrInvalidKey for a key ValidateKey rejects. Other
+// errors (a network failure, a server error) may pass on a retry.
 type Store interface {
 	// Put writes the object atomically: a reader sees the old object, no
 	// object, or the whole new one, never a partial one. size may be -1 when
@@ -51,8 +66,21 @@ type Store interface {
 	// List returns the objects whose keys start with prefix and sort after
 	// startAfter ("" for all), in lexicographic key order.
 	List(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error)
-	// Delete removes the object; deleting an absent key is not an error.
+	// Delete removes the object; deleting an absent key is not an error
+	// (but deleting from an absent bucket is ErrBucketNotFound).
 	Delete(ctx context.Context, key string) error
 	// String describes the store for logs and errors, without secrets.
 	String() string
+}
+
+// Hint returns the advice for an operator that a backend attached to err,
+// or "" when there is none. Backends attach one to ErrBucketNotFound,
+// ErrNoCredentials and ErrAccessDenied, in their own terms (the s3 backend
+// names the AWS variables); the CLIs print it as "Try: …".
+func Hint(err error) string {
+	var h interface{ Hint() string }
+	if errors.As(err, &h) {
+		return h.Hint()
+	}
+	return ""
 }

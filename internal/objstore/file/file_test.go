@@ -13,6 +13,21 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore/storetest"
 )
 
+func TestStore_MissingBucket(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	s, err := file.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	storetest.RunMissingBucket(t, s)
+	if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the root was recreated: %v", err)
+	}
+}
+
 func TestStore_Conformance(t *testing.T) {
 	storetest.RunConformance(t, func(t *testing.T) objstore.Store {
 		s, err := file.Open(filepath.Join(t.TempDir(), "store"))
