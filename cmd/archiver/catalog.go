@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tidemark/tidemark/internal/catalog"
-	"github.com/tidemark/tidemark/internal/cli"
 )
 
 func newCatalogCmd(g *globalOptions) *cobra.Command {
@@ -37,7 +36,7 @@ reports what it would write.`,
 			}
 			res, err := catalog.Rebuild(ctx, store, keyring, dryRun)
 			if err != nil {
-				return cli.WithCode(cli.ExitFailure, fmt.Errorf("rebuild catalog: %w", err), "check --store and the encryption keys")
+				return storeFailure(fmt.Errorf("rebuild catalog: %w", err), "check --store and the encryption keys")
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())

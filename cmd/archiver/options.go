@@ -69,17 +69,32 @@ func (g *globalOptions) keyring() (*segment.Keyring, error) {
 	return nil, nil
 }
 
-// openStore opens the archive's object store.
+// openStore opens the archive's object store. It does not contact it:
+// a missing bucket or missing credentials show with the first request.
 func (g *globalOptions) openStore(ctx context.Context) (objstore.Store, error) {
 	s, err := storeurl.Open(ctx, g.store)
 	if err != nil {
-		code := cli.ExitFailure
-		if errors.Is(err, objstore.ErrAccessDenied) {
-			code = cli.ExitCredentials
-		}
-		return nil, cli.WithCode(code, fmt.Errorf("open store: %w", err), "check --store and the S3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
+		return nil, storeFailure(fmt.Errorf("open store: %w", err), "check --store and the S3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
 	}
 	return s, nil
+}
+
+// storeFailure gives err its exit code (docs/exit-codes.md) and hint:
+// missing or refused store credentials exit 12, a missing bucket 10 (no
+// archive at the store URL), anything else 1. The hint is the store
+// backend's (objstore.Hint), or else the one given.
+func storeFailure(err error, hint string) error {
+	code := cli.ExitFailure
+	switch {
+	case errors.Is(err, objstore.ErrNoCredentials), errors.Is(err, objstore.ErrAccessDenied):
+		code = cli.ExitCredentials
+	case errors.Is(err, objstore.ErrBucketNotFound):
+		code = cli.ExitOutOfWindow
+	}
+	if h := objstore.Hint(err); h != "" {
+		hint = h
+	}
+	return cli.WithCode(code, err, hint)
 }
 
 // connect opens a NATS connection that reconnects forever.

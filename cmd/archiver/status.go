@@ -35,7 +35,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 			cfg := archive.Config{Stream: g.stream, Consumer: g.consumer, Subjects: feed.Subjects{Prefix: g.prefix}}
 			rep, err := archive.Inspect(ctx, cfg, deps)
 			if err != nil {
-				return cli.WithCode(cli.ExitFailure, err, "check --store and --nats-url")
+				return storeFailure(err, "check --store and --nats-url")
 			}
 			if natsErr != nil {
 				rep.Errors = append(rep.Errors, natsErr.Error())

@@ -10,6 +10,7 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
 	"github.com/tidemark/tidemark/internal/objstore/storeurl"
+	"github.com/tidemark/tidemark/internal/redact"
 	"github.com/tidemark/tidemark/internal/restore"
 	"github.com/tidemark/tidemark/internal/segment"
 )
@@ -29,8 +30,8 @@ func (a *app) openStore(ctx context.Context) (objstore.Store, *segment.Keyring, 
 	if a.storeURL == "" {
 		return nil, nil, cli.Usage(errors.New("--store is required"), "pass --store URL or set "+envPrefix+"STORE")
 	}
-	shown := restore.RedactURL(a.storeURL)
-	if objstore.Scheme(a.storeURL) == "file" {
+	shown := redact.URL(a.storeURL)
+	if storeurl.Scheme(a.storeURL) == "file" {
 		dir, err := file.PathFromURL(a.storeURL)
 		if err != nil {
 			return nil, nil, cli.Usage(fmt.Errorf("invalid --store %s: %w", shown, err), `use "file:///path", a path, or "s3://bucket/prefix?endpoint=…&region=…"`)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/cli"
 	"github.com/tidemark/tidemark/internal/objstore/file"
-	"github.com/tidemark/tidemark/internal/restore"
+	"github.com/tidemark/tidemark/internal/redact"
 	"github.com/tidemark/tidemark/internal/restore/restoretest"
 	"github.com/tidemark/tidemark/internal/segment"
 )
@@ -190,7 +190,7 @@ func TestRestorer_PostgresCredentialsRejected(t *testing.T) {
 		t.Fatalf("password printed: %s", r.stderr)
 	}
 	t.Log(strings.TrimSpace(r.stderr))
-	if got := restore.RedactURL(u.String()); strings.Contains(got, "s3cr3t") || !strings.Contains(got, "tm_pw_user") {
-		t.Fatalf("RedactURL = %s", got)
+	if got := redact.URL(u.String()); strings.Contains(got, "s3cr3t") || !strings.Contains(got, "tm_pw_user") {
+		t.Fatalf("redact.URL = %s", got)
 	}
 }

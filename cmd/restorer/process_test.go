@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tidemark/tidemark/internal/cli"
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/s3"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
@@ -141,12 +142,38 @@ func TestRestorer_FromS3(t *testing.T) {
 		t.Fatalf("wrong S3 secret: exit %d (want 12)\n%s", r.code, r.stderr)
 	}
 	t.Log(strings.TrimSpace(r.stderr))
-	srv.SetEnv(t)
-	r = runCmd(t, "list", "--store", srv.StoreURL("no-such-bucket", "archive"))
-	if r.code != 10 {
-		t.Fatalf("missing bucket: exit %d (want 10)\n%s", r.code, r.stderr)
+	for _, tc := range []struct {
+		name  string
+		env   func()
+		store string
+		code  int
+		want  []string // in stderr
+	}{
+		{"no credentials", func() { noCredentials(t) }, storeURL, cli.ExitCredentials,
+			[]string{"no credentials: none in the environment", "Try: set AWS_ACCESS_KEY_ID"}},
+		{"missing bucket", func() { srv.SetEnv(t) }, srv.StoreURL("no-such-bucket", "archive"), cli.ExitOutOfWindow,
+			[]string{"no archive at s3://no-such-bucket/", "bucket not found: no-such-bucket", "Try: check the bucket name"}},
+	} {
+		tc.env()
+		r = runCmd(t, "list", "--store", tc.store)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.code != tc.code || len(lines) != 2 {
+			t.Fatalf("%s: exit %d (want %d), want an error line and a Try: line:\n%s", tc.name, r.code, tc.code, r.stderr)
+		}
+		for _, w := range append(tc.want, "error: ") {
+			if !strings.Contains(r.stderr, w) {
+				t.Fatalf("%s: stderr lacks %q:\n%s", tc.name, w, r.stderr)
+			}
+		}
+		// the SDK's own account (request ids, the credential chain) stays out
+		for _, nw := range []string{"RequestID", "operation error", "get identity", "IMDS"} {
+			if strings.Contains(r.stderr, nw) {
+				t.Fatalf("%s: stderr shows %q:\n%s", tc.name, nw, r.stderr)
+			}
+		}
+		t.Logf("%s: exit %d: %s", tc.name, r.code, strings.TrimSpace(r.stderr))
 	}
-	t.Log(strings.TrimSpace(r.stderr))
+	srv.SetEnv(t)
 	target := eventCoreDB(t)
 	r = runCmd(t, "restore", "--store", storeURL, "--target", target, "--to", "latest")
 	if r.code != 0 {
@@ -194,4 +221,21 @@ func TestRestorer_InterruptedBySignal(t *testing.T) {
 		t.Fatalf("re-run: %v\n%s", err, out)
 	}
 	compare(t, f.SourceURL, target, f.Last)
+}
+
+// noCredentials clears every source of the AWS SDK's default credential
+// chain for the rest of the test; EC2 instance metadata is switched off so
+// the chain fails at once and offline.
+func noCredentials(t *testing.T) {
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+		"AWS_PROFILE": "", "AWS_DEFAULT_PROFILE": "",
+		"AWS_CONFIG_FILE": dir + "/config", "AWS_SHARED_CREDENTIALS_FILE": dir + "/credentials",
+		"AWS_WEB_IDENTITY_TOKEN_FILE": "", "AWS_ROLE_ARN": "",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "",
+		"AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
 }

@@ -137,7 +137,7 @@ func readBatch(ctx context.Context, store objstore.Store, objs []objstore.Object
 			continue // applyObject reports it
 		}
 		g.Go(func() error {
-			b, err := readObject(gctx, store, o.Key, MaxEntryBytes)
+			b, err := objstore.ReadAll(gctx, store, o.Key, MaxEntryBytes, objstore.WithRetry(objstore.DefaultRetry))
 			if err != nil {
 				return fmt.Errorf("catalog: read %s: %w", o.Key, err)
 			}

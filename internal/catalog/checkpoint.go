@@ -137,7 +137,7 @@ func loadCheckpoint(ctx context.Context, store objstore.Store) (*Catalog, error)
 // the digest and the link. Errors say why the checkpoint is unusable.
 func readCheckpoint(ctx context.Context, store objstore.Store, seq uint64) (checkpoint, Entry, error) {
 	var cp checkpoint
-	b, err := readObject(ctx, store, CheckpointKey(seq), MaxCheckpointBytes)
+	b, err := objstore.ReadAll(ctx, store, CheckpointKey(seq), MaxCheckpointBytes, objstore.WithRetry(objstore.DefaultRetry))
 	if err != nil {
 		return cp, Entry{}, err
 	}
@@ -154,7 +154,7 @@ func readCheckpoint(ctx context.Context, store objstore.Store, seq uint64) (chec
 	case cp.Digest != cp.computeDigest():
 		return cp, Entry{}, errors.New("digest does not match its content")
 	}
-	eb, err := readObject(ctx, store, EntryKey(seq), MaxEntryBytes)
+	eb, err := objstore.ReadAll(ctx, store, EntryKey(seq), MaxEntryBytes, objstore.WithRetry(objstore.DefaultRetry))
 	if err != nil {
 		return cp, Entry{}, fmt.Errorf("read the entry it folds: %w", err)
 	}

@@ -140,7 +140,7 @@ func CurrentLease(ctx context.Context, store objstore.Store) (*LeaseInfo, error)
 
 func readLeaseInfo(ctx context.Context, store objstore.Store, epoch uint64) (LeaseInfo, error) {
 	var info LeaseInfo
-	b, err := readObject(ctx, store, EpochKey(epoch), MaxEpochBytes)
+	b, err := objstore.ReadAll(ctx, store, EpochKey(epoch), MaxEpochBytes, objstore.WithRetry(objstore.DefaultRetry))
 	if err != nil {
 		return info, err
 	}

@@ -107,7 +107,7 @@ func (w *Writer) write(ctx context.Context, content Entry) (Entry, error) {
 	err = w.store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{IfAbsent: true})
 	if errors.Is(err, objstore.ErrExists) {
 		// Ours if a retried request already stored these very bytes.
-		existing, rerr := readObject(ctx, w.store, key, MaxEntryBytes)
+		existing, rerr := objstore.ReadAll(ctx, w.store, key, MaxEntryBytes, objstore.WithRetry(objstore.DefaultRetry))
 		if rerr != nil || !bytes.Equal(existing, data) {
 			return Entry{}, fmt.Errorf("catalog: append entry %d: %w", e.Seq, ErrConflict)
 		}

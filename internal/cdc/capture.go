@@ -17,6 +17,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
+	"github.com/tidemark/tidemark/internal/redact"
 )
 
 // Capture streams one source's captured tables into JetStream. Create it
@@ -114,7 +115,7 @@ var errStopped = errors.New("capture stopped")
 // start connects, checks the source and prepares stream, bucket and
 // publication.
 func (c *Capture) start(ctx context.Context) error {
-	c.log.Info("capture starting", "pg", RedactURL(c.cfg.PGURL), "nats", redactNATS(c.cfg.NATSURL),
+	c.log.Info("capture starting", "pg", redact.URL(c.cfg.PGURL), "nats", redact.URL(c.cfg.NATSURL),
 		"slot", c.cfg.Slot, "publication", c.cfg.Publication, "tables", c.cfg.Tables, "confirm_on", string(c.cfg.ConfirmOn))
 	var err error
 	if c.pool, err = connectPool(ctx, c.cfg.PGURL); err != nil {

@@ -3,15 +3,14 @@ package cdc
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+
+	"github.com/tidemark/tidemark/internal/redact"
 )
 
 // sessionParams fix the text output of values so snapshot rows (read with
@@ -25,40 +24,15 @@ var sessionParams = map[string]string{
 	"application_name":   "tidemark-capture",
 }
 
-// RedactURL returns a connection string safe to log: the password of a URL
-// or of a keyword/value string is replaced by "xxxxx".
-func RedactURL(s string) string {
-	if strings.Contains(s, "://") {
-		u, err := url.Parse(s)
-		if err != nil {
-			return "(unparseable URL)"
-		}
-		if q := u.Query(); q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
-		}
-		return u.Redacted()
-	}
-	return kvPasswordRE.ReplaceAllString(s, "${1}xxxxx")
-}
-
-var kvPasswordRE = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
-
 func pgConnConfig(rawURL string) (*pgconn.Config, error) {
 	cfg, err := pgconn.ParseConfig(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse postgres URL %s: %v", RedactURL(rawURL), redactErr(err, rawURL))
+		return nil, fmt.Errorf("parse postgres URL %s: %v", redact.URL(rawURL), redact.Error(err, rawURL))
 	}
 	for k, v := range sessionParams {
 		cfg.RuntimeParams[k] = v
 	}
 	return cfg, nil
-}
-
-// redactErr strips the connection string from pgx parse errors, which may
-// quote it.
-func redactErr(err error, raw string) string {
-	return strings.ReplaceAll(err.Error(), raw, RedactURL(raw))
 }
 
 // connectReplication opens a logical replication connection.
@@ -81,7 +55,7 @@ func connectReplication(ctx context.Context, rawURL string) (*pgconn.PgConn, err
 func connectPool(ctx context.Context, rawURL string) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse postgres URL %s: %v", RedactURL(rawURL), redactErr(err, rawURL))
+		return nil, fmt.Errorf("parse postgres URL %s: %v", redact.URL(rawURL), redact.Error(err, rawURL))
 	}
 	for k, v := range sessionParams {
 		pcfg.ConnConfig.RuntimeParams[k] = v
@@ -104,7 +78,7 @@ func connectPool(ctx context.Context, rawURL string) (*pgxpool.Pool, error) {
 func connectSnapshot(ctx context.Context, rawURL string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse postgres URL %s: %v", RedactURL(rawURL), redactErr(err, rawURL))
+		return nil, fmt.Errorf("parse postgres URL %s: %v", redact.URL(rawURL), redact.Error(err, rawURL))
 	}
 	for k, v := range sessionParams {
 		cfg.RuntimeParams[k] = v
@@ -134,16 +108,8 @@ func connectNATS(urls, creds string) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
-		return nil, fatal(fmt.Errorf("connect to NATS at %s: %w", redactNATS(urls), err),
+		return nil, fatal(fmt.Errorf("connect to NATS at %s: %w", redact.URL(urls), err),
 			"check --nats-url (or NATS_URL) and that the NATS server is running and reachable")
 	}
 	return nc, nil
-}
-
-func redactNATS(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		parts[i] = RedactURL(strings.TrimSpace(p))
-	}
-	return strings.Join(parts, ",")
 }

@@ -153,21 +153,6 @@ func TestSpool_MemoryAndSpill(t *testing.T) {
 	}
 }
 
-func TestRedactURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"postgres://u:secret@h:5432/db?sslmode=disable":     "postgres://u:xxxxx@h:5432/db?sslmode=disable",
-		"postgres://u@h/db?password=secret":                 "postgres://u@h/db?password=xxxxx",
-		"host=h user=u password=secret dbname=d":            "host=h user=u password=xxxxx dbname=d",
-		"host=h password='se cret' dbname=d":                "host=h password=xxxxx dbname=d",
-		"nats://127.0.0.1:4222":                             "nats://127.0.0.1:4222",
-		"postgres://postgres@127.0.0.1:5/x?sslmode=disable": "postgres://postgres@127.0.0.1:5/x?sslmode=disable",
-	} {
-		if got := RedactURL(in); got != want {
-			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestConfig_Validate(t *testing.T) {
 	ok := Config{PGURL: "postgres://x"}
 	if _, err := ok.withDefaults(); err != nil {

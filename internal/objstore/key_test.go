@@ -44,29 +44,3 @@ func TestValidateKey(t *testing.T) {
 		}
 	}
 }
-
-func TestScheme(t *testing.T) {
-	tests := map[string]string{
-		"s3://bucket/p":     "s3",
-		"S3://bucket/p":     "s3",
-		"file:///tmp/x":     "file",
-		"/tmp/x":            "file",
-		"relative/dir":      "file",
-		"dir/with://inside": "file",
-		"gs://bucket":       "gs",
-		"C:\\windows\\path": "file",
-		"://no-scheme":      "file",
-	}
-	for in, want := range tests {
-		if got := objstore.Scheme(in); got != want {
-			t.Errorf("Scheme(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestOpen_UnknownScheme(t *testing.T) {
-	_, err := objstore.Open(t.Context(), "gs://bucket/p")
-	if err == nil || !strings.Contains(err.Error(), `"gs"`) {
-		t.Fatalf("Open(gs://…): err = %v, want one naming the scheme", err)
-	}
-}

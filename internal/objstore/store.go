@@ -5,12 +5,9 @@
 package objstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"strconv"
 	"time"
 )
 
@@ -23,6 +20,15 @@ var (
 	ErrExists = errors.New("object already exists")
 	// ErrAccessDenied: the backend rejected the credentials or permissions.
 	ErrAccessDenied = errors.New("access denied")
+	// ErrBucketNotFound: the bucket the store lives in does not exist (for
+	// the file backend: its root directory is gone). No store creates a
+	// bucket, so a misspelt name, endpoint or region fails rather than
+	// starting a second archive.
+	ErrBucketNotFound = errors.New("bucket not found")
+	// ErrNoCredentials: the backend has no credentials to sign requests
+	// with: none are configured, or the configured source (a profile, a web
+	// identity, an instance role) could not supply them.
+	ErrNoCredentials = errors.New("no credentials")
 )
 
 // ObjectInfo describes one stored object.
@@ -42,6 +48,12 @@ type PutOptions struct {
 
 // Store is a flat key space of immutable-by-convention objects. Keys are
 // slash-separated paths relative to the store's root (prefix).
+//
+// Besides what each method names, every method returns (wrapped)
+// ErrBucketNotFound when the store's bucket does not exist, ErrNoCredentials
+// when the backend has no credentials, ErrAccessDenied when the backend
+// refuses them, and ErrInvalidKey for a key ValidateKey rejects. Other
+// errors (a network failure, a server error) may pass on a retry.
 type Store interface {
 	// Put writes the object atomically: a reader sees the old object, no
 	// object, or the whole new one, never a partial one. size may be -1 when
@@ -54,49 +66,21 @@ type Store interface {
 	// List returns the objects whose keys start with prefix and sort after
 	// startAfter ("" for all), in lexicographic key order.
 	List(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error)
-	// Delete removes the object; deleting an absent key is not an error.
+	// Delete removes the object; deleting an absent key is not an error
+	// (but deleting from an absent bucket is ErrBucketNotFound).
 	Delete(ctx context.Context, key string) error
 	// String describes the store for logs and errors, without secrets.
 	String() string
 }
 
-// ReadAll reads a whole object, refusing one larger than limit bytes so a
-// hostile bucket cannot exhaust memory, and one that ends before the size
-// Get reported (io.ErrUnexpectedEOF).
-func ReadAll(ctx context.Context, s Store, key string, limit int64) ([]byte, error) {
-	rc, info, err := s.Get(ctx, key)
-	if err != nil {
-		return nil, err
+// Hint returns the advice for an operator that a backend attached to err,
+// or "" when there is none. Backends attach one to ErrBucketNotFound,
+// ErrNoCredentials and ErrAccessDenied, in their own terms (the s3 backend
+// names the AWS variables); the CLIs print it as "Try: …".
+func Hint(err error) string {
+	var h interface{ Hint() string }
+	if errors.As(err, &h) {
+		return h.Hint()
 	}
-	defer rc.Close()
-	if info.Size > limit {
-		return nil, &TooLargeError{Key: key, Size: info.Size, Limit: limit}
-	}
-	// Size the buffer from the object's declared size (already checked
-	// against limit): io.ReadAll's doubling kept up to twice a segment alive.
-	var buf bytes.Buffer
-	if info.Size > 0 {
-		buf.Grow(int(info.Size) + bytes.MinRead)
-	}
-	if _, err := buf.ReadFrom(io.LimitReader(rc, limit+1)); err != nil {
-		return nil, err
-	}
-	b := buf.Bytes()
-	if int64(len(b)) > limit {
-		return nil, &TooLargeError{Key: key, Size: int64(len(b)), Limit: limit}
-	}
-	if int64(len(b)) < info.Size {
-		return nil, fmt.Errorf("read %s: %d of %d bytes: %w", key, len(b), info.Size, io.ErrUnexpectedEOF)
-	}
-	return b, nil
-}
-
-// TooLargeError reports an object over a reader's size limit.
-type TooLargeError struct {
-	Key         string
-	Size, Limit int64
-}
-
-func (e *TooLargeError) Error() string {
-	return "object " + e.Key + " is larger than the limit (" + strconv.FormatInt(e.Size, 10) + " > " + strconv.FormatInt(e.Limit, 10) + " bytes)"
+	return ""
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tidemark/tidemark/internal/redact"
 )
 
 // against compares the archived event ids with the live source's.
@@ -25,7 +27,7 @@ func (v *verifier) against(ctx context.Context, a *Archive, opts VerifyOptions) 
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	rep := &AgainstReport{Source: RedactURL(opts.AgainstURL), Table: table}
+	rep := &AgainstReport{Source: redact.URL(opts.AgainstURL), Table: table}
 	v.rep.Against = rep
 	wm := a.Window().Watermark
 	schema, name := splitTableName(table, "public")

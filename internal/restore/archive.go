@@ -25,8 +25,9 @@ type Archive struct {
 	Catalog *catalog.Catalog
 }
 
-// Open loads and verifies the catalog in store. A store without a catalog
-// is ErrNoArchive; rejected credentials are ErrCredentials.
+// Open loads and verifies the catalog in store. A store without a catalog,
+// or whose bucket does not exist, is ErrNoArchive; missing or rejected
+// credentials are ErrCredentials.
 func Open(ctx context.Context, store objstore.Store, keyring *segment.Keyring) (*Archive, error) {
 	c, err := catalog.Load(ctx, store)
 	if err != nil {
@@ -41,14 +42,14 @@ func Open(ctx context.Context, store objstore.Store, keyring *segment.Keyring) (
 
 // classifyStoreErr maps object-store failures to the restorer's kinds.
 func classifyStoreErr(store objstore.Store, err error) error {
+	if serr := storeProblem(store, err); serr != nil {
+		return serr
+	}
 	switch {
-	case errors.Is(err, objstore.ErrAccessDenied):
-		return withHint(ErrCredentials, fmt.Errorf("read %s: %w", store, err),
-			"check the store credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the SDK's credential chain)")
 	case errors.Is(err, catalog.ErrChainBroken):
 		return withHint(ErrIntegrity, fmt.Errorf("load catalog from %s: %w", store, err),
 			"the catalog was altered or an entry is missing; `restorer verify --store URL` reports what it can")
-	case errors.Is(err, objstore.ErrNotFound), hasErrorCode(err, "NoSuchBucket"):
+	case errors.Is(err, objstore.ErrNotFound):
 		return failf(ErrNoArchive, "check --store; `restorer list --store URL` shows what an archive holds",
 			"no archive at %s: %v", store, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -57,11 +58,26 @@ func classifyStoreErr(store objstore.Store, err error) error {
 	return fmt.Errorf("load catalog from %s: %w", store, err)
 }
 
-// hasErrorCode reports whether err carries an API error code (an S3
-// error, for example) equal to code.
-func hasErrorCode(err error, code string) bool {
-	var coded interface{ ErrorCode() string }
-	return errors.As(err, &coded) && coded.ErrorCode() == code
+// storeProblem classifies the failures that concern the whole store, not
+// one object, with the backend's hint (objstore.Hint): missing or refused
+// credentials are ErrCredentials, a missing bucket is ErrNoArchive. It
+// returns nil for any other error.
+func storeProblem(store objstore.Store, err error) error {
+	var kind error
+	msg := "read %s: %w"
+	switch {
+	case errors.Is(err, objstore.ErrNoCredentials), errors.Is(err, objstore.ErrAccessDenied):
+		kind = ErrCredentials
+	case errors.Is(err, objstore.ErrBucketNotFound):
+		kind, msg = ErrNoArchive, "no archive at %s: %w"
+	default:
+		return nil
+	}
+	hint := objstore.Hint(err)
+	if hint == "" {
+		hint = "check --store and the store credentials"
+	}
+	return withHint(kind, fmt.Errorf(msg, store, err), hint)
 }
 
 // Window is the span an archive can restore to.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tidemark/tidemark/internal/redact"
 )
 
 // connect opens a connection to a target or source database with session
@@ -17,7 +17,7 @@ func connect(ctx context.Context, rawURL, role string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
 		return nil, failf(ErrUsage, "use postgres://user@host:port/db?sslmode=…",
-			"invalid %s URL %s: %v", role, RedactURL(rawURL), redactErr(err, rawURL))
+			"invalid %s URL %s: %v", role, redact.URL(rawURL), redact.Error(err, rawURL))
 	}
 	for k, v := range map[string]string{
 		"application_name":  "tidemark-restorer",
@@ -32,7 +32,7 @@ func connect(ctx context.Context, rawURL, role string) (*pgx.Conn, error) {
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, classifyPGErr(fmt.Errorf("connect to %s database %s: %w", role, RedactURL(rawURL), err))
+		return nil, classifyPGErr(fmt.Errorf("connect to %s database %s: %w", role, redact.URL(rawURL), err))
 	}
 	return conn, nil
 }
@@ -52,38 +52,4 @@ func classifyPGErr(err error) error {
 		}
 	}
 	return err
-}
-
-// RedactURL hides the password in a connection or store URL.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
-		if i := strings.Index(raw, "password="); i >= 0 {
-			return raw[:i] + "password=xxxxx"
-		}
-		return raw
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	for k := range q {
-		lk := strings.ToLower(k)
-		if strings.Contains(lk, "password") || strings.Contains(lk, "secret") || strings.Contains(lk, "token") || lk == "sslkey" {
-			q.Set(k, "xxxxx")
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// redactErr removes the raw URL (and its password) from an error message.
-func redactErr(err error, raw string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(raw); perr == nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
-	}
-	return strings.ReplaceAll(msg, raw, RedactURL(raw))
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"testing"
 
-	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
 )
@@ -33,37 +32,34 @@ func (s *shortReads) Get(ctx context.Context, key string) (io.ReadCloser, objsto
 	return io.NopCloser(bytes.NewReader(b[:len(b)/2])), info, nil
 }
 
-func TestFetcher_DownloadRetriesShortReads(t *testing.T) {
+// TestFetcher_FetchRetriesShortReads checks that a segment download cut
+// short in transit is read again (objstore.ReadAll's rule, tested there in
+// full) and that one that never arrives whole fails.
+func TestFetcher_FetchRetriesShortReads(t *testing.T) {
 	ctx := context.Background()
-	st, err := file.Open(t.TempDir())
+	fx := sharedFixture(t)
+	st, err := file.Open(fx.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := bytes.Repeat([]byte("segment bytes "), 1000)
-	if err := st.Put(ctx, "segments/x.tms", bytes.NewReader(body), int64(len(body)), objstore.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	ref := catalog.SegmentRef{Key: "segments/x.tms", Size: int64(len(body))}
+	ref := openArchive(t, fx.dir, nil).Catalog.Segments()[0]
 
-	flaky := &shortReads{Store: st, n: downloadTries - 1}
-	got, err := (&fetcher{store: flaky}).download(ctx, ref)
-	if err != nil || !bytes.Equal(got, body) {
-		t.Fatalf("download after %d short reads: %d bytes, %v", flaky.n, len(got), err)
+	flaky := &shortReads{Store: st, n: objstore.DefaultRetry.Attempts - 1}
+	f := &fetcher{store: flaky, target: farFuture, progress: &Progress{}}
+	got, err := f.fetch(ctx, ref)
+	if err != nil || len(got.events) != ref.Events {
+		t.Fatalf("fetch after %d short reads: %v", flaky.n, err)
 	}
-	if flaky.gets != downloadTries {
-		t.Fatalf("%d Gets, want %d", flaky.gets, downloadTries)
+	if flaky.gets != objstore.DefaultRetry.Attempts {
+		t.Fatalf("%d Gets, want %d", flaky.gets, objstore.DefaultRetry.Attempts)
 	}
 
 	broken := &shortReads{Store: st, n: 1 << 30}
-	if _, err := (&fetcher{store: broken}).download(ctx, ref); !errors.Is(err, io.ErrUnexpectedEOF) {
+	f.store = broken
+	if _, err := f.fetch(ctx, ref); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("always short: %v, want io.ErrUnexpectedEOF", err)
 	}
-	if broken.gets != downloadTries {
-		t.Fatalf("%d Gets for an always-short object, want %d", broken.gets, downloadTries)
-	}
-
-	missing := catalog.SegmentRef{Key: "segments/missing.tms", Size: 10}
-	if _, err := (&fetcher{store: flaky}).download(ctx, missing); !errors.Is(err, objstore.ErrNotFound) {
-		t.Fatalf("missing object: %v", err)
+	if broken.gets != objstore.DefaultRetry.Attempts {
+		t.Fatalf("%d Gets for an always-short object, want %d", broken.gets, objstore.DefaultRetry.Attempts)
 	}
 }

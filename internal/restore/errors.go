@@ -8,7 +8,8 @@ import (
 // Sentinel errors, returned wrapped; cmd/restorer maps them to exit codes
 // (docs/exit-codes.md) and prints HintOf(err) as "Try: …".
 var (
-	// ErrNoArchive: the store holds no catalog (exit 10).
+	// ErrNoArchive: the store holds no catalog, or its bucket does not
+	// exist (exit 10).
 	ErrNoArchive = errors.New("no archive")
 	// ErrOutOfWindow: the target time is after the watermark (exit 10).
 	ErrOutOfWindow = errors.New("target time outside the restorable window")
@@ -26,7 +27,8 @@ var (
 	ErrIntegrity = errors.New("archive integrity")
 	// ErrVerify: verification after the load found problems (exit 3).
 	ErrVerify = errors.New("verification failed")
-	// ErrCredentials: the object store or Postgres rejected the credentials (exit 12).
+	// ErrCredentials: the object store or Postgres rejected the
+	// credentials, or the object store found none (exit 12).
 	ErrCredentials = errors.New("credentials rejected")
 )
 

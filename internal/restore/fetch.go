@@ -54,19 +54,9 @@ func (f *fetcher) fetch(ctx context.Context, ref catalog.SegmentRef) (*fetched, 
 		return nil, failf(ErrIntegrity, "raise --max-segment-bytes if the segment is legitimately this large",
 			"segment %s: catalog size %d exceeds the %d-byte limit", ref.Key, ref.Size, limit)
 	}
-	data, err := f.download(ctx, ref)
-	var tooLarge *objstore.TooLargeError
-	switch {
-	case errors.Is(err, objstore.ErrNotFound):
-		return nil, failf(ErrIntegrity, "restorer verify --store URL; restore to an earlier instant, or recover the object from a bucket version or replica",
-			"segment %s is in the catalog but missing from %s", ref.Key, f.store)
-	case errors.As(err, &tooLarge):
-		return nil, failf(ErrIntegrity, "restorer verify --store URL",
-			"segment %s is corrupt: larger than the catalog's %d bytes", ref.Key, ref.Size)
-	case errors.Is(err, objstore.ErrAccessDenied):
-		return nil, withHint(ErrCredentials, fmt.Errorf("download segment %s: %w", ref.Key, err), "check the store credentials")
-	case err != nil:
-		return nil, fmt.Errorf("download segment %s: %w", ref.Key, err)
+	data, err := objstore.ReadAll(ctx, f.store, ref.Key, ref.Size, objstore.WithRetry(objstore.DefaultRetry))
+	if err != nil {
+		return nil, f.downloadFailure(ref, err)
 	}
 	if int64(len(data)) != ref.Size {
 		return nil, failf(ErrIntegrity, "restorer verify --store URL",
@@ -99,27 +89,21 @@ func (f *fetcher) fetch(ctx context.Context, ref catalog.SegmentRef) (*fetched, 
 	return out, nil
 }
 
-// downloadTries bounds how often a segment download cut short in transit
-// (a connection reset, a truncated body) is tried before the restore fails.
-const downloadTries = 4
-
-// download reads a segment, retrying transfers that ended early or failed
-// in transit; a missing, oversized or forbidden object fails at once, and
-// an object that is itself short is caught by the size check after.
-func (f *fetcher) download(ctx context.Context, ref catalog.SegmentRef) ([]byte, error) {
+// downloadFailure classifies the failure to download ref.
+func (f *fetcher) downloadFailure(ref catalog.SegmentRef, err error) error {
 	var tooLarge *objstore.TooLargeError
-	for try := 1; ; try++ {
-		data, err := objstore.ReadAll(ctx, f.store, ref.Key, ref.Size)
-		if err == nil || try == downloadTries || ctx.Err() != nil ||
-			errors.Is(err, objstore.ErrNotFound) || errors.Is(err, objstore.ErrAccessDenied) || errors.As(err, &tooLarge) {
-			return data, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Duration(try) * 200 * time.Millisecond):
-		}
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		return failf(ErrIntegrity, "restorer verify --store URL; restore to an earlier instant, or recover the object from a bucket version or replica",
+			"segment %s is in the catalog but missing from %s", ref.Key, f.store)
+	case errors.As(err, &tooLarge):
+		return failf(ErrIntegrity, "restorer verify --store URL",
+			"segment %s is corrupt: larger than the catalog's %d bytes", ref.Key, ref.Size)
 	}
+	if serr := storeProblem(f.store, err); serr != nil {
+		return serr
+	}
+	return fmt.Errorf("download segment %s: %w", ref.Key, err)
 }
 
 // checkAgainstCatalog compares a decoded segment with its catalog entry.
@@ -286,8 +270,8 @@ func preflight(ctx context.Context, store objstore.Store, refs []catalog.Segment
 	}
 	objs, err := store.List(ctx, catalog.SegmentsPrefix, "")
 	if err != nil {
-		if errors.Is(err, objstore.ErrAccessDenied) {
-			return withHint(ErrCredentials, fmt.Errorf("list segments in %s: %w", store, err), "check the store credentials")
+		if serr := storeProblem(store, err); serr != nil {
+			return serr
 		}
 		return fmt.Errorf("list segments in %s: %w", store, err)
 	}

@@ -2,12 +2,10 @@ package restore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/catalog"
-	"github.com/tidemark/tidemark/internal/objstore"
 )
 
 // Listing describes what an archive holds. Its JSON form is part of the
@@ -68,8 +66,8 @@ func List(ctx context.Context, a *Archive, now time.Time) (*Listing, error) {
 	}
 	objs, err := a.Store.List(ctx, catalog.SegmentsPrefix, "")
 	if err != nil {
-		if errors.Is(err, objstore.ErrAccessDenied) {
-			return nil, withHint(ErrCredentials, fmt.Errorf("list segments in %s: %w", a.Store, err), "check the store credentials")
+		if serr := storeProblem(a.Store, err); serr != nil {
+			return nil, serr
 		}
 		return nil, fmt.Errorf("list segments in %s: %w", a.Store, err)
 	}

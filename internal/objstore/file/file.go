@@ -21,22 +21,14 @@ import (
 
 var _ objstore.Store = (*Store)(nil)
 
-func init() {
-	objstore.Register("file", func(_ context.Context, rawURL string) (objstore.Store, error) {
-		dir, err := PathFromURL(rawURL)
-		if err != nil {
-			return nil, err
-		}
-		return Open(dir)
-	})
-}
-
 // Store keeps objects as files under a root directory.
 type Store struct {
 	root string
 }
 
 // Open returns a Store rooted at dir, creating the directory if needed.
+// The root is the store's bucket: should it disappear later, every method
+// returns ErrBucketNotFound rather than recreating it.
 func Open(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("file: open: empty directory")
@@ -101,6 +93,9 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, op
 	}
 	final := s.path(key)
 	dir := filepath.Dir(final)
+	if s.rootGone() {
+		return s.errRootGone() // MkdirAll would create a new, empty root
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return classifyWrite(err)
 	}
@@ -165,12 +160,12 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, objstore.Ob
 	}
 	f, err := os.Open(s.path(key))
 	if err != nil {
-		return nil, objstore.ObjectInfo{}, fmt.Errorf("file: get %s: %w", key, classify(err))
+		return nil, objstore.ObjectInfo{}, fmt.Errorf("file: get %s: %w", key, s.classify(err))
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, objstore.ObjectInfo{}, fmt.Errorf("file: get %s: %w", key, classify(err))
+		return nil, objstore.ObjectInfo{}, fmt.Errorf("file: get %s: %w", key, s.classify(err))
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
@@ -189,7 +184,7 @@ func (s *Store) Stat(ctx context.Context, key string) (objstore.ObjectInfo, erro
 	}
 	fi, err := os.Stat(s.path(key))
 	if err != nil {
-		return objstore.ObjectInfo{}, fmt.Errorf("file: stat %s: %w", key, classify(err))
+		return objstore.ObjectInfo{}, fmt.Errorf("file: stat %s: %w", key, s.classify(err))
 	}
 	if !fi.Mode().IsRegular() {
 		return objstore.ObjectInfo{}, fmt.Errorf("file: stat %s: %w", key, objstore.ErrNotFound)
@@ -209,7 +204,10 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	}
 	p := s.path(key)
 	fi, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || (err == nil && fi.IsDir()) {
+	if notExist(err) && s.rootGone() {
+		return fmt.Errorf("file: delete %s: %w", key, s.errRootGone())
+	}
+	if notExist(err) || (err == nil && fi.IsDir()) {
 		return nil
 	}
 	if err != nil {
@@ -228,10 +226,45 @@ func info(key string, fi fs.FileInfo) objstore.ObjectInfo {
 	return objstore.ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime().UTC()}
 }
 
+// classify wraps the error of a read in the objstore sentinels: a missing
+// file is ErrNotFound, unless the root directory itself is gone.
+func (s *Store) classify(err error) error {
+	if notExist(err) && s.rootGone() {
+		return s.errRootGone()
+	}
+	return classify(err)
+}
+
+// rootGone reports whether the root directory no longer exists: the file
+// backend's missing bucket.
+func (s *Store) rootGone() bool {
+	fi, err := os.Stat(s.root)
+	return errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir())
+}
+
+func (s *Store) errRootGone() error { return &rootGoneError{root: s.root} }
+
+// rootGoneError is the file backend's ErrBucketNotFound.
+type rootGoneError struct{ root string }
+
+func (e *rootGoneError) Error() string {
+	return objstore.ErrBucketNotFound.Error() + ": directory " + e.root + " is gone"
+}
+func (e *rootGoneError) Is(target error) bool { return target == objstore.ErrBucketNotFound }
+
+// Hint is for objstore.Hint.
+func (e *rootGoneError) Hint() string {
+	return "the store's directory was removed or unmounted: bring it back, or correct the store path"
+}
+
+func notExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
 // classify wraps filesystem errors in the objstore sentinels.
 func classify(err error) error {
 	switch {
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+	case notExist(err):
 		return fmt.Errorf("%w: %w", objstore.ErrNotFound, err)
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Errorf("%w: %w", objstore.ErrAccessDenied, err)

@@ -13,6 +13,21 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore/storetest"
 )
 
+func TestStore_MissingBucket(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	s, err := file.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	storetest.RunMissingBucket(t, s)
+	if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the root was recreated: %v", err)
+	}
+}
+
 func TestStore_Conformance(t *testing.T) {
 	storetest.RunConformance(t, func(t *testing.T) objstore.Store {
 		s, err := file.Open(filepath.Join(t.TempDir(), "store"))
@@ -108,19 +123,6 @@ func TestPathFromURL(t *testing.T) {
 		got, err := file.PathFromURL(tt.in)
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("PathFromURL(%q) = %q, %v; want %q, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
-func TestOpen_ViaObjstore(t *testing.T) {
-	dir := t.TempDir()
-	for _, u := range []string{dir, "file://" + dir} {
-		s, err := objstore.Open(context.Background(), u)
-		if err != nil {
-			t.Fatalf("objstore.Open(%q): %v", u, err)
-		}
-		if s.String() != "file://"+dir {
-			t.Fatalf("String() = %q, want file://%s", s.String(), dir)
 		}
 	}
 }

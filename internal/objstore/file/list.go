@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/tidemark/tidemark/internal/objstore"
 )
@@ -79,7 +78,10 @@ func (s *Store) list(ctx context.Context, prefix, startAfter string) ([]objstore
 		out = append(out, info(key, fi))
 		return nil
 	})
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+	if notExist(err) {
+		if s.rootGone() {
+			return nil, s.errRootGone()
+		}
 		return nil, nil // nothing stored under the prefix yet
 	}
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/logging"
@@ -26,12 +27,6 @@ import (
 )
 
 var _ objstore.Store = (*Store)(nil)
-
-func init() {
-	objstore.Register("s3", func(ctx context.Context, rawURL string) (objstore.Store, error) {
-		return Open(ctx, rawURL, Options{})
-	})
-}
 
 // Defaults for Options' zero values.
 const (
@@ -88,7 +83,8 @@ type Store struct {
 
 // Open parses rawURL ("s3://bucket/prefix?endpoint=…&region=…&path_style=true")
 // and returns a Store. It does not contact the server; the first request
-// reports unreachable endpoints or bad credentials (ErrAccessDenied).
+// reports an unreachable endpoint, a missing bucket (ErrBucketNotFound),
+// missing credentials (ErrNoCredentials) or rejected ones (ErrAccessDenied).
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	loc, err := parseURL(rawURL)
 	if err != nil {
@@ -159,7 +155,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		cfg.Region = DefaultRegion
 	}
 	if cfg.Credentials != nil {
-		cfg.Credentials = &recordingProvider{inner: cfg.Credentials, secrets: secrets}
+		cfg.Credentials = &recordingProvider{inner: cfg.Credentials, secrets: secrets,
+			instanceRoleOnly: aws.IsCredentialsProvider(cfg.Credentials, (*ec2rolecreds.Provider)(nil))}
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = pathStyle
@@ -309,9 +306,33 @@ func (s *Store) Stat(ctx context.Context, key string) (objstore.ObjectInfo, erro
 		Key:    aws.String(s.fullKey(key)),
 	})
 	if err != nil {
-		return objstore.ObjectInfo{}, s.wrap("stat", key, err)
+		werr := s.wrap("stat", key, err)
+		if errors.Is(werr, objstore.ErrNotFound) {
+			return objstore.ObjectInfo{}, s.whyNotFound(ctx, key, werr)
+		}
+		return objstore.ObjectInfo{}, werr
 	}
 	return objstore.ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified).UTC()}, nil
+}
+
+// whyNotFound tells a missing key from a missing bucket or a refused
+// request after a HEAD answered 404: HEAD responses carry no error code
+// (and some servers answer an unknown access key with 404). A one-key
+// listing does carry one. It returns notFound when the bucket is there.
+func (s *Store) whyNotFound(ctx context.Context, key string, notFound error) error {
+	_, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  aws.String(s.loc.bucket),
+		Prefix:  aws.String(s.fullKey(key)),
+		MaxKeys: aws.Int32(1),
+	})
+	if err == nil {
+		return notFound
+	}
+	werr := s.wrap("stat", key, err)
+	if errors.Is(werr, objstore.ErrBucketNotFound) || errors.Is(werr, objstore.ErrAccessDenied) {
+		return werr
+	}
+	return notFound
 }
 
 // List pages through ListObjectsV2 and returns the objects in key order.

@@ -442,3 +442,44 @@ func testString(t *testing.T, s objstore.Store) {
 		t.Fatalf("String() is empty")
 	}
 }
+
+// RunMissingBucket checks a store whose bucket does not exist (for the file
+// backend: whose root directory was removed after Open): every method
+// fails with ErrBucketNotFound carrying a hint (objstore.Hint), never
+// ErrNotFound or success, and a Put does not create the bucket.
+func RunMissingBucket(t *testing.T, s objstore.Store) {
+	ctx := ctxT(t)
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Put", func() error { return s.Put(ctx, "k", strings.NewReader("v"), 1, objstore.PutOptions{}) }},
+		{"PutIfAbsent", func() error { return s.Put(ctx, "k", strings.NewReader("v"), 1, objstore.PutOptions{IfAbsent: true}) }},
+		{"Get", func() error {
+			rc, _, err := s.Get(ctx, "k")
+			if err == nil {
+				rc.Close()
+			}
+			return err
+		}},
+		{"Stat", func() error { _, err := s.Stat(ctx, "k"); return err }},
+		{"List", func() error { _, err := s.List(ctx, "", ""); return err }},
+		{"ListPrefix", func() error { _, err := s.List(ctx, "a/b/", ""); return err }},
+		{"Delete", func() error { return s.Delete(ctx, "k") }},
+		{"ReadAll", func() error {
+			_, err := objstore.ReadAll(ctx, s, "k", 10, objstore.WithRetry(objstore.RetryPolicy{Attempts: 3, Backoff: time.Hour}))
+			return err
+		}},
+	}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.call()
+			if !errors.Is(err, objstore.ErrBucketNotFound) || errors.Is(err, objstore.ErrNotFound) {
+				t.Fatalf("err = %v, want ErrBucketNotFound (and not ErrNotFound)", err)
+			}
+			if objstore.Hint(err) == "" {
+				t.Fatalf("err = %v carries no hint (objstore.Hint)", err)
+			}
+		})
+	}
+}

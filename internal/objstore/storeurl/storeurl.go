@@ -1,12 +1,12 @@
-// Package storeurl opens any objstore backend from a URL. It links every
-// backend (file, s3), so importing it makes objstore.Open work for all
-// schemes; cmd/* mains and tests use it. It lives apart from objstore
-// because the backends import objstore.
+// Package storeurl opens an objstore backend from a store URL: it parses
+// the scheme and calls the file or s3 backend. cmd/* mains and tests use
+// it; it lives apart from objstore because the backends import objstore.
 package storeurl
 
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
@@ -27,9 +27,10 @@ func Open(ctx context.Context, rawURL string) (objstore.Store, error) {
 	return OpenWith(ctx, rawURL, Options{})
 }
 
-// OpenWith opens a store like Open, with backend options.
+// OpenWith opens a store like Open, with backend options. A scheme other
+// than s3 or file is an error naming it.
 func OpenWith(ctx context.Context, rawURL string, opts Options) (objstore.Store, error) {
-	switch scheme := objstore.Scheme(rawURL); scheme {
+	switch scheme := Scheme(rawURL); scheme {
 	case "s3":
 		return s3.Open(ctx, rawURL, opts.S3)
 	case "file":
@@ -41,4 +42,14 @@ func OpenWith(ctx context.Context, rawURL string, opts Options) (objstore.Store,
 	default:
 		return nil, fmt.Errorf("open store: unsupported scheme %q (want s3://, file:// or a path)", scheme)
 	}
+}
+
+// Scheme returns the URL scheme of a store location in lower case, or
+// "file" for a bare path (one without "://").
+func Scheme(rawURL string) string {
+	scheme, _, ok := strings.Cut(rawURL, "://")
+	if !ok || scheme == "" || strings.ContainsAny(scheme, "/\\") {
+		return "file"
+	}
+	return strings.ToLower(scheme)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
-func TestOpen(t *testing.T) {
+func TestOpenWith(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	srv := testrig.StartS3(t)
@@ -25,27 +25,41 @@ func TestOpen(t *testing.T) {
 		{srv.StoreURL(bucket, "x/y"), "s3://" + bucket + "/x/y/"},
 	}
 	for _, tt := range tests {
-		for name, open := range map[string]func() (objstore.Store, error){
-			"storeurl": func() (objstore.Store, error) { return storeurl.OpenWith(ctx, tt.url, opts) },
-			"objstore": func() (objstore.Store, error) { return objstore.Open(ctx, tt.url) },
-		} {
-			s, err := open()
-			if err != nil {
-				t.Fatalf("%s open %q: %v", name, tt.url, err)
-			}
-			if !strings.HasPrefix(s.String(), tt.wantString) {
-				t.Errorf("%s open %q: String() = %q, want prefix %q", name, tt.url, s.String(), tt.wantString)
-			}
+		s, err := storeurl.OpenWith(ctx, tt.url, opts)
+		if err != nil {
+			t.Fatalf("open %q: %v", tt.url, err)
+		}
+		if !strings.HasPrefix(s.String(), tt.wantString) {
+			t.Errorf("open %q: String() = %q, want prefix %q", tt.url, s.String(), tt.wantString)
+		}
+		if err := s.Put(ctx, "k", strings.NewReader("v"), 1, objstore.PutOptions{}); err != nil {
+			t.Fatalf("put through %q: %v", tt.url, err)
 		}
 	}
-	s, err := storeurl.OpenWith(ctx, srv.StoreURL(bucket, "x/y"), opts)
-	if err != nil {
-		t.Fatal(err)
+}
+
+func TestOpen_UnknownScheme(t *testing.T) {
+	_, err := storeurl.Open(t.Context(), "gs://bucket/p")
+	if err == nil || !strings.Contains(err.Error(), `"gs"`) {
+		t.Fatalf("Open(gs://…): err = %v, want one naming the scheme", err)
 	}
-	if err := s.Put(ctx, "k", strings.NewReader("v"), 1, objstore.PutOptions{}); err != nil {
-		t.Fatalf("put through storeurl with options: %v", err)
+}
+
+func TestScheme(t *testing.T) {
+	tests := map[string]string{
+		"s3://bucket/p":     "s3",
+		"S3://bucket/p":     "s3",
+		"file:///tmp/x":     "file",
+		"/tmp/x":            "file",
+		"relative/dir":      "file",
+		"dir/with://inside": "file",
+		"gs://bucket":       "gs",
+		"C:\\windows\\path": "file",
+		"://no-scheme":      "file",
 	}
-	if _, err := storeurl.Open(ctx, "gs://bucket/x"); err == nil {
-		t.Fatal("open gs://: err = nil")
+	for in, want := range tests {
+		if got := storeurl.Scheme(in); got != want {
+			t.Errorf("Scheme(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
