@@ -26,8 +26,8 @@ func newAgeCmd() *cobra.Command {
 		Short: "Time-compressed soak: what an archive costs after days of flushes, merges and GC",
 		Long: `age drives the real catalog writer, merger and garbage collector on a simulated
 clock: one flush segment per simulated second (EventCore events), merges every
-10 simulated seconds with the default levels (1m, 1h, 24h), GC every simulated
-minute with the default grace (10m). At days 1, 7 and 30 (those within --days)
+10 simulated seconds with the default levels (1m, 1h, 24h), GC every 5 simulated
+minutes with the default grace (10m). At days 1, 7 and 30 (those within --days)
 it prints objects in the store, catalog and checkpoint bytes, the p99 append
 latency, catalog load time, the objects a restore to the watermark plans, and
 verify time. The file store lives under --dir (default a directory in /dev/shm

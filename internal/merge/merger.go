@@ -268,13 +268,18 @@ func (m *Merger) keyID() string {
 // so that the same group merged twice yields the same plaintext bytes.
 func (m *Merger) writerOptions(g Group, hdr *segment.Header) segment.WriterOptions {
 	created := g.Inputs[len(g.Inputs)-1].MaxCommitTime.UTC().Truncate(time.Microsecond)
-	return segment.WriterOptions{Compression: segment.Zstd, Level: mergeCompressionLevel, Keyring: m.Keyring,
+	level := firstLevelCompression
+	if g.Level > 1 {
+		level = 0 // the segment package's preset for merged segments: the best, 16 MiB window
+	}
+	return segment.WriterOptions{Compression: segment.Zstd, Level: level, Keyring: m.Keyring,
 		SystemID: hdr.SystemID, Table: hdr.Table, MergeLevel: g.Level, Created: created}
 }
 
-// mergeCompressionLevel is the zstd level of merged segments: merges run in
-// the background, so they trade CPU for bytes that are kept for years.
-const mergeCompressionLevel = 19
+// firstLevelCompression is the zstd level of level-1 merges: they are
+// merged again within the hour, so they get the default level; levels
+// above, which are kept for years, get the best.
+const firstLevelCompression = 3
 
 // readInput downloads one input to a temporary file, checks it against the
 // catalog's size and SHA-256, and calls fn with a reader of its events.

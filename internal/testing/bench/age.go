@@ -36,7 +36,7 @@ type AgeConfig struct {
 	// Grace is the GC grace (catalog.DefaultGCGrace when zero).
 	Grace time.Duration
 	// MergeEvery and GCEvery are the simulated intervals between merge and
-	// GC runs (10 s and 1 min when zero).
+	// GC runs (10 s and 5 min when zero).
 	MergeEvery, GCEvery time.Duration
 	// TempDir holds the merger's temporary files.
 	TempDir string
@@ -146,7 +146,7 @@ func newAgeSoak(ctx context.Context, cfg AgeConfig) (*ageSoak, error) {
 		cfg.MergeEvery = 10 * time.Second
 	}
 	if cfg.GCEvery <= 0 {
-		cfg.GCEvery = time.Minute
+		cfg.GCEvery = 5 * time.Minute
 	}
 	grace := cfg.Grace
 	if grace <= 0 {
