@@ -45,8 +45,8 @@ archiver does not) and takes no lease: run it beside the archivers, once
 }
 
 func runGC(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *gcOptions) error {
-	if o.grace < time.Minute {
-		return cli.Usage(fmt.Errorf("--grace %s is shorter than a minute", o.grace), "a grace shorter than a catalog load risks failing running loads; use --grace 1m or more")
+	if o.grace < time.Second {
+		return cli.Usage(fmt.Errorf("--grace %s is shorter than a second", o.grace), "use --grace 10m (the default) or at least 1s; a short grace only makes restores and loads re-plan more often")
 	}
 	log, err := g.logger(cmd.ErrOrStderr())
 	if err != nil {
