@@ -39,6 +39,14 @@ type Results struct {
 	// EarlyT (the commit of the event at EarlyFraction), which covers
 	// EarlyExpected events.
 	RestoreLate, RestoreEarly RestoreRun
+	// Merge is the time to merge the backlog's live segments into one;
+	// MergedInputs, MergedBytes and MergedEvents describe that merge, and
+	// RestoreMerged restores to the backlog's end from the merged segment.
+	Merge         time.Duration
+	MergedInputs  int
+	MergedBytes   int64
+	MergedEvents  int64
+	RestoreMerged RestoreRun
 	EarlyT                    time.Time
 	EarlyExpected             int64
 

@@ -113,6 +113,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		{"micro-benchmark zstd", r.microZstd, false},
 		{"steady workload", r.steady, true},
 		{"peak rss", r.peakRSS, false},
+		{"merge backlog", r.mergeBacklog, true},
+		{"restore merged", r.restoreMerged, true},
 	}
 	for _, s := range steps {
 		start := time.Now()
