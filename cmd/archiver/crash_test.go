@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"github.com/tidemark/tidemark/internal/archive/archivetest"
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/objstore"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -89,21 +89,21 @@ func TestArchiver_CrashPoints(t *testing.T) {
 		p := startProc(t, env, archiverArgs(nats.URL, dir, "crash-test")...)
 		if pt.stage == "" {
 			time.Sleep(pt.after)
-			_ = p.cmd.Process.Signal(syscall.SIGKILL)
-			if code := p.exitCode(t, 10*time.Second); code != -1 {
-				t.Fatalf("point %d (%s): exit code %d before the kill; log:\n%s", i, pt, code, tail(p.log.String()))
+			_ = p.Signal(syscall.SIGKILL)
+			if code := p.ExitCode(t, 10*time.Second); code != -1 {
+				t.Fatalf("point %d (%s): exit code %d before the kill; log:\n%s", i, pt, code, p.LogTail(40))
 			}
 			continue
 		}
-		if code := p.exitCode(t, 20*time.Second); code != 137 {
-			t.Fatalf("point %d (%s): exit code %d, want 137; log:\n%s", i, pt, code, tail(p.log.String()))
+		if code := p.ExitCode(t, 20*time.Second); code != 137 {
+			t.Fatalf("point %d (%s): exit code %d, want 137; log:\n%s", i, pt, code, p.LogTail(40))
 		}
-		if !strings.Contains(p.log.String(), "crash hook: exiting at "+pt.stage) {
-			t.Fatalf("point %d (%s): no crash hook message; log:\n%s", i, pt, tail(p.log.String()))
+		if !strings.Contains(p.Output(), "crash hook: exiting at "+pt.stage) {
+			t.Fatalf("point %d (%s): no crash hook message; log:\n%s", i, pt, p.LogTail(40))
 		}
 	}
 	items := pub.finish(t)
-	addr := freeAddr(t)
+	addr := testkit.FreeAddrT(t)
 	final := startProc(t, nil, append(archiverArgs(nats.URL, dir, "crash-test"), "--http", addr)...)
 	archivetest.WaitWatermark(t, store, items[len(items)-1].Pos(), 60*time.Second)
 	checkOps(t, addr)
@@ -137,9 +137,9 @@ func TestArchiver_CrashPoints(t *testing.T) {
 		rep.Leader != "crash-test" || !rep.LeaseLive || rep.MetaWatermark.LSN != rep.Watermark.LSN {
 		t.Fatalf("status report %+v", rep)
 	}
-	_ = final.cmd.Process.Signal(syscall.SIGTERM)
-	if code := final.exitCode(t, 20*time.Second); code != 0 {
-		t.Fatalf("archiver exit code %d after SIGTERM; log:\n%s", code, tail(final.log.String()))
+	_ = final.Signal(syscall.SIGTERM)
+	if code := final.ExitCode(t, 20*time.Second); code != 0 {
+		t.Fatalf("archiver exit code %d after SIGTERM; log:\n%s", code, final.LogTail(40))
 	}
 
 	// rebuild --dry-run finds every segment.
@@ -169,7 +169,7 @@ func TestArchiver_PausedWriterIsFenced(t *testing.T) {
 	second := batch(f, 20)
 	f.Publish(t, false, second...)
 	time.Sleep(300 * time.Millisecond)
-	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := a.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	waitLease(t, store, "writer-b")
@@ -178,23 +178,19 @@ func TestArchiver_PausedWriterIsFenced(t *testing.T) {
 	archivetest.WaitWatermark(t, store, third[len(third)-1].Pos(), 30*time.Second)
 
 	// A wakes up with a stale lease and an open segment: it must not write.
-	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := a.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(a.log.String(), "stepping down to standby") {
-		if time.Now().After(deadline) {
-			t.Fatalf("woken writer did not step down; log:\n%s", tail(a.log.String()))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitForLog(t, 15*time.Second, "the woken writer to step down", func() bool {
+		return strings.Contains(a.Output(), "stepping down to standby")
+	}, func() string { return a.LogTail(40) })
 	fourth := batch(f, 20)
 	f.Publish(t, false, fourth...)
 	last := fourth[len(fourth)-1].Pos()
 	archivetest.WaitWatermark(t, store, last, 30*time.Second)
 	select {
-	case <-a.done:
-		t.Fatalf("woken writer exited; log:\n%s", tail(a.log.String()))
+	case <-a.Done():
+		t.Fatalf("woken writer exited; log:\n%s", a.LogTail(40))
 	default:
 	}
 	if lease, err := catalog.CurrentLease(ctx, store); err != nil || lease.Holder != "writer-b" {
@@ -203,25 +199,14 @@ func TestArchiver_PausedWriterIsFenced(t *testing.T) {
 
 	arch := archivetest.Load(t, store, nil)
 	arch.Check(t, archivetest.EventIDs(append(append(append(first, second...), third...), fourth...)...))
-	firstB := uint64(0)
-	for _, e := range arch.Catalog.Entries() {
-		switch {
-		case e.Writer == "writer-b" && firstB == 0:
-			firstB = e.Seq
-		case e.Writer == "writer-a" && firstB != 0:
-			t.Fatalf("entry %d written by the paused writer after the takeover (entry %d)", e.Seq, firstB)
-		}
-	}
-	if firstB == 0 {
-		t.Fatal("the standby wrote nothing")
-	}
-	for _, line := range strings.Split(a.log.String(), "\n") {
+	arch.CheckFenced(t, "writer-a", "writer-b")
+	for _, line := range strings.Split(a.Output(), "\n") {
 		if strings.Contains(line, "stepping down") || strings.Contains(line, "segment") && strings.Contains(line, "WARN") {
 			t.Logf("woken writer: %s", line)
 		}
 	}
-	if !strings.Contains(b.log.String(), "msg=leading") {
-		t.Fatalf("standby never led; log:\n%s", tail(b.log.String()))
+	if !strings.Contains(b.Output(), "msg=leading") {
+		t.Fatalf("standby never led; log:\n%s", b.LogTail(40))
 	}
 	// The woken writer's lease had lapsed by its own clock, so it uploaded
 	// nothing either: no unlisted object is left behind.
@@ -248,28 +233,12 @@ func batch(f *archivetest.Feed, n int) []archivetest.Item {
 // waitLease waits until holder holds the catalog lease.
 func waitLease(t *testing.T, store objstore.Store, holder string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		lease, err := catalog.CurrentLease(context.Background(), store)
-		if err == nil && lease != nil && lease.Holder == holder && !lease.Expired(time.Now()) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not get the lease: %+v, %v", holder, lease, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// freeAddr returns a free loopback address.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	var lease *catalog.LeaseInfo
+	var err error
+	testkit.WaitForLog(t, 20*time.Second, holder+" to hold the lease", func() bool {
+		lease, err = catalog.CurrentLease(context.Background(), store)
+		return err == nil && lease != nil && lease.Holder == holder && !lease.Expired(time.Now())
+	}, func() string { return fmt.Sprintf("lease %+v, %v", lease, err) })
 }
 
 // checkOps checks the leader's /livez, /readyz and /metrics.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/feed"
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // TestCapture_IdleSourceAdvances: on an idle database heartbeats keep
@@ -23,7 +24,7 @@ func TestCapture_IdleSourceAdvances(t *testing.T) {
 	cfg.ConfirmOn = ConfirmArchive
 	cfg.HeartbeatInterval = 200 * time.Millisecond
 	stop, _ := e.run(cfg)
-	waitFor(t, 30*time.Second, "capture ready", func() bool { return e.last.Ready() == nil })
+	testkit.WaitFor(t, 30*time.Second, "capture ready", func() bool { return e.last.Ready() == nil })
 	created := e.slotState().ConfirmedFlushLSN
 	hb0 := testutil.ToFloat64(metricHeartbeats)
 
@@ -34,14 +35,14 @@ func TestCapture_IdleSourceAdvances(t *testing.T) {
 	}
 	f := startFollower(t, e.js, cfg.Stream)
 	var first, second = e.slotState().ConfirmedFlushLSN, e.slotState().ConfirmedFlushLSN
-	waitFor(t, 20*time.Second, "confirmed position to advance", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "confirmed position to advance", func() bool {
 		first = e.slotState().ConfirmedFlushLSN
 		return first > created
 	})
 	if w := f.publishedLSN(); first > w {
 		t.Fatalf("confirmed %s beyond the watermark %s", first, w)
 	}
-	waitFor(t, 20*time.Second, "confirmed position to advance again", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "confirmed position to advance again", func() bool {
 		second = e.slotState().ConfirmedFlushLSN
 		return second > first
 	})
@@ -88,7 +89,7 @@ func TestCapture_ConfirmsNoFurtherThanWatermark(t *testing.T) {
 	if _, err := kv.Put(ctx, feed.KeyWatermark, b); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "confirmed position at the watermark", func() bool { return e.slotState().ConfirmedFlushLSN == mid })
+	testkit.WaitFor(t, 10*time.Second, "confirmed position at the watermark", func() bool { return e.slotState().ConfirmedFlushLSN == mid })
 	time.Sleep(500 * time.Millisecond)
 	if got := e.slotState().ConfirmedFlushLSN; got != mid {
 		t.Fatalf("confirmed %s, watermark %s", got, mid)
@@ -132,7 +133,7 @@ func TestCapture_Rewind(t *testing.T) {
 	if _, err := kv.Put(ctx, feed.KeyRewind, b); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "every event published twice", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "every event published twice", func() bool {
 		for {
 			select {
 			case m := <-msgs:

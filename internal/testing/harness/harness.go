@@ -16,6 +16,7 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore/s3"
 	"github.com/tidemark/tidemark/internal/objstore/storeurl"
 	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -151,7 +152,7 @@ func (h *Harness) start(ctx context.Context, program, name string, args, extra [
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := testkit.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
