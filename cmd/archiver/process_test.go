@@ -14,7 +14,6 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
 	"github.com/tidemark/tidemark/internal/testing/testkit"
-	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // archiverArgs are the flags of a test archiver: fast flushes and a short lease.
@@ -24,11 +23,11 @@ func archiverArgs(natsURL, store, holder string, extra ...string) []string {
 	return append(args, extra...)
 }
 
-// startProc starts the archiver binary with args and env added to its
+// startProc starts an archiver binary with args and env added to its
 // environment; it is killed when the test ends.
-func startProc(t *testing.T, env []string, args ...string) *testkit.Proc {
+func startProc(t *testing.T, bin string, env []string, args ...string) *testkit.Proc {
 	t.Helper()
-	cmd := exec.Command(testrig.BuildBinary(t, "./cmd/archiver"), args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	return testkit.StartT(t, "archiver", cmd)
 }
