@@ -129,7 +129,7 @@ func TestRestorer_RightKeyAndEnvironment(t *testing.T) {
 		t.Fatal("key material printed")
 	}
 	if f.Txns[n][0].CommitTime.After(at) {
-		compare(t, f.SourceURL, target, at)
+		restoretest.Compare(t, f.SourceURL, target, at)
 	}
 }
 

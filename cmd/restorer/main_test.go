@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -13,14 +12,13 @@ import (
 
 	"github.com/tidemark/tidemark/internal/restore"
 	"github.com/tidemark/tidemark/internal/restore/restoretest"
-	"github.com/tidemark/tidemark/internal/testing/eventcore"
-	"github.com/tidemark/tidemark/internal/testing/oracle"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // One PostgreSQL cluster and one archive fixture per test binary.
 var shared = restoretest.Shared{Events: 2500}
 
-func TestMain(m *testing.M) { shared.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, shared.Close) }
 
 func fixture(tb testing.TB) *restoretest.Fixture {
 	tb.Helper()
@@ -63,17 +61,6 @@ func records(t *testing.T, stdout string) []map[string]any {
 	return out
 }
 
-func compare(t *testing.T, source, target string, at time.Time) {
-	t.Helper()
-	d, err := oracle.CompareTable(context.Background(), source, target, eventcore.Table, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !d.Empty() {
-		t.Fatalf("restore to %s differs from the oracle: %s", restore.FormatTime(at), d)
-	}
-}
-
 func TestRestorer_RestoreHumanAndJSON(t *testing.T) {
 	f := fixture(t)
 	at := f.Times[len(f.Times)/2]
@@ -90,7 +77,7 @@ func TestRestorer_RestoreHumanAndJSON(t *testing.T) {
 		t.Fatalf("stdout:\n%s", r.stdout)
 	}
 	t.Logf("stdout:\n%s", r.stdout)
-	compare(t, f.SourceURL, target, at)
+	restoretest.Compare(t, f.SourceURL, target, at)
 
 	// --json: the same restore into another database, as records
 	local := at.In(mustZone(t, "Asia/Kolkata")).Format("2006-01-02 15:04:05.999999")
@@ -109,7 +96,7 @@ func TestRestorer_RestoreHumanAndJSON(t *testing.T) {
 	if v := recs[2]["verification"].(map[string]any); v["status"] != "ok" {
 		t.Fatalf("verification %v", v)
 	}
-	compare(t, f.SourceURL, target2, at)
+	restoretest.Compare(t, f.SourceURL, target2, at)
 }
 
 func mustZone(t *testing.T, name string) *time.Location {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/s3"
+	"github.com/tidemark/tidemark/internal/restore/restoretest"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -84,7 +85,7 @@ func TestRestorer_KilledProcessResumes(t *testing.T) {
 		got, finished := stateEvents(ctx, target)
 		if !killed || finished {
 			t.Logf("round %d: the restore finished before the kill", round)
-			compare(t, f.SourceURL, target, at)
+			restoretest.Compare(t, f.SourceURL, target, at)
 			continue
 		}
 		out, err := exec.Command(bin, args...).Output()
@@ -105,7 +106,7 @@ func TestRestorer_KilledProcessResumes(t *testing.T) {
 			t.Fatalf("round %d: killed at %d committed rows; re-run %+v, want resumed with %d rows", round, got, res, total)
 		}
 		t.Logf("round %d: killed after %d of %d rows were committed; the re-run wrote %d", round, got, total, res.EventsThisRun)
-		compare(t, f.SourceURL, target, at)
+		restoretest.Compare(t, f.SourceURL, target, at)
 	}
 }
 
@@ -152,7 +153,7 @@ func TestRestorer_FromS3(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("restore from S3: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	compare(t, f.SourceURL, target, f.Last)
+	restoretest.Compare(t, f.SourceURL, target, f.Last)
 }
 
 func TestRestorer_InterruptedBySignal(t *testing.T) {
@@ -193,5 +194,5 @@ func TestRestorer_InterruptedBySignal(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), `"resumed":true`) {
 		t.Fatalf("re-run: %v\n%s", err, out)
 	}
-	compare(t, f.SourceURL, target, f.Last)
+	restoretest.Compare(t, f.SourceURL, target, f.Last)
 }

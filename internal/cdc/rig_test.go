@@ -30,7 +30,7 @@ var (
 	slotCounter atomic.Int64
 )
 
-func TestMain(m *testing.M) { sharedPG.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, sharedPG.Close) }
 
 // env is one test's source database, NATS server and slot.
 type env struct {

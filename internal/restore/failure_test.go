@@ -159,7 +159,7 @@ func TestRestore_BadTargets(t *testing.T) {
 		if !res.CreatedTable || res.TriggerBypass != "none" {
 			t.Fatalf("result %+v", res)
 		}
-		compare(t, f.sourceURL, target, f.last)
+		restoretest.Compare(t, f.sourceURL, target, f.last)
 	})
 	t.Run("empty restore before the first event", func(t *testing.T) {
 		target := shared.PG.Get(t).NewDatabase(t)
@@ -175,7 +175,7 @@ func TestRestore_BadTargets(t *testing.T) {
 			t.Fatalf("result %+v", res)
 		}
 		t.Log(res.Notes)
-		compare(t, f.sourceURL, target, f.first.Add(-1e3))
+		restoretest.Compare(t, f.sourceURL, target, f.first.Add(-1e3))
 	})
 }
 
@@ -237,7 +237,7 @@ func TestRestore_WrongKey(t *testing.T) {
 			t.Fatalf("verification %+v", res.Verification)
 		}
 		if f.txns[n][0].CommitTime.After(at) {
-			compare(t, f.sourceURL, target, at)
+			restoretest.Compare(t, f.sourceURL, target, at)
 		}
 	})
 }

@@ -13,13 +13,14 @@ import (
 	"github.com/tidemark/tidemark/internal/restore/restoretest"
 	"github.com/tidemark/tidemark/internal/segment"
 	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // The package's tests share one PostgreSQL cluster and one fixture,
 // started and built on first use and removed by TestMain.
 var shared = restoretest.Shared{Events: 6000}
 
-func TestMain(m *testing.M) { shared.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m, shared.Close) }
 
 // newEventCoreDB returns a fresh database with EventCore's schema applied.
 func newEventCoreDB(tb testing.TB) string {

@@ -81,7 +81,7 @@ func TestRestore_Privileges(t *testing.T) {
 		if res.TriggerBypass != "disable_trigger" || res.Verification.Status != VerifyOK {
 			t.Fatalf("bypass %q, verification %+v", res.TriggerBypass, res.Verification)
 		}
-		compare(t, f.sourceURL, superURL, at)
+		restoretest.Compare(t, f.sourceURL, superURL, at)
 		conn, err := pgx.Connect(ctx, superURL)
 		if err != nil {
 			t.Fatal(err)

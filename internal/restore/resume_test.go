@@ -54,7 +54,7 @@ func TestRestore_InterruptedAndResumed(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: resumed restore: %v", round, err)
 		}
-		compare(t, f.sourceURL, target, at)
+		restoretest.Compare(t, f.sourceURL, target, at)
 		if res.Verification.Status != VerifyOK {
 			t.Fatalf("round %d: verification %+v", round, res.Verification)
 		}
@@ -101,5 +101,5 @@ func TestRestore_ResumeRefusesDifferentRestore(t *testing.T) {
 	if _, err := Restore(ctx, p, Options{TargetURL: target}); err != nil {
 		t.Fatalf("resume with the same T: %v", err)
 	}
-	compare(t, f.sourceURL, target, at)
+	restoretest.Compare(t, f.sourceURL, target, at)
 }

@@ -3,7 +3,6 @@ package restoretest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -12,8 +11,9 @@ import (
 )
 
 // Shared is one PostgreSQL cluster and one Fixture on it for a whole test
-// binary, each started or built on first use and removed by Main (or
-// Close after m.Run: os.Exit skips test cleanups).
+// binary, each started or built on first use and removed by Close, which
+// TestMain runs after the tests (testkit.Main): os.Exit skips test
+// cleanups.
 type Shared struct {
 	// Events is the size of the fixture's workload (Build's events).
 	Events int64
@@ -36,16 +36,6 @@ func (s *Shared) Fixture(tb testing.TB) *Fixture {
 		tb.Fatalf("build fixture: %v", s.err)
 	}
 	return s.fix
-}
-
-// Main is a package's TestMain: it runs the tests, removes the fixture's
-// archive, stops the cluster and exits with the tests' status.
-func (s *Shared) Main(m *testing.M) {
-	code := m.Run()
-	if err := s.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "restoretest:", err)
-	}
-	os.Exit(code)
 }
 
 // Close removes the fixture's archive and stops the cluster.

@@ -4,7 +4,10 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/oracle"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -38,6 +41,19 @@ func TargetState(tb testing.TB, url string) string {
 		}
 	}
 	return s
+}
+
+// Compare fails tb when the event table at targetURL differs from what a
+// restore to at must hold: the oracle's reading of the source at sourceURL.
+func Compare(tb testing.TB, sourceURL, targetURL string, at time.Time) {
+	tb.Helper()
+	d, err := oracle.CompareTable(context.Background(), sourceURL, targetURL, eventcore.Table, at)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if !d.Empty() {
+		tb.Fatalf("restore to %s differs from the oracle: %s", at.UTC().Format(time.RFC3339Nano), d)
+	}
 }
 
 // InsertEvent appends one event to the event table at url, making it a

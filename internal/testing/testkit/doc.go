@@ -2,7 +2,8 @@
 // programs share, so each exists once: polling until a condition holds
 // (WaitFor), free loopback ports (FreePort, FreeAddr), child processes with
 // their output kept in a file or in memory (Proc), a goroutine-safe log
-// buffer (Buffer, Tail) and a process's peak memory (PeakRSS).
+// buffer (Buffer, Tail), a process's peak memory (PeakRSS) and a TestMain
+// that releases what a package's tests shared (Main).
 //
 // It imports only the standard library, so every package under
 // internal/testing and every _test.go file can use it. Functions taking a

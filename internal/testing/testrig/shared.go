@@ -2,7 +2,6 @@ package testrig
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -11,8 +10,8 @@ import (
 // SharedPostgres is one PostgreSQL cluster for a whole test binary, for
 // the tests that need no special server settings (each takes its own
 // database): started on first use in a temporary directory, stopped and
-// removed by Main (or Close after m.Run: os.Exit skips test cleanups).
-// The zero value is ready to use.
+// removed by Close, which TestMain runs after the tests (testkit.Main):
+// os.Exit skips test cleanups. The zero value is ready to use.
 type SharedPostgres struct {
 	once sync.Once
 	pg   *Postgres
@@ -33,16 +32,6 @@ func (s *SharedPostgres) Get(tb testing.TB) *Postgres {
 		tb.Fatalf("start shared postgres: %v", s.err)
 	}
 	return s.pg
-}
-
-// Main is a package's TestMain: it runs the tests, stops the cluster and
-// exits with the tests' status.
-func (s *SharedPostgres) Main(m *testing.M) {
-	code := m.Run()
-	if err := s.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "testrig:", err)
-	}
-	os.Exit(code)
 }
 
 // Close stops the cluster, if it was started, and removes its directory.
