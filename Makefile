@@ -45,6 +45,7 @@ build: ## build capture, archiver, restorer and loadgen into bin/
 .PHONY: test
 test: deps tools lint ## lint, run every test against real PostgreSQL, NATS and S3 servers, then every fuzz target for FUZZTIME (5s) each
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -tags failpoints -run 'TestCrashHook' ./cmd/archiver
 	GO=$(GO) .ci/fuzz $(FUZZTIME)
 
 .PHONY: demo
@@ -68,6 +69,7 @@ fuzz: ## fuzz the segment decoder for longer (FUZZTIME=10m)
 lint: ## gofmt, go vet and staticcheck (pinned in go.mod)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags failpoints ./cmd/archiver
 	$(GO) tool staticcheck ./...
 
 .PHONY: clean

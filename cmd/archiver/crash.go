@@ -1,25 +1,30 @@
+//go:build failpoints
+
 package main
 
 import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/tidemark/tidemark/internal/archive"
+	"github.com/tidemark/tidemark/internal/cli"
 )
 
-// crashEnv is a TEST-ONLY hook: "<stage>:<n>" makes the process exit with
-// status 137 (as if killed with SIGKILL) the n-th time the archiver reaches
-// the stage (archive.Stage*: mid-upload, uploaded, cataloged, watermarked,
-// acked). Crash tests use it to stop the process at exact points of the
-// durability sequence. Never set it in production.
-const crashEnv = "TIDEMARK_ARCHIVER_CRASH_AT"
-
-var crashStages = []string{archive.StageMidUpload, archive.StageUploaded, archive.StageCataloged,
-	archive.StageWatermarked, archive.StageAcked}
+// envCrashHook returns the hook crashEnv asks for, or nil when it is unset;
+// a malformed value is a usage error. This is the failpoints build's
+// version; the default build's (crash_off.go) never crashes.
+func envCrashHook(w io.Writer) (func(string), error) {
+	hook, err := crashHook(os.Getenv(crashEnv), w)
+	if err != nil {
+		return nil, cli.Usage(err, "unset "+crashEnv+" (it is for tests only)")
+	}
+	return hook, nil
+}
 
 // crashHook parses spec and returns the hook, or nil when spec is empty.
 func crashHook(spec string, w io.Writer) (func(string), error) {
@@ -31,12 +36,8 @@ func crashHook(spec string, w io.Writer) (func(string), error) {
 	if !ok || err != nil || n < 1 {
 		return nil, fmt.Errorf("%s=%q: want <stage>:<n> with n >= 1", crashEnv, spec)
 	}
-	known := false
-	for _, s := range crashStages {
-		known = known || s == stage
-	}
-	if !known {
-		return nil, fmt.Errorf("%s=%q: unknown stage (want one of %s)", crashEnv, spec, strings.Join(crashStages, ", "))
+	if !slices.Contains(archive.Stages, stage) {
+		return nil, fmt.Errorf("%s=%q: unknown stage (want one of %s)", crashEnv, spec, strings.Join(archive.Stages, ", "))
 	}
 	var (
 		mu   sync.Mutex

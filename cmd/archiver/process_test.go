@@ -1,50 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/archive/archivetest"
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
-	"github.com/tidemark/tidemark/internal/testing/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
-
-// proc is an archiver process started by a test.
-type proc struct {
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
-	err  error
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // archiverArgs are the flags of a test archiver: fast flushes and a short lease.
 func archiverArgs(natsURL, store, holder string, extra ...string) []string {
@@ -53,56 +23,13 @@ func archiverArgs(natsURL, store, holder string, extra ...string) []string {
 	return append(args, extra...)
 }
 
-func startProc(t *testing.T, env []string, args ...string) *proc {
+// startProc starts an archiver binary with args and env added to its
+// environment; it is killed when the test ends.
+func startProc(t *testing.T, bin string, env []string, args ...string) *testkit.Proc {
 	t.Helper()
-	bin := testrig.BuildBinary(t, "./cmd/archiver")
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start archiver: %v", err)
-	}
-	go func() {
-		defer close(p.done)
-		p.err = cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGCONT)
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("log of archiver %v:\n%s", args, tail(p.log.String()))
-		}
-	})
-	return p
-}
-
-// exitCode waits for the process to end and returns its exit code (-1 when
-// killed by a signal).
-func (p *proc) exitCode(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		t.Fatalf("archiver did not exit within %s; log:\n%s", timeout, tail(p.log.String()))
-	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		t.Fatalf("wait: %v", p.err)
-	}
-	return 0
-}
-
-func tail(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > 40 {
-		lines = lines[len(lines)-40:]
-	}
-	return strings.Join(lines, "\n")
+	return testkit.StartT(t, "archiver", cmd)
 }
 
 // publisher publishes transactions and heartbeats in the background.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -112,9 +111,9 @@ func runArchiver(ctx context.Context, cmd *cobra.Command, g *globalOptions, r *r
 	if err != nil {
 		return err
 	}
-	hook, err := crashHook(os.Getenv(crashEnv), cmd.ErrOrStderr())
+	hook, err := envCrashHook(cmd.ErrOrStderr())
 	if err != nil {
-		return cli.Usage(err, "unset "+crashEnv+" (it is for tests only)")
+		return err
 	}
 	store, err := g.openStore(ctx)
 	if err != nil {

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -59,13 +57,8 @@ func TestLoadgen_CLI(t *testing.T) {
 			t.Fatalf("summary %q: %v", out, err)
 		}
 		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		defer conn.Close(ctx)
 		var n int64
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM eventcore_events").Scan(&n); err != nil {
+		if err := testrig.Connect(t, url).QueryRow(ctx, "SELECT count(*) FROM eventcore_events").Scan(&n); err != nil {
 			t.Fatalf("count: %v", err)
 		}
 		if sum.Events != 120 || n != 120 || sum.Transactions == 0 {

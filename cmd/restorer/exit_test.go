@@ -22,16 +22,9 @@ func TestRestorer_ExitCodes(t *testing.T) {
 	f := fixture(t)
 	ctx := context.Background()
 	nonEmpty := eventCoreDB(t)
-	conn, err := pgx.Connect(ctx, nonEmpty)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data) VALUES (gen_random_uuid(), 's', 't', '{}')`); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(ctx)
+	restoretest.InsertEvent(t, nonEmpty)
 	empty := eventCoreDB(t)
-	noTable := postgres(t).NewDatabase(t)
+	noTable := shared.PG.Get(t).NewDatabase(t)
 
 	// an encrypted archive, and a key file with another key
 	encDir := t.TempDir()
@@ -76,7 +69,7 @@ func TestRestorer_ExitCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var before string
 			if tc.target != "" {
-				before = tableState(t, tc.target)
+				before = restoretest.TargetState(t, tc.target)
 			}
 			r := runCmd(t, tc.args...)
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) || !strings.Contains(r.stderr, "error: ") {
@@ -89,7 +82,7 @@ func TestRestorer_ExitCodes(t *testing.T) {
 			}
 			t.Logf("exit %d: %s", r.code, strings.TrimSpace(r.stderr))
 			if tc.target != "" {
-				if after := tableState(t, tc.target); after != before {
+				if after := restoretest.TargetState(t, tc.target); after != before {
 					t.Fatalf("target changed: %s -> %s", before, after)
 				}
 			}
@@ -136,13 +129,13 @@ func TestRestorer_RightKeyAndEnvironment(t *testing.T) {
 		t.Fatal("key material printed")
 	}
 	if f.Txns[n][0].CommitTime.After(at) {
-		compare(t, f.SourceURL, target, at)
+		restoretest.Compare(t, f.SourceURL, target, at)
 	}
 }
 
 func TestRestorer_PostgresCredentialsRejected(t *testing.T) {
 	f := fixture(t)
-	pg := postgres(t)
+	pg := shared.PG.Get(t)
 	ctx := context.Background()
 	// password authentication for one role on this cluster
 	hba := filepath.Join(pg.DataDir, "pg_hba.conf")

@@ -3,78 +3,31 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tidemark/tidemark/internal/restore"
 	"github.com/tidemark/tidemark/internal/restore/restoretest"
-	"github.com/tidemark/tidemark/internal/testing/eventcore"
-	"github.com/tidemark/tidemark/internal/testing/oracle"
-	"github.com/tidemark/tidemark/internal/testing/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // One PostgreSQL cluster and one archive fixture per test binary.
-var (
-	pgOnce  sync.Once
-	pgSrv   *testrig.Postgres
-	pgDir   string
-	pgErr   error
-	fixOnce sync.Once
-	fix     *restoretest.Fixture
-	fixErr  error
-)
+var shared = restoretest.Shared{Events: 2500}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if pgSrv != nil {
-		_ = pgSrv.Stop()
-		os.RemoveAll(pgDir)
-	}
-	if fix != nil {
-		os.RemoveAll(fix.Dir)
-	}
-	os.Exit(code)
-}
-
-func postgres(tb testing.TB) *testrig.Postgres {
-	tb.Helper()
-	pgOnce.Do(func() {
-		if pgDir, pgErr = os.MkdirTemp("", "tidemark-restorer-pg-"); pgErr == nil {
-			pgSrv, pgErr = testrig.StartPostgresProcess(context.Background(), pgDir)
-		}
-	})
-	if pgErr != nil {
-		tb.Fatalf("start postgres: %v", pgErr)
-	}
-	return pgSrv
-}
+func TestMain(m *testing.M) { testkit.Main(m, shared.Close) }
 
 func fixture(tb testing.TB) *restoretest.Fixture {
 	tb.Helper()
-	pg := postgres(tb)
-	fixOnce.Do(func() { fix, fixErr = restoretest.Build(context.Background(), pg.CreateDatabase, 2500) })
-	if fixErr != nil {
-		tb.Fatalf("build fixture: %v", fixErr)
-	}
-	return fix
+	return shared.Fixture(tb)
 }
 
 func eventCoreDB(tb testing.TB) string {
 	tb.Helper()
-	url := postgres(tb).NewDatabase(tb)
-	if err := eventcore.ApplyURL(context.Background(), url); err != nil {
-		tb.Fatal(err)
-	}
-	return url
+	return shared.PG.Get(tb).NewEventCoreDatabase(tb)
 }
 
 // result is one in-process run of the command.
@@ -108,44 +61,10 @@ func records(t *testing.T, stdout string) []map[string]any {
 	return out
 }
 
-func compare(t *testing.T, source, target string, at time.Time) {
-	t.Helper()
-	d, err := oracle.CompareTable(context.Background(), source, target, eventcore.Table, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !d.Empty() {
-		t.Fatalf("restore to %s differs from the oracle: %s", restore.FormatTime(at), d)
-	}
-}
-
-// tableState summarises a target for "untouched" checks.
-func tableState(t *testing.T, url string) string {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var s string
-	if err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(relname, ',' ORDER BY relname), '') FROM pg_class
-		WHERE relnamespace = 'public'::regnamespace`).Scan(&s); err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	if err := conn.QueryRow(ctx, `SELECT CASE WHEN to_regclass('public.eventcore_events') IS NULL THEN -1
-		ELSE (SELECT count(*) FROM eventcore_events) END`).Scan(&n); err != nil {
-		// the table may not exist; the query above guards only the planner
-		n = -2
-	}
-	return fmt.Sprintf("%s rows=%d", s, n)
-}
-
 func TestRestorer_RestoreHumanAndJSON(t *testing.T) {
 	f := fixture(t)
 	at := f.Times[len(f.Times)/2]
-	target := postgres(t).NewDatabase(t)
+	target := shared.PG.Get(t).NewDatabase(t)
 	r := runCmd(t, "restore", "--store", f.Dir, "--target", target, "--to", at.Format(time.RFC3339Nano), "--create-table",
 		"--batch-rows", "100", "--progress-interval", "1ms")
 	if r.code != 0 {
@@ -158,7 +77,7 @@ func TestRestorer_RestoreHumanAndJSON(t *testing.T) {
 		t.Fatalf("stdout:\n%s", r.stdout)
 	}
 	t.Logf("stdout:\n%s", r.stdout)
-	compare(t, f.SourceURL, target, at)
+	restoretest.Compare(t, f.SourceURL, target, at)
 
 	// --json: the same restore into another database, as records
 	local := at.In(mustZone(t, "Asia/Kolkata")).Format("2006-01-02 15:04:05.999999")
@@ -177,7 +96,7 @@ func TestRestorer_RestoreHumanAndJSON(t *testing.T) {
 	if v := recs[2]["verification"].(map[string]any); v["status"] != "ok" {
 		t.Fatalf("verification %v", v)
 	}
-	compare(t, f.SourceURL, target2, at)
+	restoretest.Compare(t, f.SourceURL, target2, at)
 }
 
 func mustZone(t *testing.T, name string) *time.Location {
@@ -192,7 +111,7 @@ func mustZone(t *testing.T, name string) *time.Location {
 func TestRestorer_DryRunListVerify(t *testing.T) {
 	f := fixture(t)
 	target := eventCoreDB(t)
-	before := tableState(t, target)
+	before := restoretest.TargetState(t, target)
 	r := runCmd(t, "restore", "--json", "--dry-run", "--store", f.Dir, "--target", target, "--to", "latest")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -201,7 +120,7 @@ func TestRestorer_DryRunListVerify(t *testing.T) {
 	if len(recs) != 2 || recs[1]["type"] != "plan" || recs[1]["segments"].(float64) < 1 {
 		t.Fatalf("dry run records %v", recs)
 	}
-	if after := tableState(t, target); after != before {
+	if after := restoretest.TargetState(t, target); after != before {
 		t.Fatalf("dry run touched the target: %s -> %s", before, after)
 	}
 	r = runCmd(t, "list", "--store", f.Dir)

@@ -19,6 +19,7 @@ import (
 	"github.com/tidemark/tidemark/internal/cli"
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/s3"
+	"github.com/tidemark/tidemark/internal/restore/restoretest"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -85,7 +86,7 @@ func TestRestorer_KilledProcessResumes(t *testing.T) {
 		got, finished := stateEvents(ctx, target)
 		if !killed || finished {
 			t.Logf("round %d: the restore finished before the kill", round)
-			compare(t, f.SourceURL, target, at)
+			restoretest.Compare(t, f.SourceURL, target, at)
 			continue
 		}
 		out, err := exec.Command(bin, args...).Output()
@@ -106,7 +107,7 @@ func TestRestorer_KilledProcessResumes(t *testing.T) {
 			t.Fatalf("round %d: killed at %d committed rows; re-run %+v, want resumed with %d rows", round, got, res, total)
 		}
 		t.Logf("round %d: killed after %d of %d rows were committed; the re-run wrote %d", round, got, total, res.EventsThisRun)
-		compare(t, f.SourceURL, target, at)
+		restoretest.Compare(t, f.SourceURL, target, at)
 	}
 }
 
@@ -179,7 +180,7 @@ func TestRestorer_FromS3(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("restore from S3: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	compare(t, f.SourceURL, target, f.Last)
+	restoretest.Compare(t, f.SourceURL, target, f.Last)
 }
 
 func TestRestorer_InterruptedBySignal(t *testing.T) {
@@ -220,7 +221,7 @@ func TestRestorer_InterruptedBySignal(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), `"resumed":true`) {
 		t.Fatalf("re-run: %v\n%s", err, out)
 	}
-	compare(t, f.SourceURL, target, f.Last)
+	restoretest.Compare(t, f.SourceURL, target, f.Last)
 }
 
 // noCredentials clears every source of the AWS SDK's default credential

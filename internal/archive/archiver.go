@@ -115,7 +115,7 @@ func (a *Archiver) Ready() error {
 
 // Run leads or stands by until ctx is cancelled (it then returns nil) or
 // the archive is found in a state it must not write to
-// (ErrConflictingObject).
+// (ErrConflictingObject, ErrUnarchivable).
 func (a *Archiver) Run(ctx context.Context) error {
 	a.log.Info("archiver starting", "store", a.deps.Store.String(), "stream", a.cfg.Stream,
 		"consumer", a.cfg.Consumer, "encrypted", a.deps.Keyring != nil)

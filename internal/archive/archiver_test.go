@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore/file"
 	"github.com/tidemark/tidemark/internal/objstore/storeurl"
 	"github.com/tidemark/tidemark/internal/segment"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -130,17 +130,6 @@ func metaWatermark(t *testing.T, js jetstream.JetStream) feed.Watermark {
 	return wm
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestArchiver_Run_ArchivesFeed(t *testing.T) {
 	nats := testrig.StartNATS(t)
 	s3 := testrig.StartS3(t)
@@ -203,12 +192,12 @@ func TestArchiver_Run_ArchivesFeed(t *testing.T) {
 					t.Fatalf("decoding an encrypted segment without keys: %v, want ErrNoKey", err)
 				}
 			}
-			waitFor(t, "META watermark", 10*time.Second, func() bool { return metaWatermark(t, f.JS).LSN == last(items) })
+			testkit.WaitFor(t, 10*time.Second, "META watermark", func() bool { return metaWatermark(t, f.JS).LSN == last(items) })
 			st := r.Status()
 			if !st.Leader || st.LastSegment == "" || st.Watermark.LSN != last(items) {
 				t.Fatalf("status = %+v", st)
 			}
-			waitFor(t, "consumer ack pending 0", 10*time.Second, func() bool {
+			testkit.WaitFor(t, 10*time.Second, "consumer ack pending 0", func() bool {
 				st := r.Status()
 				return st.ConsumerAckPending == 0 && st.ConsumerPending == 0
 			})
@@ -251,7 +240,7 @@ func TestArchiver_Run_HeartbeatsAdvanceIdleWatermark(t *testing.T) {
 			t.Fatalf("entry %d has a segment", e.Seq)
 		}
 	}
-	waitFor(t, "META watermark", 10*time.Second, func() bool { return metaWatermark(t, f.JS).LSN == hb.Pos() })
+	testkit.WaitFor(t, 10*time.Second, "META watermark", func() bool { return metaWatermark(t, f.JS).LSN == hb.Pos() })
 }
 
 func TestArchiver_Run_SkipsDuplicates(t *testing.T) {
@@ -303,14 +292,14 @@ func TestArchiver_Run_HoleRequestsRewindAndFills(t *testing.T) {
 		t.Fatal(err)
 	}
 	var req feed.RewindRequest
-	waitFor(t, "rewind request", 15*time.Second, func() bool {
+	testkit.WaitFor(t, 15*time.Second, "rewind request", func() bool {
 		e, err := kv.Get(context.Background(), feed.KeyRewind)
 		return err == nil && json.Unmarshal(e.Value(), &req) == nil
 	})
 	if req.After != items[gap-1].Pos() || req.Missing != items[gap].Pos() {
 		t.Fatalf("rewind request %+v, want after %s missing %s", req, items[gap-1].Pos(), items[gap].Pos())
 	}
-	waitFor(t, "hole in status", 5*time.Second, func() bool {
+	testkit.WaitFor(t, 5*time.Second, "hole in status", func() bool {
 		st := r.Status()
 		return st.Hole && st.HoleMissing == items[gap].Pos() && st.Watermark.LSN == items[gap-1].Pos()
 	})
@@ -321,7 +310,7 @@ func TestArchiver_Run_HoleRequestsRewindAndFills(t *testing.T) {
 	f.Publish(t, true, items[gap-2:gap+3]...)
 	archivetest.WaitWatermark(t, store, last(items), 20*time.Second)
 	archivetest.Load(t, store, nil).Check(t, archivetest.EventIDs(items...))
-	waitFor(t, "hole cleared", 5*time.Second, func() bool { return !r.Status().Hole })
+	testkit.WaitFor(t, 5*time.Second, "hole cleared", func() bool { return !r.Status().Hole })
 }
 
 func TestArchiver_Run_StandbyTakesOver(t *testing.T) {
@@ -329,7 +318,7 @@ func TestArchiver_Run_StandbyTakesOver(t *testing.T) {
 	f := archivetest.NewFeed(t, nats.URL, testStream)
 	store := fileStore(t)
 	a := start(t, f, store, nil, testConfig("a"))
-	waitFor(t, "a leads", 10*time.Second, func() bool { return a.Status().Leader })
+	testkit.WaitFor(t, 10*time.Second, "a leads", func() bool { return a.Status().Leader })
 	b := start(t, f, store, nil, testConfig("b"))
 	first := workload(f, 20)
 	f.Publish(t, false, first...)
@@ -491,7 +480,7 @@ func TestArchiver_Run_DeposedWriterCannotAppend(t *testing.T) {
 	stalling := &stallStore{Store: base}
 	cfgA := testConfig("a")
 	cfgA.LeaseTTL = 2 * time.Second
-	logA := &lockedBuffer{}
+	logA := &testkit.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log of the deposed writer:\n%s", logA.String())
@@ -509,7 +498,7 @@ func TestArchiver_Run_DeposedWriterCannotAppend(t *testing.T) {
 		cancel()
 		<-doneA
 	}()
-	waitFor(t, "a leads", 10*time.Second, func() bool { return a.Status().Leader })
+	testkit.WaitFor(t, 10*time.Second, "a leads", func() bool { return a.Status().Leader })
 	first := workload(f, 20)
 	f.Publish(t, false, first...)
 	archivetest.WaitWatermark(t, base, last(first), 20*time.Second)
@@ -518,7 +507,7 @@ func TestArchiver_Run_DeposedWriterCannotAppend(t *testing.T) {
 	cfgB := testConfig("b")
 	cfgB.LeaseTTL = 2 * time.Second
 	b := start(t, f, base, nil, cfgB)
-	waitFor(t, "b leads", 15*time.Second, func() bool { return b.Status().Leader })
+	testkit.WaitFor(t, 15*time.Second, "b leads", func() bool { return b.Status().Leader })
 	var all []archivetest.Item
 	all = append(all, first...)
 	deadline := time.Now().Add(20 * time.Second)
@@ -551,33 +540,7 @@ func TestArchiver_Run_DeposedWriterCannotAppend(t *testing.T) {
 	archivetest.WaitWatermark(t, base, last(all), 20*time.Second)
 	arch := archivetest.Load(t, base, nil)
 	arch.Check(t, archivetest.EventIDs(all...))
-	firstB := uint64(0)
-	for _, e := range arch.Catalog.Entries() {
-		switch {
-		case e.Writer == "b" && firstB == 0:
-			firstB = e.Seq
-		case e.Writer == "a" && firstB != 0:
-			t.Fatalf("entry %d written by the deposed writer after the takeover (entry %d)", e.Seq, firstB)
-		}
-	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	arch.CheckFenced(t, "a", "b")
 }
 
 func TestArchiver_Run_FullReorderBufferGivesBack(t *testing.T) {
@@ -592,7 +555,7 @@ func TestArchiver_Run_FullReorderBufferGivesBack(t *testing.T) {
 	start(t, f, store, nil, cfg)
 	items := workload(f, 40)
 	f.Publish(t, false, items[1:]...)
-	waitFor(t, "buffer rejections", 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "buffer rejections", func() bool {
 		return testutil.ToFloat64(bufferRejectedTotal) > rejected
 	})
 	f.Publish(t, false, items[0])
@@ -668,7 +631,7 @@ func TestArchiver_Run_RecordsDebris(t *testing.T) {
 	}
 	r = start(t, f, second, nil, cfg)
 	// start sets Accepted once the term's sweep is done.
-	waitFor(t, "a new term", 20*time.Second, func() bool { return r.Status().Accepted == last(items) })
+	testkit.WaitFor(t, 20*time.Second, "a new term", func() bool { return r.Status().Accepted == last(items) })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}

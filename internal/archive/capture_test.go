@@ -13,7 +13,6 @@ import (
 	"github.com/tidemark/tidemark/internal/archive/archivetest"
 	"github.com/tidemark/tidemark/internal/cdc"
 	"github.com/tidemark/tidemark/internal/event"
-	"github.com/tidemark/tidemark/internal/testing/eventcore"
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
@@ -26,15 +25,8 @@ import (
 func TestArchiver_Run_WithCapture(t *testing.T) {
 	ctx := context.Background()
 	pg := testrig.StartPostgres(t)
-	pgURL := pg.NewDatabase(t)
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if err := eventcore.Apply(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
+	pgURL := pg.NewEventCoreDatabase(t)
+	conn := testrig.Connect(t, pgURL)
 	if _, err := loadgen.Run(ctx, pgURL, loadgen.Config{Writers: 2, Events: 300, Streams: 20, Seed: 1}); err != nil {
 		t.Fatalf("load before the snapshot: %v", err)
 	}

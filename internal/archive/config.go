@@ -139,6 +139,9 @@ const (
 	StageAcked = "acked"
 )
 
+// Stages lists the Stage* values in the order a flush reaches them.
+var Stages = []string{StageMidUpload, StageUploaded, StageCataloged, StageWatermarked, StageAcked}
+
 // Validate fills in defaults and checks the values.
 func (c *Config) Validate() error {
 	setDefault(&c.Stream, DefaultStream)

@@ -13,11 +13,6 @@ import (
 	"github.com/tidemark/tidemark/internal/feed"
 )
 
-// ErrLeaseLost means the archiver is no longer the writer: its lease
-// expired or a newer epoch wrote to the catalog. The archiver goes back to
-// standby; nothing it held was acknowledged.
-var ErrLeaseLost = errors.New("archiver lease lost")
-
 // flush makes everything accepted so far durable, in order: upload each
 // open segment, append its catalog entry (the last one carrying the new
 // watermark, or a watermark-only entry when no segment is open), publish

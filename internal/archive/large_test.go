@@ -3,12 +3,8 @@ package archive
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +13,7 @@ import (
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -134,7 +131,7 @@ func TestArchiver_Run_StreamsLargeTransaction(t *testing.T) {
 		t.Fatalf("the transaction is in %d segments, want several", parts)
 	}
 	checkVerify(t, store)
-	waitFor(t, "consumer ack pending 0", 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "consumer ack pending 0", func() bool {
 		st := r.Status()
 		return st.ConsumerAckPending == 0 && st.ConsumerPending == 0
 	})
@@ -166,19 +163,10 @@ func checkVerify(t *testing.T, store objstore.Store) {
 	}
 }
 
-// vmHWM returns a process's peak resident set size in bytes (Linux).
-func vmHWM(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+// peakRSS returns p's peak resident set size so far (0 once it has exited).
+func peakRSS(p *testkit.Proc) int64 {
+	rss, _ := testkit.PeakRSS(p.PID())
+	return rss
 }
 
 // largeTxnPeakRSS bounds the archiver process's peak RSS while it archives
@@ -196,23 +184,10 @@ func TestArchiverProcess_LargeTransactionCrash(t *testing.T) {
 	dir := t.TempDir()
 	store := fileStoreAt(t, dir)
 	bin := testrig.BuildBinary(t, "./cmd/archiver")
-	run := func(holder string) (*exec.Cmd, *lockedBuffer) {
-		cmd := exec.Command(bin, "run", "--nats-url", nats.URL, "--store", dir, "--holder", holder, "--http", "",
+	run := func(holder string) *testkit.Proc {
+		return testkit.StartT(t, holder, exec.Command(bin, "run", "--nats-url", nats.URL, "--store", dir, "--holder", holder, "--http", "",
 			"--flush-interval", "200ms", "--lease-ttl", "2s", "--segment-max-bytes", "524288",
-			"--max-ack-pending", "20000", "--log-level", "info")
-		log := &lockedBuffer{}
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("log of %s:\n%s", holder, log.String())
-			}
-		})
-		return cmd, log
+			"--max-ack-pending", "20000", "--log-level", "info"))
 	}
 	before := workload(f, 5)
 	f.Publish(t, false, before...)
@@ -221,38 +196,29 @@ func TestArchiverProcess_LargeTransactionCrash(t *testing.T) {
 	after := append(workload(f, 5), f.HeartbeatItem())
 	f.Publish(t, false, after...)
 
-	first, _ := run("first")
+	first := run("first")
 	watch := watchLargeTxn(t, store, pos, n)
 	var peak1 int64
-	waitFor(t, "part of the transaction durable", 120*time.Second, func() bool {
-		peak1 = max(peak1, vmHWM(first.Process.Pid))
+	testkit.WaitFor(t, 120*time.Second, "part of the transaction durable", func() bool {
+		peak1 = max(peak1, peakRSS(first))
 		_, listed := watch.check()
 		return listed >= n/3
 	})
-	peak1 = max(peak1, vmHWM(first.Process.Pid))
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.Wait()
+	peak1 = max(peak1, peakRSS(first))
+	first.Kill()
 	wm, listed := watch.check()
 	if wm >= pos || listed >= n {
 		t.Fatalf("killed too late: watermark %s, %d of %d events listed", wm, listed, n)
 	}
 
-	second, _ := run("second")
+	second := run("second")
 	var peak2 int64
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		peak2 = max(peak2, vmHWM(second.Process.Pid))
-		if w, _ := watch.check(); w >= last(after) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("watermark did not reach %s", last(after))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	peak2 = max(peak2, vmHWM(second.Process.Pid))
+	testkit.WaitFor(t, 120*time.Second, fmt.Sprintf("the watermark to reach %s", last(after)), func() bool {
+		peak2 = max(peak2, peakRSS(second))
+		w, _ := watch.check()
+		return w >= last(after)
+	})
+	peak2 = max(peak2, peakRSS(second))
 	watch.finish()
 	arch := archivetest.Load(t, store, nil)
 	want := append(archivetest.EventIDs(before...), ids...)

@@ -455,11 +455,6 @@ func (s *session) taken(it *item) {
 	it.msgs = nil
 }
 
-// ErrUnarchivable means the segment writer refused an accepted
-// transaction (for example one whose events of one table are not
-// consecutive within it). The archiver stops rather than skip it.
-var ErrUnarchivable = errors.New("transaction cannot be archived")
-
 func maxTime(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b

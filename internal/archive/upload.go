@@ -16,12 +16,6 @@ import (
 	"github.com/tidemark/tidemark/internal/segment"
 )
 
-// ErrConflictingObject means a segment key already holds an object with
-// different content than the archiver would write there. Keys are
-// deterministic, so this is never a benign race: another source or a bug
-// writes to the archive. The archiver stops writing.
-var ErrConflictingObject = errors.New("conflicting segment object")
-
 // upload stores a closed segment with a conditional create. When the key
 // already exists (a re-upload after a crash, or a deposed writer's upload)
 // it reads the object back and accepts it if it holds the same events.

@@ -10,20 +10,8 @@ import (
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/segment"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
 )
-
-// eventcoreTable is EventCore's eventcore_events.
-func eventcoreTable() event.Table {
-	return event.Table{Schema: "public", Name: "eventcore_events", Columns: []event.Column{
-		{Name: "event_id", Type: "uuid", OID: 2950, NotNull: true, Key: true},
-		{Name: "stream_id", Type: "text", OID: 25, NotNull: true},
-		{Name: "stream_version", Type: "bigint", OID: 20, NotNull: true},
-		{Name: "event_type", Type: "text", OID: 25, NotNull: true},
-		{Name: "event_data", Type: "jsonb", OID: 3802, NotNull: true},
-		{Name: "metadata", Type: "jsonb", OID: 3802},
-		{Name: "created_at", Type: "timestamp with time zone", OID: 1184, NotNull: true},
-	}}
-}
 
 // fixture builds a real archive: EventCore events in chain order, written
 // as segments to the store and listed in the catalog.
@@ -45,7 +33,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, st objstore.Store, keyring *segment.Keyring) *fixture {
 	c, w, _ := newWriter(t, st, "archiver-a")
-	return &fixture{t: t, st: st, c: c, w: w, keyring: keyring, table: eventcoreTable(),
+	return &fixture{t: t, st: st, c: c, w: w, keyring: keyring, table: eventcore.TableDef(),
 		ct: base, versions: map[string]int64{}, xid: 1000}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // TestCapture_IdleSourceAdvances: on an idle database heartbeats keep
@@ -25,7 +26,7 @@ func TestCapture_IdleSourceAdvances(t *testing.T) {
 	cfg.ConfirmOn = ConfirmArchive
 	cfg.HeartbeatInterval = 200 * time.Millisecond
 	stop, _ := e.run(cfg)
-	waitFor(t, 30*time.Second, "capture ready", func() bool { return e.last.Ready() == nil })
+	testkit.WaitFor(t, 30*time.Second, "capture ready", func() bool { return e.last.Ready() == nil })
 	created := e.slotState().ConfirmedFlushLSN
 	hb0 := testutil.ToFloat64(metricHeartbeats)
 
@@ -39,14 +40,14 @@ func TestCapture_IdleSourceAdvances(t *testing.T) {
 	}
 	f := startFollower(t, e.js, cfg.Stream)
 	var first, second = e.slotState().ConfirmedFlushLSN, e.slotState().ConfirmedFlushLSN
-	waitFor(t, 20*time.Second, "confirmed position to advance", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "confirmed position to advance", func() bool {
 		first = e.slotState().ConfirmedFlushLSN
 		return first > created
 	})
 	if w := f.publishedLSN(); first > w {
 		t.Fatalf("confirmed %s beyond the watermark %s", first, w)
 	}
-	waitFor(t, 20*time.Second, "confirmed position to advance again", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "confirmed position to advance again", func() bool {
 		second = e.slotState().ConfirmedFlushLSN
 		return second > first
 	})
@@ -93,7 +94,7 @@ func TestCapture_ConfirmsNoFurtherThanWatermark(t *testing.T) {
 	if _, err := kv.Put(ctx, feed.KeyWatermark, b); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "confirmed position at the watermark", func() bool { return e.slotState().ConfirmedFlushLSN == mid })
+	testkit.WaitFor(t, 10*time.Second, "confirmed position at the watermark", func() bool { return e.slotState().ConfirmedFlushLSN == mid })
 	// Everything is acknowledged, so a capture that confirmed past the
 	// watermark would do so in the next status update after a heartbeat.
 	if r := e.waitStatusAfterHeartbeat(20 * time.Second); r.flush != mid {
@@ -141,7 +142,7 @@ func TestCapture_Rewind(t *testing.T) {
 	if _, err := kv.Put(ctx, feed.KeyRewind, b); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "every event published twice", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "every event published twice", func() bool {
 		for {
 			select {
 			case m := <-msgs:
@@ -206,10 +207,10 @@ LEFT JOIN (pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active
 func (e *env) waitStatusAfterHeartbeat(timeout time.Duration) standbyReply {
 	e.t.Helper()
 	hb := testutil.ToFloat64(metricHeartbeats)
-	waitFor(e.t, timeout, "a heartbeat acknowledged", func() bool { return testutil.ToFloat64(metricHeartbeats) > hb })
+	testkit.WaitFor(e.t, timeout, "a heartbeat acknowledged", func() bool { return testutil.ToFloat64(metricHeartbeats) > hb })
 	acked := time.Now()
 	var r standbyReply
-	waitFor(e.t, timeout, "a standby status update after the acknowledged heartbeat", func() bool {
+	testkit.WaitFor(e.t, timeout, "a standby status update after the acknowledged heartbeat", func() bool {
 		r = e.lastReply()
 		return r.at.After(acked)
 	})

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,8 +21,8 @@ import (
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
-	"github.com/tidemark/tidemark/internal/testing/eventcore"
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -97,16 +96,13 @@ func TestCapture_SystemIDChangedIsFatal(t *testing.T) {
 	e.runUntilStreaming(cfg)
 	// The same stream, a different cluster.
 	other := testrig.StartPostgres(t)
-	url := other.NewDatabase(t)
+	url := other.NewEventCoreDatabase(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if err := eventcore.Apply(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
 	cfg.PGURL = url
 	err = e.runToError(cfg)
 	wantFatal(t, err, ErrSystemIDChanged, "original server")
@@ -176,18 +172,18 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 	t.Parallel() // a separate process: no shared in-process metrics
 	bin := testrig.BuildBinary(t, "./cmd/capture")
 	e := newEnv(t, nil)
-	firstHTTP := freeAddr(t)
+	firstHTTP := testkit.FreeAddrT(t)
 	first := startCaptureProc(t, bin, e.procArgs("--confirm-on", "jetstream", "--http", firstHTTP)...)
 	// The slot is active already while CREATE_REPLICATION_SLOT runs, and
 	// inactive again while the initial snapshot is published: only a ready
 	// capture streams and holds the slot for good.
-	waitOr(t, time.Minute, "first capture streaming", func() bool {
+	testkit.WaitForLog(t, time.Minute, "first capture streaming", func() bool {
 		code, _ := httpGet(t, "http://"+firstHTTP+"/readyz")
 		return code == 200
-	}, first.out.String)
+	}, first.Output)
 	pid := e.slotState().ActivePID
 	if pid == 0 {
-		t.Fatalf("the first capture is ready but the slot is not active; its output:\n%s", first.out.String())
+		t.Fatalf("the first capture is ready but the slot is not active; its output:\n%s", first.Output())
 	}
 	// The second is configured from the environment only: PG*, NATS_URL
 	// and TIDEMARK_CAPTURE_*.
@@ -195,7 +191,7 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := freeAddr(t)
+	httpAddr := testkit.FreeAddrT(t)
 	second := startCaptureProcEnv(t, bin, []string{
 		"PGHOST=" + u.Hostname(), "PGPORT=" + u.Port(), "PGUSER=postgres", "PGDATABASE=" + strings.TrimPrefix(u.Path, "/"),
 		"PGSSLMODE=disable", "NATS_URL=" + e.nats.URL, "TIDEMARK_CAPTURE_SLOT=" + e.slot,
@@ -203,10 +199,10 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 		"TIDEMARK_CAPTURE_HEARTBEAT_INTERVAL=300ms",
 	})
 	output := func() string {
-		return "first capture:\n" + first.out.String() + "\nsecond capture:\n" + second.out.String()
+		return "first capture:\n" + first.Output() + "\nsecond capture:\n" + second.Output()
 	}
-	waitOr(t, time.Minute, "second capture waiting", func() bool {
-		return strings.Contains(second.out.String(), "slot active for PID")
+	testkit.WaitForLog(t, time.Minute, "second capture waiting", func() bool {
+		return strings.Contains(second.Output(), "slot active for PID")
 	}, output)
 	if s := e.slotState(); s.ActivePID != pid {
 		t.Fatalf("slot moved to PID %d while the first capture (PID %d) runs; output:\n%s", s.ActivePID, pid, output())
@@ -217,7 +213,7 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 	if code, _ := httpGet(t, "http://"+httpAddr+"/livez"); code != 200 {
 		t.Errorf("waiting capture /livez = %d", code)
 	}
-	first.kill()
+	first.Kill()
 	killed := time.Now()
 	for {
 		if s := e.slotState(); s.Active && s.ActivePID != pid {
@@ -229,7 +225,7 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 		// measures).
 		if time.Since(killed) > time.Minute {
 			t.Fatalf("the second capture did not take over within a minute of the first being killed (slot %+v); its output:\n%s",
-				e.slotState(), second.out.String())
+				e.slotState(), second.Output())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -239,10 +235,10 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitAllCaptured("TIDEMARK", 30*time.Second)
-	waitFor(t, 10*time.Second, "/readyz ready", func() bool { code, _ := httpGet(t, "http://"+httpAddr+"/readyz"); return code == 200 })
+	testkit.WaitFor(t, 10*time.Second, "/readyz ready", func() bool { code, _ := httpGet(t, "http://"+httpAddr+"/readyz"); return code == 200 })
 	var metrics string
 	n := len(e.sourceIDs())
-	waitFor(t, 10*time.Second, fmt.Sprintf("/metrics to count %d events published", n), func() bool {
+	testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("/metrics to count %d events published", n), func() bool {
 		_, metrics = httpGet(t, "http://"+httpAddr+"/metrics")
 		return strings.Contains(metrics, fmt.Sprintf("tidemark_capture_events_published_total %d\n", n))
 	})
@@ -264,9 +260,9 @@ func TestCaptureProcess_Takeover(t *testing.T) {
 	if !st.Active || st.Slot != e.slot || st.ConfirmedFlushLSN == 0 || st.WALStatus != "reserved" || st.LastEventCommitTime == nil || st.LagSeconds == nil {
 		t.Errorf("status %s", out)
 	}
-	_ = second.cmd.Process.Signal(syscall.SIGTERM)
-	if code := second.wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("second capture exited %d:\n%s", code, second.out.String())
+	_ = second.Signal(syscall.SIGTERM)
+	if code := second.ExitCode(t, 30*time.Second); code != 0 {
+		t.Fatalf("second capture exited %d:\n%s", code, second.Output())
 	}
 	t.Logf("took over %s after the kill", took.Round(time.Millisecond))
 }
@@ -283,29 +279,13 @@ func createSlotForTest(ctx context.Context, conn *pgconn.PgConn, slot string) (e
 	return event.ParsePosition(res.ConsistentPoint)
 }
 
-func startCaptureProcEnv(t *testing.T, bin string, env []string, args ...string) *captureProc {
+// startCaptureProcEnv is startCaptureProc with env added to the
+// environment.
+func startCaptureProcEnv(t *testing.T, bin string, env []string, args ...string) *testkit.Proc {
 	t.Helper()
-	p := &captureProc{out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
-	return p
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return testkit.StartT(t, "capture", cmd)
 }
 
 func httpGet(t *testing.T, u string) (int, string) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // follower plays the archiver's part in tests: it reads the feed, follows
@@ -40,13 +41,13 @@ func startFollower(t *testing.T, js jetstream.JetStream, stream string) *followe
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	var s jetstream.Stream
-	waitFor(t, 30*time.Second, "stream "+stream, func() bool {
+	testkit.WaitFor(t, 30*time.Second, "stream "+stream, func() bool {
 		var err error
 		s, err = js.Stream(ctx, stream)
 		return err == nil
 	})
 	var kv jetstream.KeyValue
-	waitFor(t, 30*time.Second, "META bucket", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "META bucket", func() bool {
 		var err error
 		kv, err = js.KeyValue(ctx, feed.MetaBucket(stream))
 		return err == nil

@@ -1,10 +1,7 @@
 package cdc
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/feed"
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -47,7 +45,7 @@ func TestCaptureProcess_HugeTransaction(t *testing.T) {
 	// "streaming started" comes after START_REPLICATION; an active slot alone
 	// could still be CREATE_REPLICATION_SLOT, and a transaction committed
 	// then would reach the stream as snapshot rows.
-	waitFor(t, 30*time.Second, "capture streaming", func() bool { return strings.Contains(p.out.String(), "streaming started") })
+	testkit.WaitFor(t, 30*time.Second, "capture streaming", func() bool { return strings.Contains(p.Output(), "streaming started") })
 
 	start := time.Now()
 	ctx := context.Background()
@@ -74,16 +72,19 @@ func TestCaptureProcess_HugeTransaction(t *testing.T) {
 		if events >= uint64(rows) || time.Now().After(deadline) {
 			break
 		}
-		if p.exited() {
-			t.Fatalf("capture exited:\n%s", logTail(p.out, 30))
+		if exited, _ := p.Exited(); exited {
+			t.Fatalf("capture exited:\n%s", p.LogTail(30))
 		}
 		time.Sleep(time.Second)
 	}
 	captured := time.Since(start)
-	hwm := vmHWM(t, p.cmd.Process.Pid)
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.wait(t, 60*time.Second); code != 0 {
-		t.Fatalf("capture exited %d:\n%s", code, logTail(p.out, 30))
+	hwm, err := testkit.PeakRSS(p.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	if code := p.ExitCode(t, 60*time.Second); code != 0 {
+		t.Fatalf("capture exited %d:\n%s", code, p.LogTail(30))
 	}
 	if events != uint64(rows) {
 		t.Fatalf("%d of %d events in the stream", events, rows)
@@ -95,7 +96,7 @@ func TestCaptureProcess_HugeTransaction(t *testing.T) {
 	if last.Header.Get(feed.HeaderIndex) != strconv.Itoa(rows-1) || last.Header.Get(feed.HeaderCount) != strconv.Itoa(rows) {
 		t.Errorf("last event is %s of %s", last.Header.Get(feed.HeaderIndex), last.Header.Get(feed.HeaderCount))
 	}
-	if !strings.Contains(p.out.String(), "large transaction spilled to disk") {
+	if !strings.Contains(p.Output(), "large transaction spilled to disk") {
 		t.Error("the transaction was not spilled")
 	}
 	t.Logf("%d rows: committed after %s, all in the stream after %s; capture peak RSS %d MiB (bound %d MiB)",
@@ -103,37 +104,6 @@ func TestCaptureProcess_HugeTransaction(t *testing.T) {
 	if hwm > hugeRSSBound {
 		t.Fatalf("capture peak RSS %d MiB exceeds %d MiB", hwm>>20, hugeRSSBound>>20)
 	}
-}
-
-func (p *captureProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// vmHWM returns a process's peak resident set size in bytes.
-func vmHWM(t *testing.T, pid int) int64 {
-	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc status")
-	return 0
 }
 
 func connectJS(t *testing.T, url string) jetstream.JetStream {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -90,7 +91,7 @@ func TestCapture_EventLargerThanMaxPayload(t *testing.T) {
 	_, done := e.run(cfg)
 	// Streaming, not just active: an insert committed while the new slot
 	// still looks for its consistent point lands in the initial snapshot.
-	waitFor(t, 30*time.Second, "capture streaming", func() bool { return e.last.Ready() == nil })
+	testkit.WaitFor(t, 30*time.Second, "capture streaming", func() bool { return e.last.Ready() == nil })
 	e.exec(`INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data)
 		VALUES (gen_random_uuid(), 'big', 'Big', jsonb_build_object('x', repeat('y', 100000)))`)
 	select {
@@ -107,7 +108,7 @@ func TestCapture_EventLargerThanMaxPayload(t *testing.T) {
 	// before the insert is no bound. The bound is the event's commit
 	// record: decoding skips a transaction whose commit starts before the
 	// slot's confirmed position, so the slot must still deliver it.
-	waitFor(t, 30*time.Second, "slot released", func() bool { return !e.slotState().Active })
+	testkit.WaitFor(t, 30*time.Second, "slot released", func() bool { return !e.slotState().Active })
 	s := e.slotState()
 	pending := e.slotPending(cfg.Publication)
 	i := slices.IndexFunc(pending, func(p pendingTxn) bool { return slices.Contains(p.streams, "big") })

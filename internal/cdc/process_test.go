@@ -1,12 +1,10 @@
 package cdc
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,42 +16,15 @@ import (
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
-// captureProc is a capture process started from the built binary.
-type captureProc struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error
-}
-
-func startCaptureProc(t *testing.T, bin string, args ...string) *captureProc {
+// startCaptureProc starts the capture binary with args; it is killed when
+// the test ends.
+func startCaptureProc(t *testing.T, bin string, args ...string) *testkit.Proc {
 	t.Helper()
 	return startCaptureProcEnv(t, bin, nil, args...)
-}
-
-func (p *captureProc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// wait returns the exit code, or fails after timeout.
-func (p *captureProc) wait(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		t.Fatalf("capture did not exit within %s; output:\n%s", timeout, p.out.String())
-	}
-	if p.err == nil {
-		return 0
-	}
-	if ee, ok := p.err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	return -1
 }
 
 func (e *env) procArgs(extra ...string) []string {
@@ -91,7 +62,7 @@ func TestCaptureProcess_KillNine(t *testing.T) {
 	// killed inside its snapshot refuses to restart by design (covered by
 	// TestCapture_SnapshotInterrupted). The slot says nothing about the
 	// snapshot, so wait for the archive side to pass the consistent point.
-	waitFor(t, 60*time.Second, "initial snapshot archived", func() bool { return f.watermark() >= created })
+	testkit.WaitFor(t, 60*time.Second, "initial snapshot archived", func() bool { return f.watermark() >= created })
 
 	// Sample the slot's confirmed position against the published watermark.
 	var samples, violations atomic.Int64
@@ -128,7 +99,7 @@ func TestCaptureProcess_KillNine(t *testing.T) {
 		}
 		d := time.Duration(200+rng.IntN(1300)) * time.Millisecond
 		time.Sleep(d)
-		p.kill()
+		p.Kill()
 		if testing.Verbose() {
 			t.Logf("kill point %d after %s; watermark %s", i+1, d, f.watermark())
 		}
@@ -141,12 +112,12 @@ func TestCaptureProcess_KillNine(t *testing.T) {
 	last := startCaptureProc(t, bin, e.procArgs()...)
 	e.waitAllCaptured("TIDEMARK", 120*time.Second)
 	wantW := e.currentWAL()
-	waitFor(t, 30*time.Second, "watermark and confirmed position to pass the last commit", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "watermark and confirmed position to pass the last commit", func() bool {
 		return f.watermark() >= wantW && e.slotState().ConfirmedFlushLSN >= wantW
 	})
-	_ = last.cmd.Process.Signal(syscall.SIGTERM)
-	if code := last.wait(t, 30*time.Second); code != 0 {
-		t.Fatalf("capture exited %d after SIGTERM; output:\n%s", code, last.out.String())
+	_ = last.Signal(syscall.SIGTERM)
+	if code := last.ExitCode(t, 30*time.Second); code != 0 {
+		t.Fatalf("capture exited %d after SIGTERM; output:\n%s", code, last.Output())
 	}
 	stopSampling()
 	sampler.Wait()
@@ -172,7 +143,7 @@ func TestCaptureProcess_KillNine(t *testing.T) {
 func waitSlotCreated(t *testing.T, e *env) event.Position {
 	t.Helper()
 	var s slotState
-	waitFor(t, 60*time.Second, "slot created at its consistent point", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "slot created at its consistent point", func() bool {
 		s = e.slotState()
 		return s.Active && s.ConfirmedFlushLSN != 0
 	})
@@ -198,13 +169,4 @@ func (e *env) currentWAL() event.Position {
 		e.t.Fatal(err)
 	}
 	return p
-}
-
-// logTail returns the last lines of a process's output for failure messages.
-func logTail(b *syncBuffer, n int) string {
-	lines := bytes.Split([]byte(b.String()), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
 }

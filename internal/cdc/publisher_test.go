@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // fakeJS is an asyncPublisher that does what its func field says.
@@ -127,7 +128,7 @@ type pubHarness struct {
 	t     *testing.T
 	clock *fakeClock
 	p     *publisher
-	logs  *syncBuffer
+	logs  *testkit.Buffer
 	ctx   context.Context
 	stop  context.CancelFunc
 	ticks chan struct{} // one value per call of the publisher's tick
@@ -153,7 +154,7 @@ func pubConfig() Config {
 }
 
 func newPubHarness(t *testing.T, cfg Config, maxPayload int64) *pubHarness {
-	h := &pubHarness{t: t, clock: newFakeClock(), logs: &syncBuffer{}, ticks: make(chan struct{}, 1000),
+	h := &pubHarness{t: t, clock: newFakeClock(), logs: &testkit.Buffer{}, ticks: make(chan struct{}, 1000),
 		sendSig: make(chan struct{}), events0: testutil.ToFloat64(metricEventsPublished)}
 	h.ctx, h.stop = context.WithCancel(context.Background())
 	t.Cleanup(h.stop)

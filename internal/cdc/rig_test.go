@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,41 +19,18 @@ import (
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
 	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 // One PostgreSQL cluster serves every test that needs no special server
 // settings; each test gets its own database, slot and NATS server.
 var (
-	sharedPGOnce sync.Once
-	sharedPG     *testrig.Postgres
-	sharedPGErr  error
-	sharedPGDir  string
-	slotCounter  atomic.Int64
+	sharedPG    testrig.SharedPostgres
+	slotCounter atomic.Int64
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if sharedPG != nil {
-		_ = sharedPG.Stop()
-		os.RemoveAll(sharedPGDir)
-	}
-	os.Exit(code)
-}
-
-func sharedPostgres(t *testing.T) *testrig.Postgres {
-	t.Helper()
-	sharedPGOnce.Do(func() {
-		sharedPGDir, sharedPGErr = os.MkdirTemp("", "tidemark-cdc-pg-")
-		if sharedPGErr == nil {
-			sharedPG, sharedPGErr = testrig.StartPostgresProcess(context.Background(), sharedPGDir)
-		}
-	})
-	if sharedPGErr != nil {
-		t.Fatalf("start shared postgres: %v", sharedPGErr)
-	}
-	return sharedPG
-}
+func TestMain(m *testing.M) { testkit.Main(m, sharedPG.Close) }
 
 // env is one test's source database, NATS server and slot.
 type env struct {
@@ -66,7 +41,7 @@ type env struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	slot  string
-	logs  *syncBuffer
+	logs  *testkit.Buffer
 	last  *Capture // the capture run started last
 }
 
@@ -75,10 +50,10 @@ type env struct {
 func newEnv(t *testing.T, pg *testrig.Postgres) *env {
 	t.Helper()
 	if pg == nil {
-		pg = sharedPostgres(t)
+		pg = sharedPG.Get(t)
 	}
 	e := &env{t: t, pg: pg, pgURL: pg.NewDatabase(t), nats: testrig.StartNATS(t),
-		slot: fmt.Sprintf("tm_test_%d", slotCounter.Add(1)), logs: &syncBuffer{}}
+		slot: fmt.Sprintf("tm_test_%d", slotCounter.Add(1)), logs: &testkit.Buffer{}}
 	e.exec(eventcore.SchemaSQL)
 	var err error
 	if e.nc, err = nats.Connect(e.nats.URL); err != nil {
@@ -327,18 +302,6 @@ func readFeed(ctx context.Context, js jetstream.JetStream, stream string) (*feed
 	}
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // waitAllCaptured waits until every source event id is in the stream.
 func (e *env) waitAllCaptured(stream string, timeout time.Duration) *feedLog {
 	e.t.Helper()
@@ -364,24 +327,6 @@ func (e *env) waitAllCaptured(stream string, timeout time.Duration) *feedLog {
 	}
 }
 
-// syncBuffer is a goroutine-safe log buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testWriter forwards logs to t.Log when -v is given.
 type testWriter struct{ t *testing.T }
 
@@ -398,7 +343,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // abandons its snapshot and drops the new slot.
 func (e *env) waitStreaming() {
 	e.t.Helper()
-	waitFor(e.t, 30*time.Second, "slot streaming", func() bool {
+	testkit.WaitFor(e.t, 30*time.Second, "slot streaming", func() bool {
 		return e.last != nil && e.last.streaming.Load() && e.slotState().Active
 	})
 }

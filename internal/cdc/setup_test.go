@@ -122,10 +122,10 @@ func TestCaptureProcess_BadSettingsMessage(t *testing.T) {
 	bin := testrig.BuildBinary(t, "./cmd/capture")
 	e := newEnv(t, nil)
 	p := startCaptureProc(t, bin, e.procArgs("--tables", "public.eventcore_events,public.nope")...)
-	if code := p.wait(t, 30*time.Second); code != 1 {
-		t.Fatalf("exit %d, want 1:\n%s", code, p.out.String())
+	if code := p.ExitCode(t, 30*time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, p.Output())
 	}
-	out := p.out.String()
+	out := p.Output()
 	for _, want := range []string{"error: source not ready for capture: table public.nope does not exist", "Try: make the changes above"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -18,6 +18,7 @@ import (
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -26,19 +27,6 @@ import (
 // is inactive. These tests check that other captures (and
 // `setup --reset-slot`) treat it as in use until the snapshot is handed over
 // to streaming, and as abandoned only once its creator has gone.
-
-// waitOr polls cond until it holds, failing after timeout with what and
-// the output of the processes or logs involved.
-func waitOr(t *testing.T, timeout time.Duration, what string, cond func() bool, output func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; output:\n%s", timeout, what, output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // metaSlotRecord reads the slot record capture keeps in META (nil if none).
 func (e *env) metaSlotRecord(stream string) *slotRecord {
@@ -106,7 +94,7 @@ func TestCapture_StandbyWaitsWhileSnapshotLive(t *testing.T) {
 	c := e.last
 	stillWaiting := func(want string) {
 		t.Helper()
-		waitOr(t, time.Minute, fmt.Sprintf("capture not ready because %q", want), func() bool {
+		testkit.WaitForLog(t, time.Minute, fmt.Sprintf("capture not ready because %q", want), func() bool {
 			err := c.Ready()
 			return err != nil && strings.Contains(err.Error(), want)
 		}, e.logs.String)
@@ -124,7 +112,7 @@ func TestCapture_StandbyWaitsWhileSnapshotLive(t *testing.T) {
 		t.Helper()
 		count := func() int { return strings.Count(e.logs.String(), reason+", retrying") }
 		want := count() + n
-		waitOr(t, time.Minute, fmt.Sprintf("%d more retries because %q", n, reason), func() bool {
+		testkit.WaitForLog(t, time.Minute, fmt.Sprintf("%d more retries because %q", n, reason), func() bool {
 			select {
 			case err := <-done:
 				t.Fatalf("capture stopped while it should wait: %v\n%s", err, e.logs.String())
@@ -239,9 +227,9 @@ func TestCapture_StandbyWinsBeforeStartReplication(t *testing.T) {
 	}
 	stopSecond, secondDone := e.run(cfg)
 	second := e.last
-	waitOr(t, time.Minute, "the second capture streaming", func() bool { return second.Ready() == nil }, e.logs.String)
+	testkit.WaitForLog(t, time.Minute, "the second capture streaming", func() bool { return second.Ready() == nil }, e.logs.String)
 	close(release)
-	waitOr(t, time.Minute, "the first capture waiting as the standby", func() bool {
+	testkit.WaitForLog(t, time.Minute, "the first capture waiting as the standby", func() bool {
 		err := first.Ready()
 		return err != nil && strings.Contains(err.Error(), "slot active for PID")
 	}, e.logs.String)
@@ -261,7 +249,7 @@ func TestCapture_StandbyWinsBeforeStartReplication(t *testing.T) {
 		t.Fatalf("second capture: %v", err)
 	}
 	<-secondDone
-	waitOr(t, time.Minute, "the first capture taking over", func() bool { return first.Ready() == nil }, e.logs.String)
+	testkit.WaitForLog(t, time.Minute, "the first capture taking over", func() bool { return first.Ready() == nil }, e.logs.String)
 	if _, err := loadgen.Run(ctx, e.pgURL, loadgen.Config{Writers: 1, Events: 30, Streams: 3, Seed: 23}); err != nil {
 		t.Fatal(err)
 	}
@@ -312,30 +300,30 @@ func TestCaptureProcess_StandbyDuringInitialSnapshot(t *testing.T) {
 	e.exec(fmt.Sprintf("INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data) "+
 		"SELECT gen_random_uuid(), 'bulk-' || g, 'Bulk', jsonb_build_object('n', g) FROM generate_series(1, %d) g", rows))
 
-	httpFirst, httpSecond := freeAddr(t), freeAddr(t)
+	httpFirst, httpSecond := testkit.FreeAddrT(t), testkit.FreeAddrT(t)
 	first := startCaptureProc(t, bin, e.procArgs("--confirm-on", "jetstream", "--http", httpFirst)...)
-	var second *captureProc
+	var second *testkit.Proc
 	output := func() string {
-		out := "first capture:\n" + first.out.String()
+		out := "first capture:\n" + first.Output()
 		if second != nil {
-			out += "\nsecond capture:\n" + second.out.String()
+			out += "\nsecond capture:\n" + second.Output()
 		}
 		return out
 	}
 	// Hold the first capture inside its snapshot (SIGSTOP keeps its
 	// connections, and so its exported snapshot, open) so the second
 	// certainly starts during it, however fast the machine.
-	waitOr(t, time.Minute, "the first capture publishing its snapshot", func() bool {
+	testkit.WaitForLog(t, time.Minute, "the first capture publishing its snapshot", func() bool {
 		rec := e.metaSlotRecord("TIDEMARK")
 		return rec != nil && rec.State == slotSnapshot
 	}, output)
-	if err := first.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := first.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := true
 	defer func() {
 		if stopped {
-			_ = first.cmd.Process.Signal(syscall.SIGCONT)
+			_ = first.Signal(syscall.SIGCONT)
 		}
 	}()
 	if s := e.slotState(); s.Active {
@@ -345,26 +333,26 @@ func TestCaptureProcess_StandbyDuringInitialSnapshot(t *testing.T) {
 	// the slot again.
 	second = startCaptureProc(t, bin, e.procArgs("--confirm-on", "jetstream", "--http", httpSecond, "--log-level", "debug")...)
 	const waitMsg = "another capture is publishing the initial snapshot"
-	running := func(p *captureProc, name string) {
+	running := func(p *testkit.Proc, name string) {
 		t.Helper()
 		select {
-		case <-p.done:
+		case <-p.Done():
 			t.Fatalf("the %s capture exited; output:\n%s", name, output())
 		default:
 		}
 	}
-	waitOr(t, time.Minute, "the second capture waiting for the snapshot", func() bool {
+	testkit.WaitForLog(t, time.Minute, "the second capture waiting for the snapshot", func() bool {
 		running(second, "second")
-		return strings.Contains(second.out.String(), waitMsg)
+		return strings.Contains(second.Output(), waitMsg)
 	}, output)
 	if code, body := httpGet(t, "http://"+httpSecond+"/readyz"); code != 503 || !strings.Contains(body, waitMsg) {
 		t.Errorf("waiting capture /readyz = %d %q", code, body)
 	}
-	waitOr(t, time.Minute, "the second capture retrying three more times", func() bool {
+	testkit.WaitForLog(t, time.Minute, "the second capture retrying three more times", func() bool {
 		running(second, "second")
-		return strings.Count(second.out.String(), waitMsg) >= 4
+		return strings.Count(second.Output(), waitMsg) >= 4
 	}, output)
-	if n := strings.Count(second.out.String(), `level=INFO msg="`+waitMsg); n != 1 {
+	if n := strings.Count(second.Output(), `level=INFO msg="`+waitMsg); n != 1 {
 		t.Errorf("the second capture logged the wait at INFO %d times, want once; output:\n%s", n, output())
 	}
 	cfg := Defaults()
@@ -376,30 +364,30 @@ func TestCaptureProcess_StandbyDuringInitialSnapshot(t *testing.T) {
 	if !e.slotState().Exists {
 		t.Fatal("the slot is gone")
 	}
-	if err := first.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := first.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	stopped = false
 
 	// The first finishes its snapshot and streams; the second waits on.
-	waitOr(t, 3*time.Minute, "the first capture streaming", func() bool {
+	testkit.WaitForLog(t, 3*time.Minute, "the first capture streaming", func() bool {
 		running(first, "first")
 		running(second, "second")
 		code, _ := httpGet(t, "http://"+httpFirst+"/readyz")
 		return code == 200
 	}, output)
 	pid := e.slotState().ActivePID
-	waitOr(t, time.Minute, "the second capture waiting for the active slot", func() bool {
+	testkit.WaitForLog(t, time.Minute, "the second capture waiting for the active slot", func() bool {
 		running(second, "second")
-		return strings.Contains(second.out.String(), fmt.Sprintf("slot active for PID %d", pid))
+		return strings.Contains(second.Output(), fmt.Sprintf("slot active for PID %d", pid))
 	}, output)
 
-	first.kill()
-	waitOr(t, time.Minute, "the second capture taking over the slot", func() bool {
+	first.Kill()
+	testkit.WaitForLog(t, time.Minute, "the second capture taking over the slot", func() bool {
 		s := e.slotState()
 		return s.Active && s.ActivePID != pid
 	}, output)
-	waitOr(t, time.Minute, "the second capture ready", func() bool {
+	testkit.WaitForLog(t, time.Minute, "the second capture ready", func() bool {
 		code, _ := httpGet(t, "http://"+httpSecond+"/readyz")
 		return code == 200
 	}, output)
@@ -409,11 +397,11 @@ func TestCaptureProcess_StandbyDuringInitialSnapshot(t *testing.T) {
 		t.Fatalf("source has %d rows, want %d", len(e.sourceIDs()), rows+100)
 	}
 	wantExactlyOnce(t, e, fl)
-	if out := second.out.String(); strings.Contains(out, "replication slot created") || strings.Contains(out, "initial snapshot published") {
+	if out := second.Output(); strings.Contains(out, "replication slot created") || strings.Contains(out, "initial snapshot published") {
 		t.Errorf("the second capture took a snapshot of its own; output:\n%s", output())
 	}
-	_ = second.cmd.Process.Signal(syscall.SIGTERM)
-	if code := second.wait(t, time.Minute); code != 0 {
+	_ = second.Signal(syscall.SIGTERM)
+	if code := second.ExitCode(t, time.Minute); code != 0 {
 		t.Fatalf("second capture exited %d; output:\n%s", code, output())
 	}
 }

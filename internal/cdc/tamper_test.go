@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // TestCapture_TamperDetected: with EventCore's triggers disabled by a
@@ -36,7 +37,7 @@ func TestCapture_TamperDetected(t *testing.T) {
 	e.exec("UPDATE eventcore_events SET event_type = 'Tampered' WHERE event_id = $1", victim)
 	e.exec("DELETE FROM eventcore_events WHERE event_id = $1", deleted)
 	e.exec("TRUNCATE eventcore_events")
-	waitFor(t, 20*time.Second, "three tamper reports", func() bool { return len(e.readFeed(cfg.Stream).tampers) >= 3 })
+	testkit.WaitFor(t, 20*time.Second, "three tamper reports", func() bool { return len(e.readFeed(cfg.Stream).tampers) >= 3 })
 	after := e.readFeed(cfg.Stream)
 	if err := stop(); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
 )
 
 func TestEncodeToken_RoundTrip(t *testing.T) {
@@ -29,16 +30,12 @@ func TestEncodeToken_RoundTrip(t *testing.T) {
 	}
 }
 
-var testTable = event.Table{Schema: "public", Name: "eventcore_events", Columns: []event.Column{
-	{Name: "event_id", Type: "uuid", OID: 2950, NotNull: true, Key: true},
-	{Name: "stream_id", Type: "text", OID: 25, NotNull: true},
-	{Name: "stream_version", Type: "bigint", OID: 20, NotNull: true},
-	{Name: "event_type", Type: "text", OID: 25, NotNull: true},
-	{Name: "event_data", Type: "jsonb", OID: 3802, NotNull: true},
-	{Name: "metadata", Type: "jsonb", OID: 3802, NotNull: true},
-	{Name: "created_at", Type: "timestamp with time zone", OID: 1184, NotNull: true},
-	{Name: "note", Type: "text", OID: 25},
-}}
+// testTable is EventCore's table plus a nullable column.
+var testTable = func() event.Table {
+	t := eventcore.TableDef()
+	t.Columns = append(t.Columns, event.Column{Name: "note", Type: "text", OID: 25})
+	return t
+}()
 
 func TestEncodeDecodeEvent(t *testing.T) {
 	e := &event.Event{

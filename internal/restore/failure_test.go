@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -13,41 +12,9 @@ import (
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/objstore"
+	"github.com/tidemark/tidemark/internal/restore/restoretest"
 	"github.com/tidemark/tidemark/internal/segment"
 )
-
-// targetState summarises a target database for "untouched" checks.
-func targetState(t *testing.T, url string) string {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var s string
-	err = conn.QueryRow(ctx, `SELECT coalesce(string_agg(c.relname || ':' || c.relkind::text, ',' ORDER BY c.relname), '')
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'`).Scan(&s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg *string
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('public.eventcore_events')::text`).Scan(&reg); err != nil {
-		t.Fatal(err)
-	}
-	if reg != nil {
-		var n int64
-		var sum *string
-		if err := conn.QueryRow(ctx, `SELECT count(*), md5(string_agg(event_id::text, ',' ORDER BY event_id)) FROM eventcore_events`).Scan(&n, &sum); err != nil {
-			t.Fatal(err)
-		}
-		s += " rows=" + strconv.FormatInt(n, 10)
-		if sum != nil {
-			s += " " + *sum
-		}
-	}
-	return s
-}
 
 // segmentIDs decodes a segment of the fixture archive and returns its event ids.
 func segmentIDs(t *testing.T, dir, key string) []string {
@@ -115,7 +82,7 @@ func TestRestore_DamagedSegment(t *testing.T) {
 				t.Fatal(err)
 			}
 			target := newEventCoreDB(t)
-			before := targetState(t, target)
+			before := restoretest.TargetState(t, target)
 			_, err = Restore(ctx, p, Options{TargetURL: target, BatchRows: 300, Parallel: 3})
 			if !errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), victim) {
 				t.Fatalf("restore with a damaged segment: %v; want ErrIntegrity naming %s", err, victim)
@@ -124,7 +91,7 @@ func TestRestore_DamagedSegment(t *testing.T) {
 			if n := countIDs(t, target, ids); n != 0 {
 				t.Fatalf("%d events of the damaged segment were written", n)
 			}
-			if after := targetState(t, target); tc.untouched && after != before {
+			if after := restoretest.TargetState(t, target); tc.untouched && after != before {
 				t.Fatalf("target changed: %q -> %q", before, after)
 			}
 		})
@@ -140,15 +107,8 @@ func TestRestore_BadTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	nonEmpty := newEventCoreDB(t)
-	conn, err := pgx.Connect(ctx, nonEmpty)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data) VALUES (gen_random_uuid(), 's', 't', '{}')`); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(ctx)
-	noTable := postgres(t).NewDatabase(t)
+	restoretest.InsertEvent(t, nonEmpty)
+	noTable := shared.PG.Get(t).NewDatabase(t)
 	for _, tc := range []struct {
 		name   string
 		target string
@@ -164,7 +124,7 @@ func TestRestore_BadTargets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var before string
 			if !strings.Contains(tc.target, "/nope_") {
-				before = targetState(t, tc.target)
+				before = restoretest.TargetState(t, tc.target)
 			}
 			tc.opts.TargetURL = tc.target
 			_, err := Restore(ctx, p, tc.opts)
@@ -176,7 +136,7 @@ func TestRestore_BadTargets(t *testing.T) {
 			}
 			t.Logf("%v\n  Try: %s", err, HintOf(err))
 			if before != "" {
-				if after := targetState(t, tc.target); after != before {
+				if after := restoretest.TargetState(t, tc.target); after != before {
 					t.Fatalf("target changed: %q -> %q", before, after)
 				}
 			}
@@ -191,7 +151,7 @@ func TestRestore_BadTargets(t *testing.T) {
 		t.Log(err)
 	})
 	t.Run("create table", func(t *testing.T) {
-		target := postgres(t).NewDatabase(t)
+		target := shared.PG.Get(t).NewDatabase(t)
 		res, err := Restore(ctx, p, Options{TargetURL: target, CreateTable: true})
 		if err != nil {
 			t.Fatal(err)
@@ -199,10 +159,10 @@ func TestRestore_BadTargets(t *testing.T) {
 		if !res.CreatedTable || res.TriggerBypass != "none" {
 			t.Fatalf("result %+v", res)
 		}
-		compare(t, f.sourceURL, target, f.last)
+		restoretest.Compare(t, f.sourceURL, target, f.last)
 	})
 	t.Run("empty restore before the first event", func(t *testing.T) {
-		target := postgres(t).NewDatabase(t)
+		target := shared.PG.Get(t).NewDatabase(t)
 		bp, err := a.Plan(f.first.Add(-1e3), "")
 		if err != nil {
 			t.Fatal(err)
@@ -215,7 +175,7 @@ func TestRestore_BadTargets(t *testing.T) {
 			t.Fatalf("result %+v", res)
 		}
 		t.Log(res.Notes)
-		compare(t, f.sourceURL, target, f.first.Add(-1e3))
+		restoretest.Compare(t, f.sourceURL, target, f.first.Add(-1e3))
 	})
 }
 
@@ -253,13 +213,13 @@ func TestRestore_WrongKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			target := newEventCoreDB(t)
-			before := targetState(t, target)
+			before := restoretest.TargetState(t, target)
 			_, err = Restore(ctx, p, Options{TargetURL: target})
 			if !errors.Is(err, ErrKey) || strings.Contains(err.Error(), "AGE-SECRET") {
 				t.Fatalf("restore with %s: %v, want ErrKey", tc.name, err)
 			}
 			t.Logf("%v\n  Try: %s", err, HintOf(err))
-			if after := targetState(t, target); after != before {
+			if after := restoretest.TargetState(t, target); after != before {
 				t.Fatalf("target changed: %q -> %q", before, after)
 			}
 		})
@@ -277,7 +237,7 @@ func TestRestore_WrongKey(t *testing.T) {
 			t.Fatalf("verification %+v", res.Verification)
 		}
 		if f.txns[n][0].CommitTime.After(at) {
-			compare(t, f.sourceURL, target, at)
+			restoretest.Compare(t, f.sourceURL, target, at)
 		}
 	})
 }

@@ -2,9 +2,6 @@ package restore
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,57 +13,19 @@ import (
 	"github.com/tidemark/tidemark/internal/restore/restoretest"
 	"github.com/tidemark/tidemark/internal/segment"
 	"github.com/tidemark/tidemark/internal/testing/eventcore"
-	"github.com/tidemark/tidemark/internal/testing/testrig"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
-// The package's tests share one PostgreSQL cluster, started on first use
-// and stopped by TestMain.
-var (
-	pgOnce sync.Once
-	pgSrv  *testrig.Postgres
-	pgErr  error
-	pgDir  string
-)
+// The package's tests share one PostgreSQL cluster and one fixture,
+// started and built on first use and removed by TestMain.
+var shared = restoretest.Shared{Events: 6000}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if pgSrv != nil {
-		if err := pgSrv.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop postgres:", err)
-		}
-	}
-	if pgDir != "" {
-		os.RemoveAll(pgDir)
-	}
-	if fix != nil {
-		os.RemoveAll(fix.dir)
-	}
-	os.Exit(code)
-}
-
-// postgres returns the shared cluster, failing the test when it cannot start.
-func postgres(tb testing.TB) *testrig.Postgres {
-	tb.Helper()
-	pgOnce.Do(func() {
-		pgDir, pgErr = os.MkdirTemp("", "tidemark-restore-pg-")
-		if pgErr == nil {
-			pgSrv, pgErr = testrig.StartPostgresProcess(context.Background(), pgDir)
-		}
-	})
-	if pgErr != nil {
-		tb.Fatalf("start postgres: %v", pgErr)
-	}
-	return pgSrv
-}
+func TestMain(m *testing.M) { testkit.Main(m, shared.Close) }
 
 // newEventCoreDB returns a fresh database with EventCore's schema applied.
 func newEventCoreDB(tb testing.TB) string {
 	tb.Helper()
-	url := postgres(tb).NewDatabase(tb)
-	if err := eventcore.ApplyURL(context.Background(), url); err != nil {
-		tb.Fatal(err)
-	}
-	return url
+	return shared.PG.Get(tb).NewEventCoreDatabase(tb)
 }
 
 // fixture is the shared source database and archive.
@@ -80,30 +39,15 @@ type fixture struct {
 	last      time.Time
 }
 
-var (
-	fixOnce sync.Once
-	fix     *fixture
-	fixErr  error
-)
-
-// sharedFixture builds, once per test binary, a source database written by
-// a concurrent loadgen workload plus the hard cases, and a plaintext zstd
-// archive of it. Tests must not modify it; copyArchive gives a private copy.
+// sharedFixture returns, built once per test binary, a source database
+// written by a concurrent loadgen workload plus the hard cases, and a
+// plaintext zstd archive of it. Tests must not modify it; copyArchive gives
+// a private copy.
 func sharedFixture(tb testing.TB) *fixture {
 	tb.Helper()
-	pg := postgres(tb)
-	fixOnce.Do(func() {
-		var rf *restoretest.Fixture
-		rf, fixErr = restoretest.Build(context.Background(), pg.CreateDatabase, 6000)
-		if fixErr == nil {
-			fix = &fixture{sourceURL: rf.SourceURL, dir: rf.Dir, table: rf.Table, txns: rf.Txns,
-				times: rf.Times, first: rf.First, last: rf.Last}
-		}
-	})
-	if fixErr != nil {
-		tb.Fatalf("build fixture: %v", fixErr)
-	}
-	return fix
+	rf := shared.Fixture(tb)
+	return &fixture{sourceURL: rf.SourceURL, dir: rf.Dir, table: rf.Table, txns: rf.Txns,
+		times: rf.Times, first: rf.First, last: rf.Last}
 }
 
 // archiveOptions shape a synthetic archive.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tidemark/tidemark/internal/restore/restoretest"
 	"github.com/tidemark/tidemark/internal/testing/eventcore"
 	"github.com/tidemark/tidemark/internal/testing/oracle"
 )
@@ -130,13 +131,13 @@ func TestRestore_IntoExistingRepairs(t *testing.T) {
 	if res.EventsThisRun != deleted || res.Verification.Status != VerifyOK {
 		t.Fatalf("inserted %d (deleted %d), verification %+v", res.EventsThisRun, deleted, res.Verification)
 	}
-	compare(t, f.sourceURL, target, at)
+	restoretest.Compare(t, f.sourceURL, target, at)
 	// idempotent: a second run inserts nothing
 	res, err = Restore(ctx, p, Options{TargetURL: target, IntoExisting: true, Filter: Filter{Streams: []string{stream}}})
 	if err != nil || res.EventsThisRun != 0 || res.EventsAlreadyPresent == 0 {
 		t.Fatalf("second run: %v, %+v", err, res)
 	}
-	compare(t, f.sourceURL, target, at)
+	restoretest.Compare(t, f.sourceURL, target, at)
 	// triggers still enabled
 	var enabled int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgrelid = 'eventcore_events'::regclass AND tgenabled = 'O' AND NOT tgisinternal`).Scan(&enabled); err != nil || enabled != len(eventcore.Triggers) {

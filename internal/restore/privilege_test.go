@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tidemark/tidemark/internal/restore/restoretest"
 	"github.com/tidemark/tidemark/internal/testing/eventcore"
 )
 
@@ -23,7 +24,7 @@ var roleSeq atomic.Int64
 func roleDB(t *testing.T, owner bool) (roleURL, superURL string, role string) {
 	t.Helper()
 	ctx := context.Background()
-	pg := postgres(t)
+	pg := shared.PG.Get(t)
 	role = fmt.Sprintf("tm_restore_role_%d_%d", os.Getpid(), roleSeq.Add(1))
 	admin, err := pgx.Connect(ctx, pg.URL("postgres"))
 	if err != nil {
@@ -80,7 +81,7 @@ func TestRestore_Privileges(t *testing.T) {
 		if res.TriggerBypass != "disable_trigger" || res.Verification.Status != VerifyOK {
 			t.Fatalf("bypass %q, verification %+v", res.TriggerBypass, res.Verification)
 		}
-		compare(t, f.sourceURL, superURL, at)
+		restoretest.Compare(t, f.sourceURL, superURL, at)
 		conn, err := pgx.Connect(ctx, superURL)
 		if err != nil {
 			t.Fatal(err)
@@ -94,13 +95,13 @@ func TestRestore_Privileges(t *testing.T) {
 
 	t.Run("role without the privilege is told which one", func(t *testing.T) {
 		roleURL, superURL, _ := roleDB(t, false)
-		before := targetState(t, superURL)
+		before := restoretest.TargetState(t, superURL)
 		_, err := Restore(ctx, p, Options{TargetURL: roleURL})
 		if !errors.Is(err, ErrPrivilege) || !strings.Contains(err.Error(), "superuser") || !strings.Contains(err.Error(), "DISABLE TRIGGER") {
 			t.Fatalf("restore as a plain role: %v, want ErrPrivilege naming superuser and DISABLE TRIGGER", err)
 		}
 		t.Logf("%v\n  Try: %s", err, HintOf(err))
-		if after := targetState(t, superURL); after != before {
+		if after := restoretest.TargetState(t, superURL); after != before {
 			t.Fatalf("target changed: %q -> %q", before, after)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tidemark/tidemark/internal/restore/restoretest"
 	"github.com/tidemark/tidemark/internal/testing/eventcore"
 	"github.com/tidemark/tidemark/internal/testing/oracle"
 )
@@ -29,17 +30,6 @@ func restoreAt(t *testing.T, a *Archive, at time.Time, opts Options) (string, *R
 		t.Fatalf("restore to %s: %v", FormatTime(at), err)
 	}
 	return opts.TargetURL, res
-}
-
-func compare(t *testing.T, sourceURL, targetURL string, at time.Time) {
-	t.Helper()
-	d, err := oracle.CompareTable(context.Background(), sourceURL, targetURL, eventcore.Table, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !d.Empty() {
-		t.Fatalf("restore to %s differs from the oracle: %s", FormatTime(at), d)
-	}
 }
 
 func TestRestore_PointInTimeEqualsOracle(t *testing.T) {
@@ -64,7 +54,7 @@ func TestRestore_PointInTimeEqualsOracle(t *testing.T) {
 	}
 	for _, at := range instants {
 		target, res := restoreAt(t, a, at, Options{BatchRows: 1000 + rng.IntN(3000), Parallel: 1 + rng.IntN(4)})
-		compare(t, f.sourceURL, target, at)
+		restoretest.Compare(t, f.sourceURL, target, at)
 		if res.Verification.Status != VerifyOK {
 			t.Fatalf("verification at %s: %+v", FormatTime(at), res.Verification)
 		}
@@ -79,7 +69,7 @@ func TestRestore_TriggersBypassedAndStayEnabled(t *testing.T) {
 	f := sharedFixture(t)
 	a := openArchive(t, f.dir, nil)
 	target, res := restoreAt(t, a, f.last, Options{})
-	compare(t, f.sourceURL, target, f.last)
+	restoretest.Compare(t, f.sourceURL, target, f.last)
 	t.Logf("restored %d events of %d streams in %s", res.Events, res.Streams, res.Duration)
 	// the comparison is not vacuous: an earlier instant differs
 	if d, err := oracle.CompareTable(context.Background(), f.sourceURL, target, eventcore.Table, f.times[len(f.times)/2]); err != nil || d.Empty() {

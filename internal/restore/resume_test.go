@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/tidemark/tidemark/internal/restore/restoretest"
 )
 
 var errKilled = errors.New("killed for the test")
@@ -54,7 +54,7 @@ func TestRestore_InterruptedAndResumed(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: resumed restore: %v", round, err)
 		}
-		compare(t, f.sourceURL, target, at)
+		restoretest.Compare(t, f.sourceURL, target, at)
 		if res.Verification.Status != VerifyOK {
 			t.Fatalf("round %d: verification %+v", round, res.Verification)
 		}
@@ -80,7 +80,7 @@ func TestRestore_ResumeRefusesDifferentRestore(t *testing.T) {
 	if !errors.Is(err, errKilled) {
 		t.Fatalf("interrupted: %v", err)
 	}
-	before := rowCount(t, target)
+	before := restoretest.TargetState(t, target)
 	other, _ := a.Plan(f.times[len(f.times)/2+1], "")
 	for name, run := range map[string]func() error{
 		"other T": func() error { _, err := Restore(ctx, other, Options{TargetURL: target}); return err },
@@ -95,26 +95,11 @@ func TestRestore_ResumeRefusesDifferentRestore(t *testing.T) {
 		}
 		t.Logf("%s: %v (hint: %s)", name, err, HintOf(err))
 	}
-	if n := rowCount(t, target); n != before {
-		t.Fatalf("refused restores changed the target: %d rows, was %d", n, before)
+	if after := restoretest.TargetState(t, target); after != before {
+		t.Fatalf("refused restores changed the target: %q -> %q", before, after)
 	}
 	if _, err := Restore(ctx, p, Options{TargetURL: target}); err != nil {
 		t.Fatalf("resume with the same T: %v", err)
 	}
-	compare(t, f.sourceURL, target, at)
-}
-
-func rowCount(t *testing.T, url string) int64 {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int64
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM eventcore_events`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	restoretest.Compare(t, f.sourceURL, target, at)
 }

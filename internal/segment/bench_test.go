@@ -10,6 +10,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
 )
 
 // benchEvents are EventCore-like rows (~500-byte event_data, ~150-byte
@@ -49,7 +50,7 @@ func BenchmarkWriter(b *testing.B) {
 	for _, bc := range benchCases(b) {
 		b.Run(bc.name, func(b *testing.B) {
 			opts := bc.opts
-			opts.Table = testTable()
+			opts.Table = eventcore.TableDef()
 			var buf bytes.Buffer
 			var tr *Trailer
 			b.ReportAllocs()

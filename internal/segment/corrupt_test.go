@@ -11,6 +11,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
 )
 
 // corruptCase is one stored form a corruption test damages.
@@ -225,7 +226,7 @@ func hostileCases(t *testing.T) map[string]func() []byte {
 			return forge(testHeader(None), bad, tr)
 		},
 		"compression unknown": func() []byte {
-			h := map[string]any{"version": 1, "compression": "lz4", "system_id": "1", "table": testTable(), "created": "2026-01-01T00:00:00Z"}
+			h := map[string]any{"version": 1, "compression": "lz4", "system_id": "1", "table": eventcore.TableDef(), "created": "2026-01-01T00:00:00Z"}
 			return forge(h, raw, goodTrailer())
 		},
 		"compression missing": func() []byte {

@@ -13,20 +13,8 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
 )
-
-// testTable is EventCore's eventcore_events.
-func testTable() event.Table {
-	return event.Table{Schema: "public", Name: "eventcore_events", Columns: []event.Column{
-		{Name: "event_id", Type: "uuid", OID: 2950, NotNull: true, Key: true},
-		{Name: "stream_id", Type: "text", OID: 25, NotNull: true},
-		{Name: "stream_version", Type: "bigint", OID: 20, NotNull: true},
-		{Name: "event_type", Type: "text", OID: 25, NotNull: true},
-		{Name: "event_data", Type: "jsonb", OID: 3802, NotNull: true},
-		{Name: "metadata", Type: "jsonb", OID: 3802},
-		{Name: "created_at", Type: "timestamp with time zone", OID: 1184, NotNull: true},
-	}}
-}
 
 var testWords = []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
 	"india", "juliett", "kilo", "lima", "mike", "tide", "mark", "wave", "harbour", "anchor"}
@@ -122,7 +110,7 @@ func (g *gen) events(n int) []*event.Event {
 func encode(tb testing.TB, opts WriterOptions, events []*event.Event) ([]byte, *Trailer) {
 	tb.Helper()
 	if opts.Table.Name == "" {
-		opts.Table = testTable()
+		opts.Table = eventcore.TableDef()
 	}
 	if opts.SystemID == "" {
 		opts.SystemID = "7345034223590588888"
@@ -203,6 +191,6 @@ func forge(hdr any, body []byte, trl *trailerJSON) []byte {
 }
 
 func testHeader(c Compression) headerJSON {
-	return headerJSON{Version: Version, Compression: &c, SystemID: "1", Table: testTable(),
+	return headerJSON{Version: Version, Compression: &c, SystemID: "1", Table: eventcore.TableDef(),
 		Created: time.Date(2026, 11, 25, 10, 15, 0, 0, time.UTC)}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
 )
 
 // streamAll opens data with OpenReader and reads every event; err is the
@@ -340,7 +341,7 @@ func TestReader_LargeSegmentBoundedHeap(t *testing.T) {
 // over, with positions moved on each round so the chain stays in order.
 func writeRepeated(tb testing.TB, w io.Writer, pattern []*event.Event, total int) *Trailer {
 	tb.Helper()
-	sw, err := NewWriter(w, WriterOptions{Table: testTable(), SystemID: "1"})
+	sw, err := NewWriter(w, WriterOptions{Table: eventcore.TableDef(), SystemID: "1"})
 	if err != nil {
 		tb.Fatal(err)
 	}

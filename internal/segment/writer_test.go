@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
 )
 
 func TestDecode_RoundTrip(t *testing.T) {
@@ -56,7 +57,7 @@ func TestDecode_RoundTrip(t *testing.T) {
 					}
 					h := seg.Header
 					if h.Version != Version || h.Compression != c || h.SystemID != "7345034223590588888" ||
-						(h.KeyID != "") != enc || h.Table.ID() != testTable().ID() || time.Since(h.Created) > time.Minute {
+						(h.KeyID != "") != enc || h.Table.ID() != eventcore.TableDef().ID() || time.Since(h.Created) > time.Minute {
 						t.Fatalf("header = %+v", h)
 					}
 					if enc && h.KeyID != ring.ActiveID() {
@@ -184,7 +185,7 @@ func TestWriter_Append(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			w, err := NewWriter(&buf, WriterOptions{Table: testTable()})
+			w, err := NewWriter(&buf, WriterOptions{Table: eventcore.TableDef()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,11 +224,11 @@ func TestNewWriter_Options(t *testing.T) {
 		opts WriterOptions
 		want string
 	}{
-		{"keyring without keys", WriterOptions{Table: testTable(), Keyring: &Keyring{}}, "keyring has no keys"},
-		{"zstd level", WriterOptions{Table: testTable(), Level: 23}, "out of range"},
-		{"gzip level", WriterOptions{Table: testTable(), Compression: Gzip, Level: 10}, "out of range"},
-		{"level without compression", WriterOptions{Table: testTable(), Compression: None, Level: 3}, "without compression"},
-		{"unknown compression", WriterOptions{Table: testTable(), Compression: 9}, "unknown compression"},
+		{"keyring without keys", WriterOptions{Table: eventcore.TableDef(), Keyring: &Keyring{}}, "keyring has no keys"},
+		{"zstd level", WriterOptions{Table: eventcore.TableDef(), Level: 23}, "out of range"},
+		{"gzip level", WriterOptions{Table: eventcore.TableDef(), Compression: Gzip, Level: 10}, "out of range"},
+		{"level without compression", WriterOptions{Table: eventcore.TableDef(), Compression: None, Level: 3}, "without compression"},
+		{"unknown compression", WriterOptions{Table: eventcore.TableDef(), Compression: 9}, "unknown compression"},
 		{"no table", WriterOptions{}, "no name"},
 		{"no columns", WriterOptions{Table: event.Table{Name: "t"}}, "0 columns"},
 	} {
@@ -255,7 +256,7 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 }
 
 func TestWriter_IOError(t *testing.T) {
-	w, err := NewWriter(&failingWriter{after: 1000}, WriterOptions{Table: testTable()})
+	w, err := NewWriter(&failingWriter{after: 1000}, WriterOptions{Table: eventcore.TableDef()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestWriter_EmptySegment(t *testing.T) {
 
 func TestWriter_RawBytes(t *testing.T) {
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, WriterOptions{Table: testTable()})
+	w, err := NewWriter(&buf, WriterOptions{Table: eventcore.TableDef()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +357,7 @@ func TestWriter_MergeLevel(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	for _, bad := range []int{-1, MaxLevel + 1} {
-		if _, err := NewWriter(&buf, WriterOptions{Table: testTable(), MergeLevel: bad}); err == nil || !strings.Contains(err.Error(), "merge level") {
+		if _, err := NewWriter(&buf, WriterOptions{Table: eventcore.TableDef(), MergeLevel: bad}); err == nil || !strings.Contains(err.Error(), "merge level") {
 			t.Fatalf("MergeLevel %d: %v", bad, err)
 		}
 	}
@@ -386,7 +387,7 @@ func TestDecode_HeaderMembers(t *testing.T) {
 		raw, _ = appendRecord(raw, e)
 	}
 	_, tr := encode(t, WriterOptions{Compression: None}, good)
-	h := map[string]any{"version": 1, "compression": "none", "system_id": "1", "table": testTable(),
+	h := map[string]any{"version": 1, "compression": "none", "system_id": "1", "table": eventcore.TableDef(),
 		"created": "2026-01-01T00:00:00Z", "level": 2, "merged_from": []string{"a", "b"}, "future": map[string]any{"x": 1}}
 	j := tr.toJSON("")
 	seg, err := Decode("m.tms", forge(h, raw, &j), ReadOptions{})

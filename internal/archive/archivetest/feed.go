@@ -1,8 +1,3 @@
-// Package archivetest publishes synthetic capture feeds into JetStream and
-// checks what an archiver made of them, for the archive and cmd/archiver
-// tests. It plays capture's part exactly as internal/feed specifies it:
-// events and heartbeats with a PrevLSN chain, deterministic message ids and
-// table definitions in META.
 package archivetest
 
 import (
@@ -19,19 +14,19 @@ import (
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
 )
 
 // SystemID is the source system id the synthetic feed carries.
 const SystemID = "7300000000000000001"
 
-// Table is the synthetic feed's table, shaped like EventCore's.
-var Table = event.Table{Schema: "public", Name: "eventcore_events", Columns: []event.Column{
-	{Name: "event_id", Type: "uuid", OID: 2950, NotNull: true, Key: true},
-	{Name: "stream_id", Type: "text", OID: 25, NotNull: true},
-	{Name: "stream_version", Type: "bigint", OID: 20, NotNull: true},
-	{Name: "event_type", Type: "text", OID: 25, NotNull: true},
-	{Name: "event_data", Type: "jsonb", OID: 3802, NotNull: true},
-}}
+// Table is the synthetic feed's table: EventCore's first five columns,
+// event_id to event_data, the ones the feed fills.
+var Table = func() event.Table {
+	t := eventcore.TableDef()
+	t.Columns = t.Columns[:5]
+	return t
+}()
 
 // OtherTable is a second table, for transactions that span two tables.
 var OtherTable = event.Table{Schema: "public", Name: "side_effects", Columns: []event.Column{

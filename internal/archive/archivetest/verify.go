@@ -107,6 +107,25 @@ func (a *Archive) Check(tb testing.TB, want []string) {
 	}
 }
 
+// CheckFenced fails the test when successor wrote no catalog entry, or
+// when deposed wrote one after successor's first: once a standby has
+// taken over, the writer it replaced must be fenced out of the catalog.
+func (a *Archive) CheckFenced(tb testing.TB, deposed, successor string) {
+	tb.Helper()
+	first := uint64(0)
+	for _, e := range a.Catalog.Entries() {
+		switch {
+		case e.Writer == successor && first == 0:
+			first = e.Seq
+		case e.Writer == deposed && first != 0:
+			tb.Fatalf("entry %d written by the deposed writer %s after %s took over (entry %d)", e.Seq, deposed, successor, first)
+		}
+	}
+	if first == 0 {
+		tb.Fatalf("%s, which took over from %s, wrote no catalog entry", successor, deposed)
+	}
+}
+
 func head(s []string) string {
 	if len(s) > 5 {
 		return "[" + strings.Join(s[:5], " ") + " …]"

@@ -1,7 +1,3 @@
-// Package restoretest builds archives for the restorer's tests without the
-// capture and archiver: it reads a source table's rows with their commit
-// times and transaction ids and writes them as segments plus a catalog,
-// the way the archiver does.
 package restoretest
 
 import (

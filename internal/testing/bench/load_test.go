@@ -5,24 +5,14 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/tidemark/tidemark/internal/testing/eventcore"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
 func TestLoad_BacklogAndRecvLogical(t *testing.T) {
 	ctx := context.Background()
 	pg := testrig.StartPostgres(t)
-	url := pg.NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if err := eventcore.Apply(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
+	url := pg.NewEventCoreDatabase(t)
+	conn := testrig.Connect(t, url)
 	if err := CreatePublication(ctx, url, "bench_pub"); err != nil {
 		t.Fatal(err)
 	}

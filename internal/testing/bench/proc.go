@@ -1,14 +1,11 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -52,27 +49,4 @@ func runProcess(ctx context.Context, logPath string, env []string, name string, 
 		return res, fmt.Errorf("run %s: %w (log %s)", name, err, logPath)
 	}
 	return res, nil
-}
-
-// PeakRSS returns a running process's peak resident set size in bytes
-// (VmHWM in /proc/PID/status).
-func PeakRSS(pid int) (int64, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, fmt.Errorf("read peak rss of %d: %w", pid, err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
-		if !ok {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("read peak rss of %d: %w", pid, err)
-		}
-		return kb * 1024, nil
-	}
-	return 0, fmt.Errorf("read peak rss of %d: no VmHWM", pid)
 }

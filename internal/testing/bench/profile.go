@@ -21,6 +21,7 @@ import (
 	"github.com/tidemark/tidemark/internal/archive"
 	"github.com/tidemark/tidemark/internal/cdc"
 	"github.com/tidemark/tidemark/internal/restore"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // Components Profile can run in-process.
@@ -156,7 +157,7 @@ func Profile(ctx context.Context, cfg ProfileConfig) (ProfileResult, error) {
 	if err != nil {
 		return ProfileResult{}, err
 	}
-	rss, _ := PeakRSS(selfPID)
+	rss, _ := testkit.PeakRSS(selfPID)
 	return ProfileResult{Events: res.Events, Duration: d, Metrics: gatherTidemark(), PeakHeap: peak, PeakRSS: rss}, nil
 }
 
@@ -273,7 +274,7 @@ func profileRun(ctx context.Context, cfg ProfileConfig, n int64, metric string, 
 	if runErr == nil {
 		<-done
 	}
-	rss, _ := PeakRSS(selfPID)
+	rss, _ := testkit.PeakRSS(selfPID)
 	return ProfileResult{Events: n, Duration: d, Metrics: gathered, PeakHeap: peak, PeakRSS: rss}, runErr
 }
 

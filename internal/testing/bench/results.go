@@ -47,8 +47,8 @@ type Results struct {
 	MergedBytes   int64
 	MergedEvents  int64
 	RestoreMerged RestoreRun
-	EarlyT                    time.Time
-	EarlyExpected             int64
+	EarlyT        time.Time
+	EarlyExpected int64
 
 	// Steady is the steady workload as loadgen saw it, SteadyEvents what
 	// the source holds from it; AckP50First/Last the median commit →

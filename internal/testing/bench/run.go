@@ -16,6 +16,7 @@ import (
 	"github.com/tidemark/tidemark/internal/restore"
 	"github.com/tidemark/tidemark/internal/testing/harness"
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -417,14 +418,14 @@ func (r *runner) steady(ctx context.Context) error {
 
 func (r *runner) peakRSS(context.Context) error {
 	var err error
-	if r.res.RSSCapture, err = PeakRSS(r.capture.PID()); err != nil {
+	if r.res.RSSCapture, err = testkit.PeakRSS(r.capture.PID()); err != nil {
 		return err
 	}
-	if r.res.RSSArchiver, err = PeakRSS(r.archiver.PID()); err != nil {
+	if r.res.RSSArchiver, err = testkit.PeakRSS(r.archiver.PID()); err != nil {
 		return err
 	}
 	if r.h.NATSNode != nil {
-		r.res.RSSNATS, err = PeakRSS(r.h.NATSNode.PID())
+		r.res.RSSNATS, err = testkit.PeakRSS(r.h.NATSNode.PID())
 	}
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tidemark/tidemark/internal/archive"
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/testing/harness"
 )
@@ -153,10 +154,9 @@ func archiverCrashPoints(e *Env) error {
 	if err := e.Boot(Setup{Archivers: -1}); err != nil {
 		return err
 	}
-	stages := []string{"mid-upload", "uploaded", "cataloged", "watermarked", "acked"}
 	e.StartLoad(20*time.Second, 0)
 	crashes := 0
-	for _, stage := range stages {
+	for _, stage := range archive.Stages {
 		spec := fmt.Sprintf("%s:%d", stage, 1+e.Rand.IntN(3))
 		a, err := e.StartArchiver("TIDEMARK_ARCHIVER_CRASH_AT=" + spec)
 		if err != nil {
@@ -175,8 +175,8 @@ func archiverCrashPoints(e *Env) error {
 		e.Mark()
 	}
 	e.Note("crashes=%d", crashes)
-	if crashes != len(stages) {
-		return fmt.Errorf("only %d of %d archivers crashed at their hook", crashes, len(stages))
+	if crashes != len(archive.Stages) {
+		return fmt.Errorf("only %d of %d archivers crashed at their hook", crashes, len(archive.Stages))
 	}
 	if _, err := e.StartArchiver(); err != nil {
 		return err

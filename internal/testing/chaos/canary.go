@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/testing/s3fault"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 func init() {
@@ -217,11 +217,9 @@ func scrape(addr string) (string, error) {
 
 // closedPort returns a loopback port nothing listens on.
 func closedPort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testkit.FreePort()
 	if err != nil {
 		return 1
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	return port
 }

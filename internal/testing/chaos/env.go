@@ -113,7 +113,8 @@ func (e *Env) Boot(s Setup) error {
 		s.Archivers = 0
 	}
 	e.setup = s
-	h, err := harness.Start(e.Ctx, harness.Options{Dir: e.Dir, Store: s.Store, NATS: s.NATS, PGOptions: s.PGOptions})
+	h, err := harness.Start(e.Ctx, harness.Options{Dir: e.Dir, Store: s.Store, NATS: s.NATS, PGOptions: s.PGOptions,
+		Failpoints: true})
 	if err != nil {
 		return fmt.Errorf("start rig: %w", err)
 	}

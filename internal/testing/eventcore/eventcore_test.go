@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tidemark/tidemark/internal/restore/restoretest"
 	"github.com/tidemark/tidemark/internal/testing/eventcore"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
@@ -39,6 +41,19 @@ func TestApply(t *testing.T) {
 	t.Run("version conflict on stale expectation", func(t *testing.T) { testVersionConflict(t, pg) })
 	t.Run("expectation advances within a statement", func(t *testing.T) { testMultiRowExpectation(t, pg) })
 	t.Run("update and delete refused", func(t *testing.T) { testImmutable(t, pg) })
+	t.Run("TableDef is the applied table", func(t *testing.T) { testTableDef(t, pg) })
+}
+
+func testTableDef(t *testing.T, pg *testrig.Postgres) {
+	ctx := context.Background()
+	conn := testrig.Connect(t, newStore(t, pg).Config().ConnConfig.ConnString())
+	got, err := restoretest.ReadTableDef(ctx, conn, "public", eventcore.Table)
+	if err != nil {
+		t.Fatalf("read definition: %v", err)
+	}
+	if want := eventcore.TableDef(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("applied table:\n%+v\nTableDef:\n%+v", got, want)
+	}
 }
 
 func testApplyIdempotent(t *testing.T, pg *testrig.Postgres) {

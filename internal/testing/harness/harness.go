@@ -16,6 +16,7 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore/s3"
 	"github.com/tidemark/tidemark/internal/objstore/storeurl"
 	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -36,6 +37,10 @@ type Options struct {
 	// "cluster" (three nats-server processes; streams get 3 replicas only
 	// if capture is told --replicas 3).
 	NATS string
+	// Failpoints builds the programs with testrig.FailpointsTag, so the
+	// archiver honours TIDEMARK_ARCHIVER_CRASH_AT (the chaos suite); by
+	// default they are built as in production, without failpoints.
+	Failpoints bool
 }
 
 // Harness is a running rig plus the programs started on it.
@@ -119,14 +124,19 @@ func Start(ctx context.Context, opts Options) (h *Harness, err error) {
 	return h, nil
 }
 
-// Binary returns the path of a Tidemark program, building it if needed.
+// Binary returns the path of a Tidemark program, building it if needed
+// (with failpoints when Options.Failpoints is set).
 func (h *Harness) Binary(ctx context.Context, name string) (string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if p, ok := h.bins[name]; ok {
 		return p, nil
 	}
-	p, err := testrig.BuildPackage(ctx, "./cmd/"+name)
+	var tags []string
+	if h.Opts.Failpoints {
+		tags = append(tags, testrig.FailpointsTag)
+	}
+	p, err := testrig.BuildPackage(ctx, "./cmd/"+name, tags...)
 	if err != nil {
 		return "", err
 	}
@@ -151,7 +161,7 @@ func (h *Harness) start(ctx context.Context, program, name string, args, extra [
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := testkit.FreeAddr()
 	if err != nil {
 		return nil, err
 	}

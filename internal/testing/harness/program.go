@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // Via overrides what a program connects to and adds to its environment;
@@ -44,7 +46,7 @@ func (h *Harness) ArchiverVia(ctx context.Context, name string, v Via, extra ...
 
 // startServing starts a long-running program with an ops server.
 func (h *Harness) startServing(ctx context.Context, program, name string, env, args, extra []string) (*Proc, error) {
-	addr, err := freeAddr()
+	addr, err := testkit.FreeAddr()
 	if err != nil {
 		return nil, err
 	}

@@ -22,17 +22,6 @@ const plainTable = `CREATE TABLE eventcore_events (
 	event_type TEXT NOT NULL, event_data JSONB NOT NULL, metadata JSONB NOT NULL,
 	created_at TIMESTAMPTZ NOT NULL)`
 
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(ctx) })
-	return conn
-}
-
 func mustExec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
 	t.Helper()
 	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
@@ -64,7 +53,7 @@ func TestCompareTable(t *testing.T) {
 	defer cancel()
 	pg := testrig.StartPostgres(t)
 	srcURL := pg.NewDatabase(t)
-	src := connect(t, srcURL)
+	src := testrig.Connect(t, srcURL)
 	if err := eventcore.Apply(ctx, src); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -120,7 +109,7 @@ func TestCompareTable(t *testing.T) {
 	})
 
 	dstURL := pg.NewDatabase(t)
-	dst := connect(t, dstURL)
+	dst := testrig.Connect(t, dstURL)
 	mustExec(t, dst, plainTable)
 	copyRows(t, src, dst)
 

@@ -7,5 +7,8 @@
 // log in that directory (the tail is included in the error when it fails to
 // start) and is stopped by PID. The StartX(tb) forms register cleanup and
 // fail the test when a server cannot start; the StartXProcess(ctx, dir) forms
-// return errors and leave stopping to the caller.
+// return errors and leave stopping to the caller. SharedPostgres gives a
+// whole test binary one cluster; Postgres.NewDatabase and
+// NewEventCoreDatabase give each test its own database there, and Connect
+// a connection to it.
 package testrig

@@ -47,7 +47,12 @@ func findModuleRoot(dir string) string {
 	}
 }
 
-var builds sync.Map // package path → *buildResult
+// FailpointsTag is the build tag that compiles test-only failpoints into a
+// program (the archiver's crash hook). Tests that use one build their
+// binary with it; the default build, the production one, has none.
+const FailpointsTag = "failpoints"
+
+var builds sync.Map // package path and tags → *buildResult
 
 type buildResult struct {
 	once sync.Once
@@ -56,11 +61,12 @@ type buildResult struct {
 }
 
 // BuildBinary builds a main package of this module (for example
-// "./cmd/capture") once per test process and returns the binary's path. It
-// fails the test when the build fails.
-func BuildBinary(tb testing.TB, pkg string) string {
+// "./cmd/capture") with the given build tags (FailpointsTag) once per test
+// process and returns the binary's path. It fails the test when the build
+// fails.
+func BuildBinary(tb testing.TB, pkg string, tags ...string) string {
 	tb.Helper()
-	path, err := BuildPackage(context.Background(), pkg)
+	path, err := BuildPackage(context.Background(), pkg, tags...)
 	if err != nil {
 		tb.Fatalf("testrig: %v", err)
 	}
@@ -70,14 +76,14 @@ func BuildBinary(tb testing.TB, pkg string) string {
 // BuildPackage is BuildBinary without testing: it builds pkg once per
 // process into a per-process temporary directory (removed by a later
 // process once this one has exited) and returns the binary's path.
-func BuildPackage(ctx context.Context, pkg string) (string, error) {
-	v, _ := builds.LoadOrStore(pkg, &buildResult{})
+func BuildPackage(ctx context.Context, pkg string, tags ...string) (string, error) {
+	v, _ := builds.LoadOrStore(pkg+" "+strings.Join(tags, ","), &buildResult{})
 	r := v.(*buildResult)
-	r.once.Do(func() { r.path, r.err = buildPackage(ctx, pkg) })
+	r.once.Do(func() { r.path, r.err = buildPackage(ctx, pkg, tags) })
 	return r.path, r.err
 }
 
-func buildPackage(ctx context.Context, pkg string) (string, error) {
+func buildPackage(ctx context.Context, pkg string, tags []string) (string, error) {
 	root := ModuleRoot()
 	if root == "" {
 		return "", errors.New("build " + pkg + ": tidemark module root not found")
@@ -90,8 +96,11 @@ func buildPackage(ctx context.Context, pkg string) (string, error) {
 	if name == "." || name == "/" || name == "" {
 		name = "main"
 	}
+	if len(tags) > 0 {
+		name += "-" + strings.Join(tags, "-")
+	}
 	out := filepath.Join(dir, name)
-	if err := goBuild(ctx, root, out, pkg); err != nil {
+	if err := goBuild(ctx, root, out, pkg, tags...); err != nil {
 		return "", err
 	}
 	return out, nil
@@ -137,15 +146,19 @@ func removeStaleBinDirs(base string) {
 	}
 }
 
-// goBuild runs `go build -o out pkg` in the module root.
-func goBuild(ctx context.Context, root, out, pkg string) error {
+// goBuild runs `go build -o out [-tags tags] pkg` in the module root.
+func goBuild(ctx context.Context, root, out, pkg string, tags ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", out, pkg)
+	args := []string{"build", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, goTool(), append(args, pkg)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+		return fmt.Errorf("go build %s: %w\n%s", strings.Join(append(args[3:], pkg), " "), err, b)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // NATSCluster is a JetStream cluster of real nats-server processes on
@@ -43,7 +45,7 @@ func StartNATSClusterProcess(ctx context.Context, dir string, n int) (*NATSClust
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2 * n)
+	ports, err := testkit.FreePorts(2 * n)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +120,7 @@ func (c *NATSCluster) Stop() error {
 func (c *NATSCluster) logTails() string {
 	var b strings.Builder
 	for _, n := range c.Nodes {
-		fmt.Fprintf(&b, "--- %s (tail) ---\n%s\n", n.LogPath, logTail(n.LogPath, 1500))
+		fmt.Fprintf(&b, "--- %s (tail) ---\n%s\n", n.LogPath, fileTail(n.LogPath, 15))
 	}
 	return b.String()
 }

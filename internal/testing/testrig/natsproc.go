@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // natsStartTimeout bounds how long a nats-server process may take to start.
@@ -38,7 +40,7 @@ type NATSNode struct {
 
 	bin  string
 	mu   sync.Mutex
-	proc *process
+	proc *testkit.Proc
 }
 
 // NATSOption adjusts a nats-server process's configuration.
@@ -65,7 +67,7 @@ func StartNATSProcess(ctx context.Context, dir string, opts ...NATSOption) (*NAT
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -133,29 +135,29 @@ func newNATSNode(bin, dir, name string, port, clusterPort int, routes []int, ext
 func (n *NATSNode) Start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.proc != nil && !n.proc.exited() {
-		return fmt.Errorf("start nats-server %s: already running (pid %d)", n.Name, n.proc.pid())
+	if running(n.proc) {
+		return fmt.Errorf("start nats-server %s: already running (pid %d)", n.Name, n.proc.PID())
 	}
 	cmd := exec.Command(n.bin, "-c", n.ConfigPath)
 	cmd.Dir = n.Dir
-	proc, err := startProcess("nats-server "+n.Name, n.LogPath, cmd, syscall.SIGKILL)
+	proc, err := testkit.Start("nats-server "+n.Name, cmd, n.LogPath)
 	if err != nil {
 		return err
 	}
 	n.proc = proc
 	if err := n.waitConnectable(proc); err != nil {
-		_ = proc.stop(10*time.Second, syscall.SIGKILL)
+		_ = proc.Stop(10*time.Second, syscall.SIGKILL)
 		return startupError("nats-server "+n.Name, n.LogPath, err)
 	}
 	return nil
 }
 
-func (n *NATSNode) waitConnectable(proc *process) error {
+func (n *NATSNode) waitConnectable(proc *testkit.Proc) error {
 	deadline := time.Now().Add(natsStartTimeout)
 	var lastErr error
 	for time.Now().Before(deadline) {
-		if proc.exited() {
-			return fmt.Errorf("nats-server exited: %v", proc.exitErr())
+		if exited, err := proc.Exited(); exited {
+			return fmt.Errorf("nats-server exited: %v", err)
 		}
 		nc, err := nats.Connect(n.URL, nats.Timeout(2*time.Second), nats.NoReconnect())
 		if err == nil {
@@ -175,14 +177,14 @@ func (n *NATSNode) PID() int {
 	if n.proc == nil {
 		return 0
 	}
-	return n.proc.pid()
+	return n.proc.PID()
 }
 
 // Running reports whether the process is running.
 func (n *NATSNode) Running() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.proc != nil && !n.proc.exited()
+	return running(n.proc)
 }
 
 // Kill kills the server with SIGKILL and waits for it to exit.
@@ -201,7 +203,7 @@ func (n *NATSNode) stopWith(sig syscall.Signal) error {
 	if n.proc == nil {
 		return nil
 	}
-	if err := n.proc.stop(30*time.Second, sig); err != nil {
+	if err := n.proc.Stop(30*time.Second, sig); err != nil {
 		return fmt.Errorf("stop nats-server %s: %w", n.Name, err)
 	}
 	return nil

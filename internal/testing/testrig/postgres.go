@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // DefaultPGBinDir is where the PostgreSQL 15 server binaries are looked
@@ -85,7 +88,7 @@ type Postgres struct {
 	cred   *syscall.Credential
 
 	mu   sync.Mutex
-	proc *process
+	proc *testkit.Proc
 }
 
 // StartPostgres initialises and starts a PostgreSQL 15 cluster in a test
@@ -138,7 +141,7 @@ func StartPostgresProcess(ctx context.Context, dir string, opts ...PGOption) (*P
 	if err := p.initdb(ctx); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -200,12 +203,12 @@ func (p *Postgres) initdb(ctx context.Context) error {
 		"--locale=C", "--no-sync")
 	cmd.Dir = p.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
-	proc, err := startProcess("initdb", logPath, cmd, syscall.SIGKILL)
+	proc, err := testkit.Start("initdb", cmd, logPath)
 	if err != nil {
 		return err
 	}
-	<-proc.done
-	if err := proc.exitErr(); err != nil {
+	<-proc.Done()
+	if _, err := proc.Exited(); err != nil {
 		return startupError("initdb", logPath, err)
 	}
 	return nil
@@ -220,8 +223,8 @@ func (p *Postgres) Start() error {
 func (p *Postgres) start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.proc != nil && !p.proc.exited() {
-		return fmt.Errorf("start postgres: already running (pid %d)", p.proc.pid())
+	if running(p.proc) {
+		return fmt.Errorf("start postgres: already running (pid %d)", p.proc.PID())
 	}
 	args := []string{"-D", p.DataDir, "-c", "port=" + strconv.Itoa(p.Port),
 		"-c", "unix_socket_directories=" + p.socketSetting()}
@@ -230,27 +233,29 @@ func (p *Postgres) start(ctx context.Context) error {
 	}
 	cmd := exec.Command(filepath.Join(p.binDir, "postgres"), args...)
 	cmd.Dir = p.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
-	proc, err := startProcess("postgres", p.LogPath, cmd, syscall.SIGQUIT)
+	// SIGQUIT when this process dies: an immediate shutdown that takes the
+	// server's children with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Pdeathsig: syscall.SIGQUIT}
+	proc, err := testkit.Start("postgres", cmd, p.LogPath)
 	if err != nil {
 		return err
 	}
 	p.proc = proc
 	if err := p.waitReady(ctx, proc); err != nil {
-		_ = proc.stop(10*time.Second, syscall.SIGQUIT)
+		_ = proc.Stop(10*time.Second, syscall.SIGQUIT)
 		return startupError("postgres", p.LogPath, err)
 	}
 	return nil
 }
 
 // waitReady polls until the server accepts a connection.
-func (p *Postgres) waitReady(ctx context.Context, proc *process) error {
+func (p *Postgres) waitReady(ctx context.Context, proc *testkit.Proc) error {
 	ctx, cancel := context.WithTimeout(ctx, pgStartTimeout)
 	defer cancel()
 	var lastErr error
 	for {
-		if proc.exited() {
-			return fmt.Errorf("postgres exited: %v", proc.exitErr())
+		if exited, err := proc.Exited(); exited {
+			return fmt.Errorf("postgres exited: %v", err)
 		}
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
 		conn, err := pgx.Connect(cctx, p.URL("postgres"))
@@ -280,7 +285,7 @@ func (p *Postgres) PID() int {
 	if p.proc == nil {
 		return 0
 	}
-	return p.proc.pid()
+	return p.proc.PID()
 }
 
 // Stop shuts the server down (fast shutdown, SIGINT; immediate shutdown if
@@ -302,7 +307,7 @@ func (p *Postgres) stopWith(sigs ...syscall.Signal) error {
 	if p.proc == nil {
 		return nil
 	}
-	if err := p.proc.stop(20*time.Second, sigs...); err != nil {
+	if err := p.proc.Stop(20*time.Second, sigs...); err != nil {
 		return fmt.Errorf("stop postgres: %w", err)
 	}
 	return nil
@@ -315,6 +320,29 @@ func (p *Postgres) NewDatabase(tb testing.TB) string {
 	tb.Helper()
 	url, err := p.CreateDatabase(context.Background())
 	if err != nil {
+		tb.Fatalf("testrig: %v", err)
+	}
+	return url
+}
+
+// Connect opens a connection to the database at url, closed when the test
+// ends; it fails tb when it cannot connect.
+func Connect(tb testing.TB, url string) *pgx.Conn {
+	tb.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		tb.Fatalf("testrig: connect: %v", err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// NewEventCoreDatabase creates a fresh database with EventCore's schema
+// applied (a capture source or a restore target) and returns its URL.
+func (p *Postgres) NewEventCoreDatabase(tb testing.TB) string {
+	tb.Helper()
+	url := p.NewDatabase(tb)
+	if err := eventcore.ApplyURL(context.Background(), url); err != nil {
 		tb.Fatalf("testrig: %v", err)
 	}
 	return url

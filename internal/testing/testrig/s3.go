@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // s3StartTimeout bounds how long the gateway may take to answer requests.
@@ -40,7 +42,7 @@ type S3 struct {
 	// LogPath is the gateway log file.
 	LogPath string
 
-	proc *process
+	proc *testkit.Proc
 }
 
 // StartS3 starts a versitygw gateway in a test temporary directory and
@@ -81,7 +83,7 @@ func StartS3Process(ctx context.Context, dir string) (*S3, error) {
 	if err := os.MkdirAll(s.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create s3 dir: %w", err)
 	}
-	if s.Port, err = freePort(); err != nil {
+	if s.Port, err = testkit.FreePort(); err != nil {
 		return nil, err
 	}
 	s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(s.Port)
@@ -91,11 +93,11 @@ func StartS3Process(ctx context.Context, dir string) (*S3, error) {
 	// Credentials go through the environment, not argv, so ps never shows
 	// the secret.
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.AccessKey, "ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
-	if s.proc, err = startProcess("versitygw", s.LogPath, cmd, syscall.SIGKILL); err != nil {
+	if s.proc, err = testkit.Start("versitygw", cmd, s.LogPath); err != nil {
 		return nil, err
 	}
 	if err := s.waitReady(ctx); err != nil {
-		_ = s.proc.stop(10*time.Second, syscall.SIGKILL)
+		_ = s.proc.Stop(10*time.Second, syscall.SIGKILL)
 		return nil, startupError("versitygw", s.LogPath, err)
 	}
 	return s, nil
@@ -107,8 +109,8 @@ func (s *S3) waitReady(ctx context.Context) error {
 	client := s.Client()
 	var lastErr error
 	for {
-		if s.proc.exited() {
-			return fmt.Errorf("versitygw exited: %v", s.proc.exitErr())
+		if exited, err := s.proc.Exited(); exited {
+			return fmt.Errorf("versitygw exited: %v", err)
 		}
 		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err := client.ListBuckets(rctx, &s3.ListBucketsInput{})
@@ -185,11 +187,11 @@ func (s *S3) Env() []string {
 }
 
 // PID returns the gateway's process id.
-func (s *S3) PID() int { return s.proc.pid() }
+func (s *S3) PID() int { return s.proc.PID() }
 
 // Stop stops the gateway (SIGTERM) and waits for it to exit.
 func (s *S3) Stop() error {
-	if err := s.proc.stop(15*time.Second, syscall.SIGTERM); err != nil {
+	if err := s.proc.Stop(15*time.Second, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stop versitygw: %w", err)
 	}
 	return nil
