@@ -2,7 +2,9 @@ package segment
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -36,6 +38,7 @@ func benchCases(b *testing.B) []benchCase {
 		{"gzip", WriterOptions{Compression: Gzip}},
 		{"zstd", WriterOptions{Compression: Zstd}},
 		{"zstd-level1", WriterOptions{Compression: Zstd, Level: 1}},
+		{"zstd-merged", WriterOptions{Compression: Zstd, MergeLevel: 1}},
 		{"zstd+age", WriterOptions{Compression: Zstd, Keyring: ring}},
 	}
 }
@@ -94,6 +97,52 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportMetric(float64(tr.RawBytes)/float64(tr.StoredBytes), "ratio")
 			b.ReportMetric(float64(len(events))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
+	}
+}
+
+// BenchmarkReader measures verifying and streaming a segment with
+// OpenReader (from memory, through io.ReaderAt); MB/s counts raw record
+// bytes.
+func BenchmarkReader(b *testing.B) {
+	events := benchEvents(b)
+	ring := mustKeyring(b, fuzzKey)
+	for _, bc := range benchCases(b) {
+		b.Run(bc.name, func(b *testing.B) {
+			data, tr := encode(b, bc.opts, events)
+			b.SetBytes(tr.RawBytes)
+			b.ReportAllocs()
+			for b.Loop() {
+				got, _, err := streamCount("bench", data, ReadOptions{Keyring: ring})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if got != len(events) {
+					b.Fatal(fmt.Sprint(got))
+				}
+			}
+			b.ReportMetric(float64(tr.RawBytes)/float64(tr.StoredBytes), "ratio")
+			b.ReportMetric(float64(len(events))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// streamCount streams data and counts the events, keeping none.
+func streamCount(name string, data []byte, opts ReadOptions) (int, *Reader, error) {
+	r, err := OpenReader(name, bytes.NewReader(data), int64(len(data)), opts)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer r.Close()
+	n := 0
+	for {
+		_, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return n, r, nil
+		}
+		if err != nil {
+			return n, r, err
+		}
+		n++
 	}
 }
 

@@ -100,24 +100,7 @@ func measure(f func()) (allocated, peak uint64) {
 // checksums: whatever the trailer claims, memory stays under memoryBound.
 func TestDecode_Bomb(t *testing.T) {
 	const name = "bomb.tms"
-	zbomb := zstdRLEBomb(1<<30, 23)
-	gbomb := gzipBytes(t, make([]byte, 64<<20))
-	trailer := func(raw int64) *trailerJSON {
-		lo := int64(0)
-		return &trailerJSON{Events: 1, Transactions: 1, RawBytes: raw, MinCommitTimeUS: &lo, MaxCommitTimeUS: &lo}
-	}
-	for _, tc := range []struct {
-		name string
-		data []byte
-		opts ReadOptions
-	}{
-		{"zstd, trailer claims 1000 bytes", forge(testHeader(Zstd), zbomb, trailer(1000)), ReadOptions{}},
-		{"zstd, trailer claims 1 GiB, limit 32 MiB", forge(testHeader(Zstd), zbomb, trailer(1<<30)), ReadOptions{MaxRawBytes: 32 << 20}},
-		{"zstd, trailer claims 2 GiB, default limit", forge(testHeader(Zstd), zbomb, trailer(2<<30)), ReadOptions{}},
-		{"zstd, trailer claims 16 MiB", forge(testHeader(Zstd), zbomb, trailer(16<<20)), ReadOptions{MaxRawBytes: 32 << 20}},
-		{"zstd, 2 GiB window", forge(testHeader(Zstd), zstdRLEBomb(1<<30, 31), trailer(1000)), ReadOptions{}},
-		{"gzip 64 MiB of zeros, trailer claims 1000 bytes", forge(testHeader(Gzip), gbomb, trailer(1000)), ReadOptions{}},
-	} {
+	for _, tc := range bombCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error
 			allocated, peak := measure(func() { _, err = Decode(name, tc.data, tc.opts) })
@@ -127,5 +110,29 @@ func TestDecode_Bomb(t *testing.T) {
 				t.Fatalf("decoding allocated %d bytes (peak heap growth %d), bound %d", allocated, peak, memoryBound)
 			}
 		})
+	}
+}
+
+type bombCase struct {
+	name string
+	data []byte
+	opts ReadOptions
+}
+
+// bombCases are 1 GiB zstd bombs (and a gzip one) behind valid checksums.
+func bombCases(t *testing.T) []bombCase {
+	zbomb := zstdRLEBomb(1<<30, 23)
+	gbomb := gzipBytes(t, make([]byte, 64<<20))
+	trailer := func(raw int64) *trailerJSON {
+		lo := int64(0)
+		return &trailerJSON{Events: 1, Transactions: 1, RawBytes: raw, MinCommitTimeUS: &lo, MaxCommitTimeUS: &lo}
+	}
+	return []bombCase{
+		{"zstd, trailer claims 1000 bytes", forge(testHeader(Zstd), zbomb, trailer(1000)), ReadOptions{}},
+		{"zstd, trailer claims 1 GiB, limit 32 MiB", forge(testHeader(Zstd), zbomb, trailer(1<<30)), ReadOptions{MaxRawBytes: 32 << 20}},
+		{"zstd, trailer claims 2 GiB, default limit", forge(testHeader(Zstd), zbomb, trailer(2<<30)), ReadOptions{}},
+		{"zstd, trailer claims 16 MiB", forge(testHeader(Zstd), zbomb, trailer(16<<20)), ReadOptions{MaxRawBytes: 32 << 20}},
+		{"zstd, 2 GiB window", forge(testHeader(Zstd), zstdRLEBomb(1<<30, 31), trailer(1000)), ReadOptions{}},
+		{"gzip 64 MiB of zeros, trailer claims 1000 bytes", forge(testHeader(Gzip), gbomb, trailer(1000)), ReadOptions{}},
 	}
 }

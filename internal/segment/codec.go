@@ -11,18 +11,20 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// zstdWindow is the window the writer uses; maxZstdWindow is the largest
-// window (and single-segment frame size) the reader accepts, which bounds
-// the decoder's history buffer.
+// zstdWindow is the window the writer uses for flush segments;
+// maxZstdWindow is the largest window (and single-segment frame size) the
+// reader accepts, which bounds the decoder's history buffer, and the window
+// of merged segments.
 const (
 	zstdWindow    = 8 << 20
 	maxZstdWindow = 16 << 20
 )
 
 // Encoders and decoders are expensive to build (tables, history buffers), so
-// they are pooled: zstd encoders per preset level, gzip writers per level.
+// they are pooled: zstd encoders per window (flush, merged) and preset
+// level, gzip writers per level.
 var (
-	zstdEncoders [5]sync.Pool // index: zstd.EncoderLevel
+	zstdEncoders [2][5]sync.Pool // index: merged, zstd.EncoderLevel
 	gzipWriters  [10]sync.Pool
 	zstdDecoders sync.Pool
 	gzipReaders  sync.Pool
@@ -53,9 +55,10 @@ type compressor struct {
 	release func()
 }
 
-// newCompressor returns a compressor for c at level writing to dst. The
-// caller calls Close, then release.
-func newCompressor(c Compression, level int, dst io.Writer) (*compressor, error) {
+// newCompressor returns a compressor for c at level writing to dst. For a
+// merged segment zstd defaults to its best preset and uses the largest
+// window readers accept. The caller calls Close, then release.
+func newCompressor(c Compression, level int, merged bool, dst io.Writer) (*compressor, error) {
 	switch c {
 	case None:
 		return &compressor{WriteCloser: nopCloser{dst}, release: func() {}}, nil
@@ -77,20 +80,24 @@ func newCompressor(c Compression, level int, dst io.Writer) (*compressor, error)
 		}
 		return &compressor{WriteCloser: z, release: func() { z.Reset(nil); putPooled(&gzipWriters[idx], z) }}, nil
 	case Zstd:
-		l := zstd.SpeedDefault
+		l, window, pool := zstd.SpeedDefault, zstdWindow, zstdEncoders[0][:]
+		if merged {
+			l, window, pool = zstd.SpeedBestCompression, maxZstdWindow, zstdEncoders[1][:]
+		}
 		if level != 0 {
 			l = zstd.EncoderLevelFromZstd(level)
 		}
-		if e, ok := getPooled(&zstdEncoders[l]).(*zstd.Encoder); ok {
+		p := &pool[l]
+		if e, ok := getPooled(p).(*zstd.Encoder); ok {
 			e.Reset(dst)
-			return &compressor{WriteCloser: e, release: func() { e.Reset(nil); putPooled(&zstdEncoders[l], e) }}, nil
+			return &compressor{WriteCloser: e, release: func() { e.Reset(nil); putPooled(p, e) }}, nil
 		}
 		e, err := zstd.NewWriter(dst, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(1),
-			zstd.WithWindowSize(zstdWindow), zstd.WithEncoderCRC(true))
+			zstd.WithWindowSize(window), zstd.WithEncoderCRC(true))
 		if err != nil {
 			return nil, fmt.Errorf("new zstd writer: %w", err)
 		}
-		return &compressor{WriteCloser: e, release: func() { e.Reset(nil); putPooled(&zstdEncoders[l], e) }}, nil
+		return &compressor{WriteCloser: e, release: func() { e.Reset(nil); putPooled(p, e) }}, nil
 	}
 	return nil, fmt.Errorf("unknown compression %d", uint8(c))
 }
@@ -102,6 +109,40 @@ func (nopCloser) Close() error { return nil }
 // errTooLarge reports decompressed data longer than the trailer declared.
 var errTooLarge = errors.New("decompressed body longer than declared")
 
+// newDecompressor returns a reader of what src decompresses to with c, and
+// a func that releases the pooled decoder; the decoder's state is bounded
+// (zstd: a window of at most maxZstdWindow), whatever src claims.
+func newDecompressor(c Compression, src io.Reader) (io.Reader, func(), error) {
+	switch c {
+	case None:
+		return src, func() {}, nil
+	case Gzip:
+		z, ok := getPooled(&gzipReaders).(*gzip.Reader)
+		if !ok {
+			z = new(gzip.Reader)
+		}
+		if err := z.Reset(src); err != nil {
+			return nil, nil, fmt.Errorf("gzip header: %w", err)
+		}
+		return z, func() { _ = z.Reset(bytes.NewReader(nil)); putPooled(&gzipReaders, z) }, nil
+	case Zstd:
+		d, ok := getPooled(&zstdDecoders).(*zstd.Decoder)
+		if !ok {
+			var err error
+			d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
+			if err != nil {
+				return nil, nil, fmt.Errorf("new zstd reader: %w", err)
+			}
+		}
+		if err := d.Reset(src); err != nil {
+			return nil, nil, fmt.Errorf("zstd reset: %w", err)
+		}
+		return d, func() { _ = d.Reset(nil); putPooled(&zstdDecoders, d) }, nil
+	}
+	return nil, nil, fmt.Errorf("unknown compression %d", uint8(c))
+}
+
 // decompress decompresses body (compressed with c) into a new buffer of
 // exactly rawLen bytes; anything more or less is an error. Memory use is
 // rawLen plus the decoder's bounded state, whatever body claims.
@@ -112,36 +153,11 @@ func decompress(c Compression, body []byte, rawLen int) ([]byte, error) {
 		}
 		return body, nil
 	}
-	var r io.Reader
-	switch c {
-	case Gzip:
-		z, ok := getPooled(&gzipReaders).(*gzip.Reader)
-		if !ok {
-			z = new(gzip.Reader)
-		}
-		if err := z.Reset(bytes.NewReader(body)); err != nil {
-			return nil, fmt.Errorf("gzip header: %w", err)
-		}
-		defer func() { _ = z.Reset(bytes.NewReader(nil)); putPooled(&gzipReaders, z) }()
-		r = z
-	case Zstd:
-		d, ok := getPooled(&zstdDecoders).(*zstd.Decoder)
-		if !ok {
-			var err error
-			d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
-				zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
-			if err != nil {
-				return nil, fmt.Errorf("new zstd reader: %w", err)
-			}
-		}
-		if err := d.Reset(bytes.NewReader(body)); err != nil {
-			return nil, fmt.Errorf("zstd reset: %w", err)
-		}
-		defer func() { _ = d.Reset(nil); putPooled(&zstdDecoders, d) }()
-		r = d
-	default:
-		return nil, fmt.Errorf("unknown compression %d", uint8(c))
+	r, release, err := newDecompressor(c, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
 	}
+	defer release()
 	raw := make([]byte, rawLen)
 	if _, err := io.ReadFull(r, raw); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -149,13 +165,18 @@ func decompress(c Compression, body []byte, rawLen int) ([]byte, error) {
 		}
 		return nil, err
 	}
+	return raw, expectEOF(r)
+}
+
+// expectEOF reports errTooLarge unless r is at its end.
+func expectEOF(r io.Reader) error {
 	var one [1]byte
 	n, err := io.ReadFull(r, one[:])
 	if n > 0 {
-		return nil, errTooLarge
+		return errTooLarge
 	}
 	if !errors.Is(err, io.EOF) {
-		return nil, err
+		return err
 	}
-	return raw, nil
+	return nil
 }

@@ -125,7 +125,8 @@ func TestDecode_SwappedHeader(t *testing.T) {
 // TestDecode_BehindChecksum damages content and recomputes the checksum, so
 // the inner checks (decompression, records, trailer cross-check, age) must
 // cope: an error, never a panic; and the damage is caught wherever a
-// compressed stream or age protects it.
+// compressed stream or age protects it. OpenReader must fail exactly when
+// Decode does, and otherwise yield Decode's events.
 func TestDecode_BehindChecksum(t *testing.T) {
 	const name = "inner.tms"
 	for _, cc := range corruptCases(t) {
@@ -138,7 +139,9 @@ func TestDecode_BehindChecksum(t *testing.T) {
 			for i := end; i < len(cc.data)-footerLen; i += stride {
 				bad := bytes.Clone(cc.data)
 				bad[i] ^= 1 << (i % 8)
-				_, err := Decode(name, rehash(bad), ReadOptions{Keyring: cc.ring})
+				bad = rehash(bad)
+				seg, err := Decode(name, bad, ReadOptions{Keyring: cc.ring})
+				sameAsStream(t, name, bad, ReadOptions{Keyring: cc.ring}, seg, err)
 				if err == nil {
 					if cc.ring != nil {
 						t.Fatalf("flip at %d of an encrypted segment went unnoticed", i)
@@ -153,8 +156,9 @@ func TestDecode_BehindChecksum(t *testing.T) {
 	}
 }
 
-func TestDecode_Hostile(t *testing.T) {
-	const name = "hostile.tms"
+// hostileCases are forged segments behind valid checksums, each breaking
+// one rule; "forged but valid" breaks none.
+func hostileCases(t *testing.T) map[string]func() []byte {
 	good := newGen(13, 4).events(5)
 	var raw []byte
 	for _, e := range good {
@@ -166,9 +170,9 @@ func TestDecode_Hostile(t *testing.T) {
 		return &j
 	}
 	zenc, _ := zstd.NewWriter(nil)
-	defer zenc.Close()
+	t.Cleanup(func() { zenc.Close() })
 
-	cases := map[string]func() []byte{
+	return map[string]func() []byte{
 		"forged but valid": func() []byte { return forge(testHeader(None), raw, goodTrailer()) },
 		"raw bytes above limit": func() []byte {
 			tr := goodTrailer()
@@ -269,7 +273,11 @@ func TestDecode_Hostile(t *testing.T) {
 			return forge(testHeader(Zstd), zstdRLEBomb(1<<20, 31), tr)
 		},
 	}
-	for what, mk := range cases {
+}
+
+func TestDecode_Hostile(t *testing.T) {
+	const name = "hostile.tms"
+	for what, mk := range hostileCases(t) {
 		t.Run(what, func(t *testing.T) {
 			data := mk()
 			_, err := Decode(name, data, ReadOptions{})
@@ -320,4 +328,28 @@ func valueOffset(raw []byte) int {
 	off++ // flags
 	_, n := binary.Uvarint(raw[off:])
 	return off + n
+}
+
+// sameAsStream fails unless streaming data with OpenReader fails exactly
+// when Decode did (decodeErr) and otherwise yields seg's events.
+func sameAsStream(t *testing.T, name string, data []byte, opts ReadOptions, seg *Segment, decodeErr error) {
+	t.Helper()
+	got, _, err := streamAll(name, data, opts)
+	if (decodeErr == nil) != (err == nil) {
+		t.Fatalf("Decode: %v; stream: %v", decodeErr, err)
+	}
+	if err != nil {
+		if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNoKey) {
+			t.Fatalf("stream: untyped error %v", err)
+		}
+		return
+	}
+	if len(got) != len(seg.Events) {
+		t.Fatalf("stream has %d events, Decode %d", len(got), len(seg.Events))
+	}
+	for j := range got {
+		if !got[j].Equal(seg.Events[j]) {
+			t.Fatalf("event %d differs from Decode's", j)
+		}
+	}
 }

@@ -6,10 +6,12 @@
 // A segment holds one table's events in chain order together with the
 // table's definition (header) and a summary (trailer) that the catalog uses
 // for restore planning. Writers stream: [NewWriter], [Writer.Append] for each
-// event, [Writer.Close]. Readers treat every byte as hostile: [Decode] and
-// [ReadTrailer] verify the SHA-256 (and, for encrypted segments, the age
-// authentication) before they interpret anything, bound every allocation,
-// and report damage as a [*CorruptError] naming the object.
+// event, [Writer.Close]. Readers treat every byte as hostile: [Decode],
+// [ReadTrailer] and [OpenReader] verify the SHA-256 (and, for encrypted
+// segments, the age authentication) before they interpret anything, bound
+// every allocation, and report damage as a [*CorruptError] naming the
+// object. [Decode] holds a whole segment in memory; [OpenReader] returns a
+// [Reader] that streams its events one at a time in bounded memory.
 //
 // The package is pure: no network, no logging, no global configuration.
 package segment

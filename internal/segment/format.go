@@ -32,6 +32,9 @@ const (
 	DefaultMaxRawBytes = 1 << 30
 	// trailerLenSize is the 4-byte trailer length ending the inner section.
 	trailerLenSize = 4
+
+	// MaxLevel is the highest merge level (Header.Level, WriterOptions.MergeLevel).
+	MaxLevel = 15
 )
 
 // Header is a segment's plaintext header: what it holds and how to read it.
@@ -46,8 +49,12 @@ type Header struct {
 	SystemID string
 	// Table is the definition of the table the events belong to.
 	Table event.Table
-	// Created is when the writer started the segment (UTC, microseconds).
+	// Created is when the writer started the segment (UTC, microseconds),
+	// or the time the merger chose.
 	Created time.Time
+	// Level is 0 for a flush segment and 1 to MaxLevel for a merged one
+	// (docs/segment-format.md §2.2, member "level").
+	Level int
 }
 
 // VersionRange is the smallest and largest stream_version of one stream in a segment.
@@ -114,6 +121,7 @@ type headerJSON struct {
 	SystemID    string       `json:"system_id"`
 	Table       event.Table  `json:"table"`
 	Created     time.Time    `json:"created"`
+	Level       int          `json:"level,omitempty"`
 }
 
 // trailerJSON is the trailer's wire form.
@@ -135,12 +143,12 @@ type trailerJSON struct {
 func (h *Header) toJSON() headerJSON {
 	c := h.Compression
 	return headerJSON{Version: h.Version, Compression: &c, KeyID: h.KeyID,
-		SystemID: h.SystemID, Table: h.Table, Created: h.Created}
+		SystemID: h.SystemID, Table: h.Table, Created: h.Created, Level: h.Level}
 }
 
 func (j *headerJSON) header() Header {
 	return Header{Version: j.Version, Compression: *j.Compression, KeyID: j.KeyID,
-		SystemID: j.SystemID, Table: j.Table, Created: j.Created.UTC()}
+		SystemID: j.SystemID, Table: j.Table, Created: j.Created.UTC(), Level: j.Level}
 }
 
 func (t *Trailer) toJSON(headerSHA string) trailerJSON {

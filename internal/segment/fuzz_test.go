@@ -144,3 +144,51 @@ func checkFuzzError(t *testing.T, name string, err error) {
 		t.Fatalf("error does not name the object: %v", err)
 	}
 }
+
+// FuzzOpenReader streams arbitrary bytes, as given and with the footer
+// checksum recomputed, with OpenReader and holds it to Decode: nothing may
+// panic, errors must be typed and name the object, and whatever Decode
+// accepts the stream must yield event for event with the same trailer.
+// The stream may accept what Decode refuses only for Decode's memory limit.
+func FuzzOpenReader(f *testing.F) {
+	for _, s := range fuzzSeeds(f) {
+		f.Add(s)
+	}
+	ring := mustKeyring(f, fuzzKey)
+	pooling = false
+	f.Cleanup(func() { pooling = true })
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzStream(t, ring, data)
+		fuzzStream(t, ring, rehash(data))
+	})
+}
+
+func fuzzStream(t *testing.T, ring *Keyring, data []byte) {
+	const name = "segments/fuzz.tms"
+	opts := ReadOptions{Keyring: ring, MaxRawBytes: fuzzMaxRaw}
+	seg, derr := Decode(name, data, opts)
+	got, r, serr := streamAll(name, data, opts)
+	checkFuzzError(t, name, serr)
+	switch {
+	case derr != nil && serr == nil:
+		if !strings.Contains(derr.Error(), "MaxRawBytes") {
+			t.Fatalf("the stream accepts what Decode refuses: %v", derr)
+		}
+		return
+	case derr != nil:
+		return
+	case serr != nil:
+		t.Fatalf("Decode accepts what the stream refuses: %v", serr)
+	}
+	if len(got) != len(seg.Events) {
+		t.Fatalf("stream has %d events, Decode %d", len(got), len(seg.Events))
+	}
+	for i, e := range got {
+		if !e.Equal(seg.Events[i]) {
+			t.Fatalf("event %d: stream %+v, Decode %+v", i, e, seg.Events[i])
+		}
+	}
+	if tr := r.Trailer(); diffTrailer(tr, &seg.Trailer) != "" || tr.SHA256 != seg.Trailer.SHA256 {
+		t.Fatalf("stream trailer %+v, Decode's %+v", tr, seg.Trailer)
+	}
+}

@@ -48,6 +48,9 @@ type KeyInfo struct {
 	// parts of one transaction share their LSNs and differ in FirstIndex.
 	HasIndexRange         bool
 	FirstIndex, LastIndex int
+	// Level is the merge level of the segment ("…-L<level>.tms", 1 to
+	// MaxLevel); 0, a flush segment, when the key has no level suffix.
+	Level int
 }
 
 // KeyWithIndexRange returns the key of the part of a large transaction
@@ -56,8 +59,22 @@ func KeyWithIndexRange(key string, first, last int) string {
 	return strings.TrimSuffix(key, KeyExt) + fmt.Sprintf("-%08X-%08X", first, last) + KeyExt
 }
 
-// ParseKey parses a key made by Key (with or without a store prefix before
-// "segments/"); it is the inverse of Key.
+// KeyWithLevel returns the key of a merged segment of level 1 to MaxLevel:
+// key (from Key or KeyWithIndexRange) with "-L<level>" before ".tms",
+//
+//	segments/2026/11/25/10/00/<table id>-<first end lsn>-<last end lsn>[-<first idx>-<last idx>]-L2.tms
+//
+// A level-0 (flush) segment's key has no suffix: level 0 returns key as is.
+func KeyWithLevel(key string, level int) string {
+	if level == 0 {
+		return key
+	}
+	return strings.TrimSuffix(key, KeyExt) + "-L" + strconv.Itoa(level) + KeyExt
+}
+
+// ParseKey parses a key made by Key, KeyWithIndexRange and KeyWithLevel
+// (with or without a store prefix before "segments/"); it is their inverse
+// and accepts nothing they do not make.
 func ParseKey(key string) (KeyInfo, error) {
 	i := strings.LastIndex(key, KeyPrefix)
 	if i < 0 || !strings.HasSuffix(key, KeyExt) {
@@ -86,6 +103,12 @@ func ParseKey(key string) (KeyInfo, error) {
 	}
 	fields := strings.Split(parts[5], "-")
 	var info KeyInfo
+	if l, ok := parseLevel(fields[len(fields)-1]); ok {
+		info.Level = l
+		fields = fields[:len(fields)-1]
+	} else if strings.HasPrefix(fields[len(fields)-1], "L") {
+		return KeyInfo{}, fmt.Errorf("parse segment key %q: bad level, want L1..L%d", key, MaxLevel)
+	}
 	if len(fields) == 5 && len(fields[3]) == 8 && len(fields[4]) == 8 {
 		fi, err1 := strconv.ParseUint(fields[3], 16, 32)
 		li, err2 := strconv.ParseUint(fields[4], 16, 32)
@@ -96,7 +119,7 @@ func ParseKey(key string) (KeyInfo, error) {
 		fields = fields[:3]
 	}
 	if len(fields) != 3 || fields[0] == "" || len(fields[1]) != 16 || len(fields[2]) != 16 {
-		return KeyInfo{}, fmt.Errorf("parse segment key %q: want <table id>-<16 hex>-<16 hex>[-<8 hex>-<8 hex>]", key)
+		return KeyInfo{}, fmt.Errorf("parse segment key %q: want <table id>-<16 hex>-<16 hex>[-<8 hex>-<8 hex>][-L<level>]", key)
 	}
 	first, err1 := strconv.ParseUint(fields[1], 16, 64)
 	last, err2 := strconv.ParseUint(fields[2], 16, 64)
@@ -105,4 +128,22 @@ func ParseKey(key string) (KeyInfo, error) {
 	}
 	info.BucketStart, info.FirstEndLSN, info.LastEndLSN, info.TableID = bucket, event.Position(first), event.Position(last), fields[0]
 	return info, nil
+}
+
+// parseLevel parses a key's level suffix, "L1" to "L<MaxLevel>" in decimal
+// without leading zeros.
+func parseLevel(f string) (int, bool) {
+	if len(f) < 2 || f[0] != 'L' || f[1] == '0' {
+		return 0, false
+	}
+	for _, c := range []byte(f[1:]) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	l, err := strconv.Atoi(f[1:])
+	if err != nil || l > MaxLevel {
+		return 0, false
+	}
+	return l, true
 }

@@ -66,3 +66,63 @@ func TestParseKey_IndexRange(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyWithLevel(t *testing.T) {
+	bucket := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	base := Key(bucket, 0x16B374D848, 0x16B3800000, "0123456789abcdef")
+	for _, tc := range []struct {
+		key       string
+		level     int
+		want      string
+		hasRange  bool
+		fi, li    int
+		wantLevel int
+	}{
+		{KeyWithLevel(base, 0), 0, base, false, 0, 0, 0},
+		{KeyWithLevel(base, 1), 1, "segments/2026/11/25/10/00/0123456789abcdef-00000016B374D848-00000016B3800000-L1.tms", false, 0, 0, 1},
+		{KeyWithLevel(base, 3), 3, "segments/2026/11/25/10/00/0123456789abcdef-00000016B374D848-00000016B3800000-L3.tms", false, 0, 0, 3},
+		{KeyWithLevel(base, MaxLevel), MaxLevel, "segments/2026/11/25/10/00/0123456789abcdef-00000016B374D848-00000016B3800000-L15.tms", false, 0, 0, MaxLevel},
+		{KeyWithLevel(KeyWithIndexRange(base, 0, 4095), 2), 2,
+			"segments/2026/11/25/10/00/0123456789abcdef-00000016B374D848-00000016B3800000-00000000-00000FFF-L2.tms", true, 0, 4095, 2},
+	} {
+		if tc.key != tc.want {
+			t.Errorf("key %q, want %q", tc.key, tc.want)
+			continue
+		}
+		info, err := ParseKey("store/prefix/" + tc.key)
+		if err != nil {
+			t.Errorf("ParseKey(%q): %v", tc.key, err)
+			continue
+		}
+		if info.Level != tc.wantLevel || info.HasIndexRange != tc.hasRange || info.FirstIndex != tc.fi || info.LastIndex != tc.li ||
+			info.FirstEndLSN != 0x16B374D848 || info.LastEndLSN != 0x16B3800000 || info.TableID != "0123456789abcdef" ||
+			!info.BucketStart.Equal(bucket) {
+			t.Errorf("ParseKey(%q) = %+v", tc.key, info)
+		}
+		// The inverse: rebuilding the key from what ParseKey says gives it back.
+		back := Key(info.BucketStart, info.FirstEndLSN, info.LastEndLSN, info.TableID)
+		if info.HasIndexRange {
+			back = KeyWithIndexRange(back, info.FirstIndex, info.LastIndex)
+		}
+		if back = KeyWithLevel(back, info.Level); back != tc.key {
+			t.Errorf("rebuilt %q from ParseKey(%q)", back, tc.key)
+		}
+	}
+}
+
+func TestParseKey_InvalidLevel(t *testing.T) {
+	const k = "segments/2026/11/25/10/00/abc-0000000000000010-0000000000000020"
+	for _, suffix := range []string{
+		"-L0", "-L01", "-L16", "-L", "-l1", "-L1x", "-L+1", "-L-1", "-L1-L1", "-L99999999999999999999",
+		"-L1-00000000-00000001", // level before the index range
+		"-00000000-L1",          // half an index range
+		"-L1-",
+	} {
+		if info, err := ParseKey(k + suffix + KeyExt); err == nil {
+			t.Errorf("ParseKey(%q) = %+v, want error", k+suffix+KeyExt, info)
+		}
+	}
+	if _, err := ParseKey(k + "-L9" + KeyExt); err != nil {
+		t.Errorf("L9: %v", err)
+	}
+}

@@ -35,6 +35,16 @@ type WriterOptions struct {
 	SystemID string
 	// Table is the definition of the table whose events are appended.
 	Table event.Table
+	// MergeLevel is 0 for a flush segment, the archiver's own, and 1 to
+	// MaxLevel for a segment the merger made from segments of lower levels
+	// (1 a minute's, 2 an hour's, 3 a day's); recorded in the header as
+	// Header.Level. A merged segment's zstd default is the strongest preset,
+	// with the largest window readers accept.
+	MergeLevel int
+	// Created is the time recorded in the header (UTC, truncated to the
+	// microsecond); zero means now. A merge sets it so that the same inputs
+	// give the same bytes (without encryption, which is randomised).
+	Created time.Time
 }
 
 // Writer streams one segment to an io.Writer. It is not safe for concurrent use.
@@ -59,8 +69,12 @@ func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
 	if err := checkOptions(&opts); err != nil {
 		return nil, fmt.Errorf("new segment writer: %w", err)
 	}
+	created := opts.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
 	h := Header{Version: Version, Compression: opts.Compression, SystemID: opts.SystemID,
-		Table: opts.Table, Created: time.Now().UTC().Truncate(time.Microsecond)}
+		Table: opts.Table, Created: created.UTC().Truncate(time.Microsecond), Level: opts.MergeLevel}
 	var recipient *age.X25519Recipient
 	if opts.Keyring != nil {
 		key, err := opts.Keyring.active()
@@ -98,7 +112,7 @@ func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
 		}
 		sw.inner = sw.enc
 	}
-	if sw.comp, err = newCompressor(opts.Compression, opts.Level, sw.inner); err != nil {
+	if sw.comp, err = newCompressor(opts.Compression, opts.Level, opts.MergeLevel > 0, sw.inner); err != nil {
 		return nil, fmt.Errorf("new segment writer: %w", err)
 	}
 	return sw, nil
@@ -110,6 +124,9 @@ func checkOptions(o *WriterOptions) error {
 	}
 	if err := checkLevel(o.Compression, o.Level); err != nil {
 		return err
+	}
+	if o.MergeLevel < 0 || o.MergeLevel > MaxLevel {
+		return fmt.Errorf("merge level %d out of range 0..%d", o.MergeLevel, MaxLevel)
 	}
 	if o.Table.Name == "" {
 		return errors.New("table has no name")

@@ -322,3 +322,81 @@ func TestCompression_Parse(t *testing.T) {
 		t.Error("zero Compression is not Zstd")
 	}
 }
+
+func TestWriter_MergeLevel(t *testing.T) {
+	events := newGen(31, 10).events(200)
+	created := time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	for _, level := range []int{0, 1, 3, MaxLevel} {
+		t.Run(fmt.Sprint(level), func(t *testing.T) {
+			opts := WriterOptions{MergeLevel: level, Created: created}
+			data, _ := encode(t, opts, events)
+			env := data[prefixLen:envelopeEnd(data)]
+			if has := bytes.Contains(env, []byte(`"level"`)); has != (level > 0) {
+				t.Fatalf("header %s: has a level member %v at level %d", env, has, level)
+			}
+			if level > 0 && !bytes.Contains(env, []byte(fmt.Sprintf(`"level":%d`, level))) {
+				t.Fatalf("header %s does not record level %d", env, level)
+			}
+			seg, err := Decode("l.tms", data, ReadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := created.UTC().Truncate(time.Microsecond)
+			if seg.Header.Level != level || !seg.Header.Created.Equal(want) || seg.Header.Created.Location() != time.UTC {
+				t.Fatalf("header level %d created %s, want %d %s", seg.Header.Level, seg.Header.Created, level, want)
+			}
+			again, _ := encode(t, opts, events)
+			if !bytes.Equal(data, again) {
+				t.Fatal("same events, options and Created gave different bytes")
+			}
+			if w := zstdWindowOf(t, data[envelopeEnd(data):]); w > maxZstdWindow || (level == 0 && w != zstdWindow) {
+				t.Fatalf("zstd window %d at level %d", w, level)
+			}
+		})
+	}
+	var buf bytes.Buffer
+	for _, bad := range []int{-1, MaxLevel + 1} {
+		if _, err := NewWriter(&buf, WriterOptions{Table: testTable(), MergeLevel: bad}); err == nil || !strings.Contains(err.Error(), "merge level") {
+			t.Fatalf("MergeLevel %d: %v", bad, err)
+		}
+	}
+}
+
+// zstdWindowOf returns the window size a zstd frame header declares.
+func zstdWindowOf(t *testing.T, frame []byte) int {
+	t.Helper()
+	if !bytes.HasPrefix(frame, []byte{0x28, 0xB5, 0x2F, 0xFD}) {
+		t.Fatalf("not a zstd frame: % x", frame[:4])
+	}
+	if fhd := frame[4]; fhd&0x20 != 0 {
+		t.Fatal("single-segment frame")
+	}
+	wd := frame[5]
+	base := 1 << (10 + wd>>3)
+	return base + base/8*int(wd&7)
+}
+
+// TestDecode_HeaderMembers: readers ignore header members they do not know
+// (so a version-1 reader that predates "level" reads merged segments), and
+// reject a level out of range.
+func TestDecode_HeaderMembers(t *testing.T) {
+	good := newGen(32, 4).events(5)
+	var raw []byte
+	for _, e := range good {
+		raw, _ = appendRecord(raw, e)
+	}
+	_, tr := encode(t, WriterOptions{Compression: None}, good)
+	h := map[string]any{"version": 1, "compression": "none", "system_id": "1", "table": testTable(),
+		"created": "2026-01-01T00:00:00Z", "level": 2, "merged_from": []string{"a", "b"}, "future": map[string]any{"x": 1}}
+	j := tr.toJSON("")
+	seg, err := Decode("m.tms", forge(h, raw, &j), ReadOptions{})
+	if err != nil || seg.Header.Level != 2 {
+		t.Fatalf("Decode = %+v, %v", seg, err)
+	}
+	for _, level := range []any{-1, MaxLevel + 1, "2", 1.5} {
+		h["level"] = level
+		j := tr.toJSON("")
+		_, err := Decode("m.tms", forge(h, raw, &j), ReadOptions{})
+		wantCorrupt(t, "m.tms", err, fmt.Sprintf("level %v", level))
+	}
+}
