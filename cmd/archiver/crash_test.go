@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/tidemark/tidemark/internal/archive"
 	"github.com/tidemark/tidemark/internal/archive/archivetest"
 	"github.com/tidemark/tidemark/internal/catalog"
@@ -165,12 +167,16 @@ func TestArchiver_PausedWriterIsFenced(t *testing.T) {
 	f.Publish(t, false, first...)
 	archivetest.WaitWatermark(t, store, first[len(first)-1].Pos(), 20*time.Second)
 
-	// A holds the second batch in its open segment when it is paused.
+	// A holds the second batch when it is paused: delivered to it, and
+	// acknowledged only once durable.
 	second := batch(f, 20)
 	f.Publish(t, false, second...)
-	time.Sleep(300 * time.Millisecond)
+	waitDelivered(t, f)
 	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
+	}
+	if c, err := catalog.Load(ctx, store); err == nil {
+		t.Logf("A paused at watermark %s; the second batch ends at %s", c.Watermark().LSN, second[len(second)-1].Pos())
 	}
 	waitLease(t, store, "writer-b")
 	third := batch(f, 20)
@@ -256,6 +262,32 @@ func waitLease(t *testing.T, store objstore.Store, holder string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s did not get the lease: %+v, %v", holder, lease, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitDelivered waits until the archivers' consumer has delivered every
+// message in the feed's stream.
+func waitDelivered(t *testing.T, f *archivetest.Feed) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var last, delivered uint64
+		s, err := f.JS.Stream(ctx, f.Stream)
+		if err == nil {
+			last = s.CachedInfo().State.LastSeq
+			var c jetstream.Consumer
+			if c, err = f.JS.Consumer(ctx, f.Stream, archive.DefaultConsumer); err == nil {
+				delivered = c.CachedInfo().Delivered.Stream
+			}
+		}
+		if err == nil && delivered >= last {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the consumer delivered up to stream sequence %d of %d: %v", delivered, last, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -3,6 +3,7 @@ package cdc
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
 )
@@ -27,8 +29,11 @@ func TestCapture_IdleSourceAdvances(t *testing.T) {
 	created := e.slotState().ConfirmedFlushLSN
 	hb0 := testutil.ToFloat64(metricHeartbeats)
 
-	// No watermark yet: capture must not confirm anything.
-	time.Sleep(time.Second)
+	// No watermark yet: capture must not confirm anything, not even once
+	// JetStream has acknowledged a heartbeat past the slot's position.
+	if r := e.waitStatusAfterHeartbeat(20 * time.Second); r.flush > created {
+		t.Fatalf("capture reported flush position %s without a watermark (slot created at %s)", r.flush, created)
+	}
 	if s := e.slotState(); s.ConfirmedFlushLSN != created {
 		t.Fatalf("confirmed %s without a watermark (created at %s)", s.ConfirmedFlushLSN, created)
 	}
@@ -89,7 +94,11 @@ func TestCapture_ConfirmsNoFurtherThanWatermark(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "confirmed position at the watermark", func() bool { return e.slotState().ConfirmedFlushLSN == mid })
-	time.Sleep(500 * time.Millisecond)
+	// Everything is acknowledged, so a capture that confirmed past the
+	// watermark would do so in the next status update after a heartbeat.
+	if r := e.waitStatusAfterHeartbeat(20 * time.Second); r.flush != mid {
+		t.Fatalf("capture reported flush position %s, watermark %s", r.flush, mid)
+	}
 	if got := e.slotState().ConfirmedFlushLSN; got != mid {
 		t.Fatalf("confirmed %s, watermark %s", got, mid)
 	}
@@ -164,4 +173,45 @@ func TestCapture_Rewind(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "rewind requested") {
 		t.Error("rewind not logged")
 	}
+}
+
+// standbyReply is the last standby status update the slot's walsender
+// received: when capture sent it and the flush position it reported (0
+// when none).
+type standbyReply struct {
+	at    time.Time
+	flush event.Position
+}
+
+// lastReply reads the slot's walsender's last standby status update from
+// pg_stat_replication (the Unix epoch when no walsender holds the slot).
+func (e *env) lastReply() standbyReply {
+	e.t.Helper()
+	var r standbyReply
+	var flush string
+	e.queryRow(fmt.Sprintf(`SELECT COALESCE(r.reply_time, 'epoch'), COALESCE(r.flush_lsn::text, '0/0') FROM (SELECT) one
+LEFT JOIN (pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid) ON s.slot_name = '%s'`, e.slot), &r.at, &flush)
+	var err error
+	if r.flush, err = event.ParsePosition(flush); err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// waitStatusAfterHeartbeat waits until JetStream has acknowledged a
+// heartbeat of the capture running in this process and the capture has
+// then sent a standby status update, and returns that update. The
+// heartbeat lies past everything published before it, so the update shows
+// what capture confirms once that is acknowledged.
+func (e *env) waitStatusAfterHeartbeat(timeout time.Duration) standbyReply {
+	e.t.Helper()
+	hb := testutil.ToFloat64(metricHeartbeats)
+	waitFor(e.t, timeout, "a heartbeat acknowledged", func() bool { return testutil.ToFloat64(metricHeartbeats) > hb })
+	acked := time.Now()
+	var r standbyReply
+	waitFor(e.t, timeout, "a standby status update after the acknowledged heartbeat", func() bool {
+		r = e.lastReply()
+		return r.at.After(acked)
+	})
+	return r
 }

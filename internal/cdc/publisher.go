@@ -27,15 +27,38 @@ type mark struct {
 	commitTime time.Time // zero for heartbeats
 }
 
+// asyncPublisher is the one method of jetstream.JetStream the publisher
+// uses; tests substitute a fake.
+type asyncPublisher interface {
+	// PublishMsgAsync sends msg without waiting for JetStream and returns a
+	// future for its acknowledgement. An error means msg was not sent (for
+	// example jetstream.ErrTooManyStalledMsgs, or nats.ErrReconnectBufExceeded
+	// while NATS is away). The future's Ok channel delivers the PubAck
+	// (Duplicate when the stream already held the Nats-Msg-Id); its Err
+	// channel delivers jetstream.ErrAsyncPublishTimeout when no
+	// acknowledgement came within the publish timeout, or the server's error.
+	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+}
+
+var _ asyncPublisher = (jetstream.JetStream)(nil)
+
+// clock is the publisher's time: time.Now and time.After in production,
+// a fake in tests.
+type clock struct {
+	now   func() time.Time
+	after func(d time.Duration) <-chan time.Time
+}
+
+var wallClock = clock{now: time.Now, after: time.After}
+
 // inflight is one message published and not yet acknowledged in order.
 type inflight struct {
 	msg      *nats.Msg
-	fut      jetstream.PubAckFuture
-	ok       <-chan *jetstream.PubAck
+	ok       <-chan *jetstream.PubAck // nil while a re-send is scheduled
 	errc     <-chan error
 	sent     time.Time
 	attempts int
-	retryAt  time.Time // when fut is nil: when to re-send
+	retryAt  time.Time // when ok is nil: when to re-send
 	mark     *mark
 	event    bool
 }
@@ -43,12 +66,14 @@ type inflight struct {
 // publisher publishes messages asynchronously with a bounded window and
 // tracks acknowledgements in publish order. It is used from one goroutine.
 type publisher struct {
-	js       jetstream.JetStream
-	window   int
-	retries  int
-	stall    time.Duration
-	tickEach time.Duration
-	log      *slog.Logger
+	js         asyncPublisher
+	maxPayload func() int64 // the server's max_payload, 0 if unknown
+	clock      clock
+	window     int
+	retries    int
+	stall      time.Duration
+	tickEach   time.Duration
+	log        *slog.Logger
 	// tick runs at least every tickEach while the publisher waits (the
 	// replication loop sends standby status updates from it).
 	tick func() error
@@ -61,10 +86,13 @@ type publisher struct {
 	stalled bool
 }
 
-func newPublisher(js jetstream.JetStream, cfg Config, tick func() error) *publisher {
+// newPublisher returns a publisher sending through js; maxPayload reports
+// the largest message the NATS server accepts (nats.Conn.MaxPayload).
+func newPublisher(js asyncPublisher, maxPayload func() int64, cfg Config, tick func() error) *publisher {
 	metricStalled.Set(0) // a new session starts unstalled; the old one's state is gone
 	return &publisher{
-		js: js, window: cfg.MaxPending, retries: cfg.PublishRetries, stall: cfg.StallTimeout,
+		js: js, maxPayload: maxPayload, clock: wallClock,
+		window: cfg.MaxPending, retries: cfg.PublishRetries, stall: cfg.StallTimeout,
 		tickEach: cfg.StatusInterval, log: cfg.Logger, tick: tick,
 	}
 }
@@ -83,7 +111,7 @@ func (p *publisher) Publish(ctx context.Context, msg *nats.Msg, m *mark, isEvent
 			return err
 		}
 	}
-	if limit := p.js.Conn().MaxPayload(); limit > 0 && int64(msgSize(msg)) > limit {
+	if limit := p.maxPayload(); limit > 0 && int64(msgSize(msg)) > limit {
 		return fatal(fmt.Errorf("message %s (%s) is %d bytes, NATS accepts at most %d: %w",
 			msg.Header.Get(nats.MsgIdHdr), msg.Subject, msgSize(msg), limit, nats.ErrMaxPayload),
 			"raise max_payload in the NATS server configuration (up to 64 MB); capture cannot skip an event")
@@ -105,19 +133,21 @@ func msgSize(m *nats.Msg) int {
 	return n
 }
 
-// send publishes e.msg; a synchronous failure schedules a retry.
+// send publishes e.msg. A synchronous failure (NATS away and its
+// reconnect buffer full, too many messages pending) is delivered on e.errc
+// like an asynchronous one, so it is retried, counted towards
+// PublishRetries and raises the stall gauge the same way.
 func (p *publisher) send(e *inflight) {
 	e.attempts++
-	e.sent = time.Now()
+	e.sent = p.clock.now()
 	fut, err := p.js.PublishMsgAsync(e.msg)
 	if err != nil {
-		metricPublishErrors.Inc()
-		e.fut, e.ok, e.errc = nil, nil, nil
-		e.retryAt = time.Now().Add(backoff(e.attempts))
-		p.log.Warn("publish failed", "subject", e.msg.Subject, "attempt", e.attempts, "err", err)
+		errc := make(chan error, 1)
+		errc <- err
+		e.ok, e.errc = make(chan *jetstream.PubAck), errc
 		return
 	}
-	e.fut, e.ok, e.errc = fut, fut.Ok(), fut.Err()
+	e.ok, e.errc = fut.Ok(), fut.Err()
 }
 
 func backoff(attempt int) time.Duration {
@@ -142,8 +172,7 @@ func (p *publisher) Poll() error {
 // waitHead blocks until the oldest message is resolved (acknowledged or
 // scheduled for retry), running tick meanwhile.
 func (p *publisher) waitHead(ctx context.Context) error {
-	t := time.NewTimer(p.tickEach)
-	defer t.Stop()
+	tick := p.clock.after(p.tickEach)
 	for {
 		done, err := p.resolveHead()
 		if err != nil || done {
@@ -151,8 +180,8 @@ func (p *publisher) waitHead(ctx context.Context) error {
 		}
 		e := p.queue[p.head]
 		var wait <-chan time.Time
-		if e.fut == nil {
-			wait = time.After(time.Until(e.retryAt))
+		if e.ok == nil {
+			wait = p.clock.after(e.retryAt.Sub(p.clock.now()))
 		}
 		select {
 		case <-ctx.Done():
@@ -163,8 +192,8 @@ func (p *publisher) waitHead(ctx context.Context) error {
 		case err := <-e.errc:
 			return p.failHead(e, err)
 		case <-wait:
-		case <-t.C:
-			t.Reset(p.tickEach)
+		case <-tick:
+			tick = p.clock.after(p.tickEach)
 			p.checkStall()
 			if err := p.tick(); err != nil {
 				return err
@@ -177,8 +206,8 @@ func (p *publisher) waitHead(ctx context.Context) error {
 // whether the head was acknowledged and removed.
 func (p *publisher) resolveHead() (bool, error) {
 	e := p.queue[p.head]
-	if e.fut == nil {
-		if time.Now().Before(e.retryAt) {
+	if e.ok == nil {
+		if p.clock.now().Before(e.retryAt) {
 			p.checkStall()
 			return false, nil
 		}
@@ -207,8 +236,8 @@ func (p *publisher) failHead(e *inflight, err error) error {
 	}
 	p.log.Warn("publish not acknowledged, retrying with the same message id",
 		"subject", e.msg.Subject, "msg_id", e.msg.Header.Get(nats.MsgIdHdr), "attempt", e.attempts, "err", err)
-	e.fut, e.ok, e.errc = nil, nil, nil
-	e.retryAt = time.Now().Add(backoff(e.attempts))
+	e.ok, e.errc = nil, nil
+	e.retryAt = p.clock.now().Add(backoff(e.attempts))
 	return nil
 }
 
@@ -216,7 +245,7 @@ func (p *publisher) failHead(e *inflight, err error) error {
 // so a burst of timeouts is retried together rather than one by one.
 func (p *publisher) resendFailed() {
 	for _, e := range p.queue[p.head+1:] {
-		if e.fut == nil {
+		if e.ok == nil {
 			p.send(e)
 			continue
 		}
@@ -245,12 +274,12 @@ func (p *publisher) ackHead(e *inflight) {
 	}
 	if m := e.mark; m != nil {
 		p.acked, p.ackedAt, p.hasAck = m.pos, m.srcTime, true
-		metricLag.Set(time.Since(m.srcTime).Seconds())
+		metricLag.Set(p.clock.now().Sub(m.srcTime).Seconds())
 		if m.heartbeat {
 			metricHeartbeats.Inc()
 		} else {
 			metricLastCommit.Set(float64(m.commitTime.UnixMicro()) / 1e6)
-			metricPublishLatency.Observe(time.Since(m.commitTime).Seconds())
+			metricPublishLatency.Observe(p.clock.now().Sub(m.commitTime).Seconds())
 		}
 	}
 }
@@ -259,7 +288,7 @@ func (p *publisher) checkStall() {
 	if p.Pending() == 0 {
 		return
 	}
-	if e := p.queue[p.head]; time.Since(e.sent) > p.stall {
+	if e := p.queue[p.head]; p.clock.now().Sub(e.sent) > p.stall {
 		p.setStalled(true)
 	}
 }
@@ -273,7 +302,7 @@ func (p *publisher) setStalled(v bool) {
 		metricStalled.Set(1)
 		e := p.queue[p.head]
 		p.log.Warn("publishing stalled", "pending", p.Pending(), "oldest_subject", e.msg.Subject,
-			"oldest_age", time.Since(e.sent).Round(time.Millisecond).String())
+			"oldest_age", p.clock.now().Sub(e.sent).Round(time.Millisecond).String())
 		return
 	}
 	metricStalled.Set(0)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"syscall"
 	"testing"
@@ -68,6 +70,9 @@ func TestCapture_StandbyWaitsWhileSnapshotLive(t *testing.T) {
 	ctx := context.Background()
 	cfg := e.config()
 	cfg.SlotRetryInterval = 200 * time.Millisecond
+	// At debug level capture logs every retry: the sign that it has
+	// judged the slot again.
+	cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(e.logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.exec("INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data) SELECT gen_random_uuid(), 'seed-' || g, 'Seed', '{}' FROM generate_series(1, 10) g")
 	rep, err := Setup(ctx, cfg, SetupOptions{})
 	if err != nil {
@@ -111,6 +116,23 @@ func TestCapture_StandbyWaitsWhileSnapshotLive(t *testing.T) {
 		default:
 		}
 	}
+	// retried waits until the capture has found the slot busy for reason
+	// n more times, failing at once if it stops instead. The first of them
+	// may have judged the slot before the test's last change; the later
+	// ones certainly did so after it.
+	retried := func(reason string, n int) {
+		t.Helper()
+		count := func() int { return strings.Count(e.logs.String(), reason+", retrying") }
+		want := count() + n
+		waitOr(t, time.Minute, fmt.Sprintf("%d more retries because %q", n, reason), func() bool {
+			select {
+			case err := <-done:
+				t.Fatalf("capture stopped while it should wait: %v\n%s", err, e.logs.String())
+			default:
+			}
+			return count() >= want
+		}, e.logs.String)
+	}
 	resetRefused := func() {
 		t.Helper()
 		for _, dry := range []bool{true, false} {
@@ -139,7 +161,7 @@ func TestCapture_StandbyWaitsWhileSnapshotLive(t *testing.T) {
 	if s := e.slotState(); s.Active {
 		t.Fatalf("slot active for PID %d after CREATE_REPLICATION_SLOT returned; this test assumes PostgreSQL releases it", s.ActivePID)
 	}
-	time.Sleep(3 * cfg.SlotRetryInterval)
+	retried("another capture is creating the slot", 2)
 	stillWaiting("another capture is creating the slot")
 	// 3. META says "snapshot", naming the exported snapshot.
 	rec.State, rec.Snapshot = slotSnapshot, res.SnapshotName
@@ -149,16 +171,17 @@ func TestCapture_StandbyWaitsWhileSnapshotLive(t *testing.T) {
 	if err := putSlotRecord(ctx, kv, rec); err != nil {
 		t.Fatal(err)
 	}
-	stillWaiting("another capture is publishing the initial snapshot (exported snapshot " + res.SnapshotName + ")")
-	time.Sleep(5 * cfg.SlotRetryInterval)
-	stillWaiting("another capture is publishing the initial snapshot")
+	snapshotBusy := "another capture is publishing the initial snapshot (exported snapshot " + res.SnapshotName + ")"
+	stillWaiting(snapshotBusy)
+	retried(snapshotBusy, 2)
+	stillWaiting(snapshotBusy)
 	resetRefused()
 	if !e.slotState().Exists {
 		t.Fatal("the refused reset dropped the slot")
 	}
 	logs := e.logs.String()
-	if n := strings.Count(logs, "another capture is publishing the initial snapshot (exported snapshot "+res.SnapshotName+"), retrying"); n != 1 {
-		t.Errorf("the wait for the snapshot was logged %d times, want once:\n%s", n, logs)
+	if n := strings.Count(logs, `level=INFO msg="`+snapshotBusy+", retrying"); n != 1 {
+		t.Errorf("the wait for the snapshot was logged at INFO %d times, want once:\n%s", n, logs)
 	}
 
 	// The creator dies: its snapshot can no longer be imported.
@@ -318,7 +341,9 @@ func TestCaptureProcess_StandbyDuringInitialSnapshot(t *testing.T) {
 	if s := e.slotState(); s.Active {
 		t.Fatalf("slot active for PID %d during the snapshot; this test assumes PostgreSQL releases it after CREATE_REPLICATION_SLOT", s.ActivePID)
 	}
-	second = startCaptureProc(t, bin, e.procArgs("--confirm-on", "jetstream", "--http", httpSecond)...)
+	// At debug level the second logs every retry, the sign that it judged
+	// the slot again.
+	second = startCaptureProc(t, bin, e.procArgs("--confirm-on", "jetstream", "--http", httpSecond, "--log-level", "debug")...)
 	const waitMsg = "another capture is publishing the initial snapshot"
 	running := func(p *captureProc, name string) {
 		t.Helper()
@@ -335,10 +360,12 @@ func TestCaptureProcess_StandbyDuringInitialSnapshot(t *testing.T) {
 	if code, body := httpGet(t, "http://"+httpSecond+"/readyz"); code != 503 || !strings.Contains(body, waitMsg) {
 		t.Errorf("waiting capture /readyz = %d %q", code, body)
 	}
-	time.Sleep(3 * time.Second) // three retries
-	running(second, "second")
-	if n := strings.Count(second.out.String(), waitMsg); n != 1 {
-		t.Errorf("the second capture logged the wait %d times, want once; output:\n%s", n, output())
+	waitOr(t, time.Minute, "the second capture retrying three more times", func() bool {
+		running(second, "second")
+		return strings.Count(second.out.String(), waitMsg) >= 4
+	}, output)
+	if n := strings.Count(second.out.String(), `level=INFO msg="`+waitMsg); n != 1 {
+		t.Errorf("the second capture logged the wait at INFO %d times, want once; output:\n%s", n, output())
 	}
 	cfg := Defaults()
 	cfg.PGURL, cfg.NATSURL, cfg.Slot = e.pgURL, e.nats.URL, e.slot

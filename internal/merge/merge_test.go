@@ -50,7 +50,7 @@ func newArchive(t *testing.T, keyring *segment.Keyring) *archive {
 		t.Fatal(err)
 	}
 	a := &archive{t: t, store: st, clock: t0, pos: 100, xid: 10, version: map[string]int64{}, keyring: keyring}
-	a.reload("writer-1")
+	a.reload("writer")
 	return a
 }
 
@@ -260,7 +260,7 @@ func TestMerger_CrashAtEveryStep(t *testing.T) {
 				_, _ = m.RunOnce(ctx(t))
 				t.Fatalf("no crash at %s", step)
 			}()
-			a.reload("writer-2")
+			a.reload("writer")
 			m = a.merger()
 			if _, err := m.RecordLeftovers(ctx(t)); err != nil {
 				t.Fatal(err)
@@ -291,7 +291,7 @@ func TestMerger_LeftoverOfAnotherGroupIsDebris(t *testing.T) {
 		defer func() { _ = recover() }()
 		_, _ = m.RunOnce(ctx(t))
 	}()
-	a.reload("writer-2")
+	a.reload("writer")
 	// More segments in the same minute change the group: the leftover's
 	// key is never produced again.
 	a.clock = a.clock.Add(-30 * time.Second)
@@ -366,7 +366,7 @@ func TestMerger_GCAfterMergeKeepsEveryEvent(t *testing.T) {
 	if res.Segments == 0 || res.Entries == 0 {
 		t.Fatalf("gc: %+v", res)
 	}
-	a.reload("writer-2")
+	a.reload("writer")
 	a.check()
 }
 

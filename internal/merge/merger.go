@@ -292,7 +292,7 @@ func (m *Merger) readInput(ctx context.Context, in catalog.SegmentRef, fn func(*
 		return fmt.Errorf("%w: %s has %d bytes and SHA-256 %.12s, the catalog lists %d and %.12s",
 			ErrInputDamaged, in.Key, n, sum, in.Size, in.SHA256)
 	}
-	r, err := segment.OpenReader(in.Key, f, n, segment.ReadOptions{Keyring: m.Keyring, TempDir: m.TempDir})
+	r, err := segment.OpenReader(in.Key, f, n, segment.ReadOptions{Keyring: m.Keyring})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInputDamaged, err)
 	}
@@ -361,7 +361,7 @@ func (m *Merger) describe(ctx context.Context, key string) (*catalog.SegmentRef,
 	if err != nil {
 		return nil, err
 	}
-	r, err := segment.OpenReader(key, f, n, segment.ReadOptions{Keyring: m.Keyring, TempDir: m.TempDir})
+	r, err := segment.OpenReader(key, f, n, segment.ReadOptions{Keyring: m.Keyring})
 	if err != nil {
 		return nil, err
 	}
