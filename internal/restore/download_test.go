@@ -3,8 +3,12 @@ package restore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/tidemark/tidemark/internal/catalog"
@@ -33,7 +37,17 @@ func (s *shortReads) Get(ctx context.Context, key string) (io.ReadCloser, objsto
 	return io.NopCloser(bytes.NewReader(b[:len(b)/2])), info, nil
 }
 
-func TestFetcher_DownloadRetriesShortReads(t *testing.T) {
+// readBack returns the contents of a fetched segment's temporary file.
+func readBack(t *testing.T, sf *segmentFile) []byte {
+	t.Helper()
+	b, err := io.ReadAll(io.NewSectionReader(sf.file, 0, sf.ref.Size+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestFetcher_FetchRetriesShortReads(t *testing.T) {
 	ctx := context.Background()
 	st, err := file.Open(t.TempDir())
 	if err != nil {
@@ -43,27 +57,49 @@ func TestFetcher_DownloadRetriesShortReads(t *testing.T) {
 	if err := st.Put(ctx, "segments/x.tms", bytes.NewReader(body), int64(len(body)), objstore.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ref := catalog.SegmentRef{Key: "segments/x.tms", Size: int64(len(body))}
+	sum := sha256.Sum256(body)
+	ref := catalog.SegmentRef{Key: "segments/x.tms", Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
+	tmp := t.TempDir()
+	fetcherOf := func(st objstore.Store) *fetcher { return &fetcher{store: st, tempDir: tmp, progress: &Progress{}} }
 
 	flaky := &shortReads{Store: st, n: downloadTries - 1}
-	got, err := (&fetcher{store: flaky}).download(ctx, ref)
-	if err != nil || !bytes.Equal(got, body) {
-		t.Fatalf("download after %d short reads: %d bytes, %v", flaky.n, len(got), err)
+	sf, err := fetcherOf(flaky).fetch(ctx, ref)
+	if err != nil {
+		t.Fatalf("fetch after %d short reads: %v", flaky.n, err)
 	}
+	if got := readBack(t, sf); !bytes.Equal(got, body) {
+		t.Fatalf("fetched %d bytes, want the %d of the object", len(got), len(body))
+	}
+	sf.close()
 	if flaky.gets != downloadTries {
 		t.Fatalf("%d Gets, want %d", flaky.gets, downloadTries)
 	}
 
 	broken := &shortReads{Store: st, n: 1 << 30}
-	if _, err := (&fetcher{store: broken}).download(ctx, ref); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, err := fetcherOf(broken).fetch(ctx, ref); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("always short: %v, want io.ErrUnexpectedEOF", err)
 	}
 	if broken.gets != downloadTries {
 		t.Fatalf("%d Gets for an always-short object, want %d", broken.gets, downloadTries)
 	}
 
+	var gone *goneError
 	missing := catalog.SegmentRef{Key: "segments/missing.tms", Size: 10}
-	if _, err := (&fetcher{store: flaky}).download(ctx, missing); !errors.Is(err, objstore.ErrNotFound) {
-		t.Fatalf("missing object: %v", err)
+	if _, err := fetcherOf(flaky).fetch(ctx, missing); !errors.As(err, &gone) {
+		t.Fatalf("missing object: %v, want a goneError", err)
+	}
+
+	altered := ref
+	altered.SHA256 = strings.Repeat("0", 64)
+	if _, err := fetcherOf(st).fetch(ctx, altered); !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("SHA-256 mismatch: %v, want ErrIntegrity", err)
+	}
+	longer := ref
+	longer.Size--
+	if _, err := fetcherOf(st).fetch(ctx, longer); !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("object larger than the catalog says: %v, want ErrIntegrity", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Fatalf("temporary files left behind: %v", left)
 	}
 }
