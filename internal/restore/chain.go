@@ -238,6 +238,11 @@ func (c *chainReader) open(ctx context.Context) error {
 		if c.segments == 0 {
 			c.def = r.Header().Table
 			c.m = c.filter.compile(event.LayoutOf(c.def))
+		} else if id := r.Header().Table.ID(); id != c.def.ID() {
+			r.Close()
+			c.pl.release(got)
+			return failf(ErrUsage, "restore to an instant before the definition changed, or restore with --output and load the file yourself",
+				"the definition of %s changed within the plan (ids %s and %s); restoring across a schema change is not supported", c.table, c.def.ID(), id)
 		}
 		c.cur, c.r, c.offset = got, r, 0
 		c.segments++

@@ -44,6 +44,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// farFuture is an instant after every commit time.
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // postgres returns the shared cluster, failing the test when it cannot start.
 func postgres(tb testing.TB) *testrig.Postgres {
 	tb.Helper()

@@ -11,7 +11,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/event"
@@ -287,8 +286,6 @@ func (v *verifier) scan(ctx context.Context, a *Archive, refs []catalog.SegmentR
 	}
 	return ctx.Err()
 }
-
-var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 const uuidOID = 2950
 
