@@ -136,7 +136,7 @@ func BenchmarkRestore_OneMergedSegment(b *testing.B) {
 	const events = 1_000_000
 	ctx := context.Background()
 	def := eventCoreDef(b)
-	dir := mergedArchive(b, def, events, 100_000, 420)
+	dir := mergedArchive(b, def, events, 100_000, 420, nil)
 	a := openArchive(b, dir, nil)
 	p, err := a.Plan(a.Window().Watermark, "")
 	if err != nil {

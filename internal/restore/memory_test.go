@@ -113,7 +113,9 @@ func putSegment(ctx context.Context, tb testing.TB, st objstore.Store, gen *synt
 // events (whole transactions) as flush segments of about perFlush events,
 // then the same events as one merged segment (level 1) that a merge entry
 // puts in their place: the archive's only live segment.
-func mergedArchive(tb testing.TB, def event.Table, events, perFlush, payload int) string {
+// alter, when set, changes the merged segment's reference before the merge
+// entry records it.
+func mergedArchive(tb testing.TB, def event.Table, events, perFlush, payload int, alter func(*catalog.SegmentRef)) string {
 	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
@@ -143,6 +145,9 @@ func mergedArchive(tb testing.TB, def event.Table, events, perFlush, payload int
 		inputs = append(inputs, ref.Input())
 	}
 	out := putSegment(ctx, tb, st, newSynth(def, payload), n, 1)
+	if alter != nil {
+		alter(&out)
+	}
 	if _, err := w.AppendMerge(ctx, catalog.Merge{Inputs: inputs, Output: out}); err != nil {
 		tb.Fatal(err)
 	}
@@ -203,7 +208,7 @@ func TestRestore_MemoryIndependentOfSegmentSize(t *testing.T) {
 	const bound = 40 * mib
 	var peaks []uint64
 	for _, events := range []int{2_000, 20_000} {
-		dir := mergedArchive(t, def, events, events/4, 4000)
+		dir := mergedArchive(t, def, events, events/4, 4000, nil)
 		a := openArchive(t, dir, nil)
 		if segs := a.Catalog.Segments(); len(segs) != 1 || segs[0].Level != 1 {
 			t.Fatalf("live segments %+v, want one merged segment", segs)
