@@ -81,7 +81,6 @@ type chainReader struct {
 	m        *matcher
 	offset   int // selected events of cur so far
 	def      event.Table
-	started  bool
 	replans  int
 	segments int   // segments read (downloaded and opened)
 	bytes    int64 // their stored bytes
@@ -109,7 +108,6 @@ func newChainReader(p *Plan, opts *Options, resume *restoreState) *chainReader {
 // that the archived table definition is known and verified before anything
 // is written. ok is false when there is nothing to read.
 func (c *chainReader) start(ctx context.Context) (def event.Table, ok bool, err error) {
-	c.started = true
 	refs, err := c.remaining()
 	if err != nil {
 		return event.Table{}, false, err
@@ -280,9 +278,9 @@ func (c *chainReader) closeSegment() {
 // It returns the new plan's segments from the first not yet restored.
 func (c *chainReader) replan(ctx context.Context, gone *goneError) ([]catalog.SegmentRef, error) {
 	if c.replans >= maxReplans {
-		return nil, failf(ErrIntegrity, "run the same command again: it resumes where this run stopped",
-			"segment %s is gone from %s, the %d. planned object to disappear during this restore (garbage collection after merges); giving up after %d re-plans",
-			gone.ref.Key, gone.store, c.replans+1, maxReplans)
+		return nil, failf(nil, "run the same command again: into a database it resumes where this run stopped",
+			"segment %s is gone from %s: planned objects kept disappearing during this restore (garbage collection of segments merges superseded); giving up after %d re-plans",
+			gone.ref.Key, gone.store, maxReplans)
 	}
 	c.replans++
 	a, err := Open(ctx, c.a.Store, c.a.Keyring)
