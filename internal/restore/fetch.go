@@ -279,10 +279,9 @@ func shortHash(h string) string {
 
 // fetched is the outcome of one planned segment's download.
 type fetched struct {
-	ref   catalog.SegmentRef
-	index int          // position in the plan
-	file  *segmentFile // nil when err is set
-	err   error
+	ref  catalog.SegmentRef
+	file *segmentFile // nil when err is set
+	err  error
 }
 
 // pipeline downloads refs with up to parallel downloads in flight and hands
@@ -314,7 +313,7 @@ func startPipeline(ctx context.Context, f *fetcher, refs []catalog.SegmentRef, p
 func (p *pipeline) dispatch(ctx context.Context, f *fetcher, refs []catalog.SegmentRef, pending chan<- chan *fetched) {
 	defer p.wg.Done()
 	defer close(pending)
-	for i, ref := range refs {
+	for _, ref := range refs {
 		select {
 		case p.slots <- struct{}{}:
 		case <-ctx.Done():
@@ -325,7 +324,7 @@ func (p *pipeline) dispatch(ctx context.Context, f *fetcher, refs []catalog.Segm
 		go func() {
 			defer p.wg.Done()
 			sf, err := f.fetch(ctx, ref)
-			ch <- &fetched{ref: ref, index: i, file: sf, err: err}
+			ch <- &fetched{ref: ref, file: sf, err: err}
 		}()
 		select {
 		case pending <- ch:
