@@ -20,7 +20,7 @@ type restoreFlags struct {
 	target, to, tz, table, targetTable string
 	createTable, intoExisting          bool
 	streams, prefixes, types           []string
-	output, format                     string
+	output, format, tempDir            string
 	dryRun, noVerify                   bool
 	parallel, batchRows                int
 	maxSegmentBytes                    int64
@@ -62,7 +62,8 @@ restore is resumed by running the same command again.`,
 	fl.StringVar(&f.format, "format", "jsonl", "file format for --output: jsonl")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan (segments, bytes, events, resolved T, window) and touch nothing")
 	fl.BoolVar(&f.noVerify, "no-verify", false, "skip the verification after the load")
-	fl.IntVar(&f.parallel, "parallel", restore.DefaultParallel, "segments downloaded and decoded at once (bounds memory too)")
+	fl.IntVar(&f.parallel, "parallel", restore.DefaultParallel, "segments downloaded ahead at once, into temporary files (memory does not depend on it)")
+	fl.StringVar(&f.tempDir, "temp-dir", "", "directory for downloaded segments while they are read (default: the system's; needs room for --parallel + 1 segments)")
 	fl.IntVar(&f.batchRows, "batch-rows", restore.DefaultBatchRows, "rows per committed COPY batch")
 	fl.Int64Var(&f.maxSegmentBytes, "max-segment-bytes", restore.DefaultMaxSegmentBytes, "refuse segments larger than this (stored bytes)")
 	fl.DurationVar(&f.progressInterval, "progress-interval", 30*time.Second, "without a terminal, log a status line this often")
@@ -112,7 +113,7 @@ func (a *app) runRestore(ctx context.Context, f *restoreFlags) error {
 	opts := restore.Options{
 		TargetURL: f.target, TargetTable: f.targetTable, CreateTable: f.createTable, IntoExisting: f.intoExisting,
 		Filter:   restore.Filter{Streams: f.streams, StreamPrefixes: f.prefixes, EventTypes: f.types},
-		Parallel: f.parallel, BatchRows: f.batchRows, NoVerify: f.noVerify, MaxSegmentBytes: f.maxSegmentBytes,
+		Parallel: f.parallel, TempDir: f.tempDir, BatchRows: f.batchRows, NoVerify: f.noVerify, MaxSegmentBytes: f.maxSegmentBytes,
 		Progress: &restore.Progress{},
 	}
 	var out *outputFile

@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -386,12 +385,13 @@ func (v *segmentVerifier) verify(ctx context.Context, store objstore.Store, i in
 		return fmt.Errorf("catalog: verify: %w", err)
 	}
 	defer func() { f.Close(); os.Remove(f.Name()) }()
-	sum, n, err := downloadTo(ctx, store, ref.Key, ref.Size, f)
+	n, sum, err := objstore.Download(ctx, store, ref.Key, f, ref.Size, objstore.WithRetry(objstore.DefaultRetry))
+	var tooLarge *objstore.TooLargeError
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
 		v.r.addf(Failure, "object", ref.Key, "", "missing (listed by entry %d)", v.c.segSeqs[i])
 		return nil
-	case errors.Is(err, errTooLarge):
+	case errors.As(err, &tooLarge):
 		v.r.addf(Failure, "object", ref.Key, "", "larger than the %d bytes the catalog records", ref.Size)
 		return nil
 	case err != nil:
@@ -431,28 +431,6 @@ func (v *segmentVerifier) verify(ctx context.Context, store objstore.Store, i in
 	v.r.Events += rd.Trailer().Events
 	v.systems[rd.Header().SystemID] = true
 	return nil
-}
-
-// errTooLarge: the object is larger than its catalog entry says.
-var errTooLarge = errors.New("object larger than recorded")
-
-// downloadTo copies the object into f, at most limit bytes (one more is
-// read to notice a larger object), and returns its SHA-256 and size.
-func downloadTo(ctx context.Context, store objstore.Store, key string, limit int64, f *os.File) (string, int64, error) {
-	rc, _, err := store.Get(ctx, key)
-	if err != nil {
-		return "", 0, err
-	}
-	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rc, limit+1))
-	switch {
-	case err != nil:
-		return "", n, err
-	case n > limit:
-		return "", n, errTooLarge
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // compareTrailer reports how a decoded segment differs from its reference.

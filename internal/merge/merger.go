@@ -289,7 +289,11 @@ func (m *Merger) readInput(ctx context.Context, in catalog.SegmentRef, fn func(*
 		return fmt.Errorf("merge: %w", err)
 	}
 	defer func() { f.Close(); os.Remove(f.Name()) }()
-	sum, n, err := download(ctx, m.Store, in.Key, f)
+	n, sum, err := objstore.Download(ctx, m.Store, in.Key, f, in.Size, objstore.WithRetry(objstore.DefaultRetry))
+	var tooLarge *objstore.TooLargeError
+	if errors.As(err, &tooLarge) {
+		return fmt.Errorf("%w: %w", ErrInputDamaged, err)
+	}
 	if err != nil {
 		return fmt.Errorf("merge: read input %s: %w", in.Key, err)
 	}
@@ -309,21 +313,6 @@ func (m *Merger) readInput(ctx context.Context, in catalog.SegmentRef, fn func(*
 		return fmt.Errorf("merge: %w", err)
 	}
 	return nil
-}
-
-// download copies the object into f and returns its SHA-256 and size.
-func download(ctx context.Context, store objstore.Store, key string, f *os.File) (string, int64, error) {
-	rc, _, err := store.Get(ctx, key)
-	if err != nil {
-		return "", 0, err
-	}
-	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), rc)
-	if err != nil {
-		return "", n, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // upload stores the output with a conditional create. An object already
@@ -354,6 +343,10 @@ func (m *Merger) upload(ctx context.Context, f *os.File, out *catalog.SegmentRef
 	return true, nil
 }
 
+// maxObjectBytes bounds an existing object describe reads: no merged
+// segment this package writes is larger (outputs are capped by raw size).
+const maxObjectBytes = 8 << 30
+
 // describe reads a stored segment and returns its reference with the
 // digest of its events.
 func (m *Merger) describe(ctx context.Context, key string) (*catalog.SegmentRef, error) {
@@ -362,7 +355,7 @@ func (m *Merger) describe(ctx context.Context, key string) (*catalog.SegmentRef,
 		return nil, err
 	}
 	defer func() { f.Close(); os.Remove(f.Name()) }()
-	sum, n, err := download(ctx, m.Store, key, f)
+	n, sum, err := objstore.Download(ctx, m.Store, key, f, maxObjectBytes, objstore.WithRetry(objstore.DefaultRetry))
 	if err != nil {
 		return nil, err
 	}

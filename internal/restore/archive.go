@@ -125,6 +125,21 @@ func (a *Archive) ID() string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// origin identifies the archive like ID, but by the chain position its
+// first event starts from (its first segment's table definition, first end
+// LSN and chain link) rather than by the first segment object: merges
+// replace that object, never that position. The restore state records it,
+// so a restore interrupted before a merge resumes after it.
+func (a *Archive) origin() string {
+	segs := a.Catalog.Segments()
+	if len(segs) == 0 {
+		return ""
+	}
+	s := segs[0]
+	sum := sha256.Sum256([]byte("origin\x00" + s.TableID + "\x00" + s.FirstEndLSN.String() + "\x00" + s.PrevLSN.String()))
+	return hex.EncodeToString(sum[:8])
+}
+
 // Tables returns the qualified names of the tables the archive holds, in
 // order of first appearance.
 func (a *Archive) Tables() []string {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -122,4 +124,44 @@ func plainCopy(ctx context.Context, url string, rows [][]byte) error {
 		_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(bytes.Join(rows, nil)), `COPY `+eventcore.Table+` FROM STDIN`)
 		return err
 	})
+}
+
+// BenchmarkRestore_OneMergedSegment restores a plan of one merged segment
+// of 1,000,000 EventCore-shaped events (~500-byte payloads; flush segments
+// of 100,000 merged into one) into PostgreSQL and reports the process's
+// peak RSS during the restore (VmHWM, reset before it starts) and the
+// largest live Go heap. It measures memory only; the restore's rate is
+// BenchmarkRestore_VersusCopy's business.
+func BenchmarkRestore_OneMergedSegment(b *testing.B) {
+	const events = 1_000_000
+	ctx := context.Background()
+	def := eventCoreDef(b)
+	dir := mergedArchive(b, def, events, 100_000, 420, nil)
+	a := openArchive(b, dir, nil)
+	p, err := a.Plan(a.Window().Watermark, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		target := newEventCoreDB(b)
+		runtime.GC()
+		debug.FreeOSMemory()
+		rss := peakRSS(b)
+		before := rss()
+		h := sampleHeap()
+		res, err := Restore(ctx, p, Options{TargetURL: target})
+		live, inUse := h.end()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Events != p.MaxEvents {
+			b.Fatalf("%d events restored, want %d", res.Events, p.MaxEvents)
+		}
+		b.ReportMetric(float64(rss())/mib, "peak-rss-MiB")
+		b.ReportMetric(float64(before)/mib, "rss-before-MiB")
+		b.ReportMetric(float64(live)/mib, "peak-live-heap-MiB")
+		b.ReportMetric(float64(inUse)/mib, "peak-heap-in-use-MiB")
+		b.ReportMetric(float64(p.RawBytes)/mib, "segment-raw-MiB")
+	}
 }

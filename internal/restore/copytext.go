@@ -1,6 +1,11 @@
 package restore
 
-import "io"
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+)
 
 // appendCopyText appends one row in COPY text format: columns separated by
 // tabs, NULL as \N, and backslash, newline, carriage return and tab escaped,
@@ -42,47 +47,103 @@ func appendCopyText(dst []byte, values [][]byte, cols []int) []byte {
 	return append(dst, '\n')
 }
 
-// rowReader streams events as COPY text rows without materialising the
-// whole batch: each Read encodes just enough rows to fill the caller's buffer.
-type rowReader struct {
-	chunks []chunk
-	cols   []int // archive column index for each COPY column
-	ci, ei int   // next chunk and event within it
-	buf    []byte
-	off    int
-	rows   int
-}
+// batchReader streams one batch as COPY text rows, pulling the selected
+// events as the server takes them, so a batch costs no memory per row: at
+// least limit rows, then up to the end of the last row's transaction. The
+// COPY runs its Read in another goroutine, and may abandon it on a broken
+// connection: close waits for a Read in progress and ends the reading.
+type batchReader struct {
+	ctx   context.Context
+	in    *lookahead
+	cols  []int // archive column index for each COPY column
+	limit int
 
-func newRowReader(chunks []chunk, cols []int) *rowReader {
-	return &rowReader{chunks: chunks, cols: cols, buf: make([]byte, 0, 128<<10)}
+	mu        sync.Mutex
+	closed    bool
+	buf       []byte
+	off       int
+	rows      int
+	last      item  // the batch's last event
+	exhausted bool  // no event follows the batch
+	err       error // the events' failure, which fails the COPY
 }
 
 // Read implements io.Reader.
-func (r *rowReader) Read(p []byte) (int, error) {
-	if r.off == len(r.buf) {
-		r.buf, r.off = r.buf[:0], 0
-		for len(r.buf) < len(p) && r.next() {
+func (b *batchReader) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, io.EOF
+	}
+	if b.off == len(b.buf) {
+		if b.buf == nil {
+			b.buf = make([]byte, 0, 128<<10)
 		}
-		if len(r.buf) == 0 {
+		b.buf, b.off = b.buf[:0], 0
+		for len(b.buf) < len(p) {
+			more, err := b.next()
+			if err != nil {
+				b.err = err
+				return 0, err
+			}
+			if !more {
+				break
+			}
+		}
+		if len(b.buf) == 0 {
 			return 0, io.EOF
 		}
 	}
-	n := copy(p, r.buf[r.off:])
-	r.off += n
+	n := copy(p, b.buf[b.off:])
+	b.off += n
 	return n, nil
 }
 
-// next encodes one row into buf; false when every row has been encoded.
-func (r *rowReader) next() bool {
-	for r.ci < len(r.chunks) {
-		evs := r.chunks[r.ci].events
-		if r.ei < len(evs) {
-			r.buf = appendCopyText(r.buf, evs[r.ei].Values, r.cols)
-			r.ei++
-			r.rows++
-			return true
-		}
-		r.ci, r.ei = r.ci+1, 0
+// next encodes one row into buf; false when the batch is complete.
+func (b *batchReader) next() (bool, error) {
+	if b.exhausted {
+		return false, nil
 	}
-	return false
+	it, err := b.in.pull(b.ctx)
+	if errors.Is(err, io.EOF) {
+		b.exhausted = true
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if b.rows >= b.limit && it.e.EndLSN != b.last.e.EndLSN {
+		b.in.unpull(it) // the next batch starts with it
+		return false, nil
+	}
+	b.buf = appendCopyText(b.buf, it.e.Values, b.cols)
+	b.rows++
+	b.last = it
+	return true, nil
 }
+
+// close ends the reading and returns the events' failure, if any.
+func (b *batchReader) close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	return b.err
+}
+
+// lookahead is an event source that can take one event back.
+type lookahead struct {
+	next   func(context.Context) (item, error) // io.EOF after the last
+	peeked *item
+}
+
+// pull returns the event taken back, or the source's next.
+func (l *lookahead) pull(ctx context.Context) (item, error) {
+	if it := l.peeked; it != nil {
+		l.peeked = nil
+		return *it, nil
+	}
+	return l.next(ctx)
+}
+
+// unpull makes it the next event pull returns.
+func (l *lookahead) unpull(it item) { l.peeked = &it }

@@ -3,10 +3,15 @@ package restore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
+	"os"
+	"strings"
 	"testing"
 
+	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
 )
@@ -32,34 +37,69 @@ func (s *shortReads) Get(ctx context.Context, key string) (io.ReadCloser, objsto
 	return io.NopCloser(bytes.NewReader(b[:len(b)/2])), info, nil
 }
 
-// TestFetcher_FetchRetriesShortReads checks that a segment download cut
-// short in transit is read again (objstore.ReadAll's rule, tested there in
-// full) and that one that never arrives whole fails.
-func TestFetcher_FetchRetriesShortReads(t *testing.T) {
-	ctx := context.Background()
-	fx := sharedFixture(t)
-	st, err := file.Open(fx.dir)
+// readBack returns the contents of a fetched segment's temporary file.
+func readBack(t *testing.T, sf *segmentFile) []byte {
+	t.Helper()
+	b, err := io.ReadAll(io.NewSectionReader(sf.file, 0, sf.ref.Size+1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := openArchive(t, fx.dir, nil).Catalog.Segments()[0]
+	return b
+}
+
+func TestFetcher_FetchRetriesShortReads(t *testing.T) {
+	ctx := context.Background()
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("segment bytes "), 1000)
+	if err := st.Put(ctx, "segments/x.tms", bytes.NewReader(body), int64(len(body)), objstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	ref := catalog.SegmentRef{Key: "segments/x.tms", Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
+	tmp := t.TempDir()
+	fetcherOf := func(st objstore.Store) *fetcher { return &fetcher{store: st, tempDir: tmp, progress: &Progress{}} }
 
 	flaky := &shortReads{Store: st, n: objstore.DefaultRetry.Attempts - 1}
-	f := &fetcher{store: flaky, target: farFuture, progress: &Progress{}}
-	got, err := f.fetch(ctx, ref)
-	if err != nil || len(got.events) != ref.Events {
+	sf, err := fetcherOf(flaky).fetch(ctx, ref)
+	if err != nil {
 		t.Fatalf("fetch after %d short reads: %v", flaky.n, err)
 	}
+	if got := readBack(t, sf); !bytes.Equal(got, body) {
+		t.Fatalf("fetched %d bytes, want the %d of the object", len(got), len(body))
+	}
+	sf.close()
 	if flaky.gets != objstore.DefaultRetry.Attempts {
 		t.Fatalf("%d Gets, want %d", flaky.gets, objstore.DefaultRetry.Attempts)
 	}
 
 	broken := &shortReads{Store: st, n: 1 << 30}
-	f.store = broken
-	if _, err := f.fetch(ctx, ref); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, err := fetcherOf(broken).fetch(ctx, ref); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("always short: %v, want io.ErrUnexpectedEOF", err)
 	}
 	if broken.gets != objstore.DefaultRetry.Attempts {
 		t.Fatalf("%d Gets for an always-short object, want %d", broken.gets, objstore.DefaultRetry.Attempts)
+	}
+
+	var gone *goneError
+	missing := catalog.SegmentRef{Key: "segments/missing.tms", Size: 10}
+	if _, err := fetcherOf(flaky).fetch(ctx, missing); !errors.As(err, &gone) {
+		t.Fatalf("missing object: %v, want a goneError", err)
+	}
+
+	altered := ref
+	altered.SHA256 = strings.Repeat("0", 64)
+	if _, err := fetcherOf(st).fetch(ctx, altered); !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("SHA-256 mismatch: %v, want ErrIntegrity", err)
+	}
+	longer := ref
+	longer.Size--
+	if _, err := fetcherOf(st).fetch(ctx, longer); !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("object larger than the catalog says: %v, want ErrIntegrity", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Fatalf("temporary files left behind: %v", left)
 	}
 }

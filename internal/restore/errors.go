@@ -40,10 +40,17 @@ type hinted struct {
 }
 
 func (e *hinted) Error() string        { return e.err.Error() }
-func (e *hinted) Unwrap() []error      { return []error{e.kind, e.err} }
-func (e *hinted) Is(target error) bool { return target == e.kind }
+func (e *hinted) Is(target error) bool { return e.kind != nil && target == e.kind }
 
-// withHint classifies err as kind and attaches a hint.
+func (e *hinted) Unwrap() []error {
+	if e.kind == nil {
+		return []error{e.err}
+	}
+	return []error{e.kind, e.err}
+}
+
+// withHint classifies err as kind (nil: none of the sentinels, a failure
+// that re-running may cure) and attaches a hint.
 func withHint(kind, err error, hint string) error {
 	if err == nil {
 		return nil

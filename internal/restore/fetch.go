@@ -2,12 +2,10 @@ package restore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
-	"time"
 
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/event"
@@ -18,34 +16,55 @@ import (
 // DefaultMaxSegmentBytes bounds one downloaded segment (stored bytes).
 const DefaultMaxSegmentBytes = 1 << 30
 
-// fetched is one planned segment, downloaded, verified against its catalog
-// entry, decoded, and reduced to the events the restore selects.
-type fetched struct {
-	ref    catalog.SegmentRef
-	index  int         // position in the plan
-	table  event.Table // the archived definition
-	events []*event.Event
-	err    error
-}
-
-// fetcher downloads and decodes segments.
+// fetcher downloads segments into temporary files.
 type fetcher struct {
-	store   objstore.Store
-	keyring *segment.Keyring
-	target  time.Time
-	// maxEnd, when set, is the watermark's position: events beyond it belong
-	// to a transaction the archive does not hold whole yet (a large one
-	// streamed into several segments), whatever their commit time.
-	maxEnd   event.Position
-	filter   Filter
+	store    objstore.Store
+	keyring  *segment.Keyring
 	maxBytes int64
+	tempDir  string // "" = os.TempDir()
 	progress *Progress
 }
 
-// fetch downloads ref, checks its size and SHA-256 against the catalog,
-// decodes it (which verifies it again) and selects its events. Any failure
-// names the object; nothing is returned from a segment that fails.
-func (f *fetcher) fetch(ctx context.Context, ref catalog.SegmentRef) (*fetched, error) {
+// segmentFile is one planned segment downloaded into a temporary file whose
+// size and SHA-256 matched the catalog's. The file is already unlinked
+// where the system allows it, so a killed restorer leaves nothing behind.
+type segmentFile struct {
+	ref  catalog.SegmentRef
+	file *os.File
+	path string // still to remove on close ("" once unlinked)
+}
+
+// close closes and removes the file.
+func (s *segmentFile) close() {
+	s.file.Close()
+	if s.path != "" {
+		os.Remove(s.path)
+	}
+}
+
+// goneError reports a planned segment object that is not in the store:
+// garbage collection deleted it after a merge superseded it, or it was
+// lost. The restore re-plans from a fresh catalog to tell which.
+type goneError struct {
+	ref   catalog.SegmentRef
+	store objstore.Store
+}
+
+func (e *goneError) Error() string {
+	return fmt.Sprintf("segment %s is in the catalog but missing from %s (it holds commits %s … %s)", e.ref.Key, e.store,
+		FormatTime(e.ref.MinCommitTime), FormatTime(e.ref.MaxCommitTime))
+}
+
+// lost classifies e once a fresh catalog still lists the segment as live.
+func (e *goneError) lost() error {
+	return withHint(ErrIntegrity, e, "restorer verify --store URL; restore to an instant before the segment's commits, or recover the object from a bucket version or replica")
+}
+
+// fetch downloads ref into a temporary file, checking its size and SHA-256
+// against the catalog as the bytes arrive; nothing of a segment that fails
+// is returned. A missing object is a *goneError; any other failure names
+// the object.
+func (f *fetcher) fetch(ctx context.Context, ref catalog.SegmentRef) (*segmentFile, error) {
 	limit := f.maxBytes
 	if limit <= 0 {
 		limit = DefaultMaxSegmentBytes
@@ -54,86 +73,143 @@ func (f *fetcher) fetch(ctx context.Context, ref catalog.SegmentRef) (*fetched, 
 		return nil, failf(ErrIntegrity, "raise --max-segment-bytes if the segment is legitimately this large",
 			"segment %s: catalog size %d exceeds the %d-byte limit", ref.Key, ref.Size, limit)
 	}
-	data, err := objstore.ReadAll(ctx, f.store, ref.Key, ref.Size, objstore.WithRetry(objstore.DefaultRetry))
+	sf, err := f.tempFile(ref)
 	if err != nil {
-		return nil, f.downloadFailure(ref, err)
-	}
-	if int64(len(data)) != ref.Size {
-		return nil, failf(ErrIntegrity, "restorer verify --store URL",
-			"segment %s is corrupt: %d bytes, the catalog says %d", ref.Key, len(data), ref.Size)
-	}
-	if sum := sha256.Sum256(data); ref.SHA256 != "" && hex.EncodeToString(sum[:]) != ref.SHA256 {
-		return nil, failf(ErrIntegrity, "restorer verify --store URL",
-			"segment %s is corrupt: SHA-256 %s does not match the catalog's %s", ref.Key, hex.EncodeToString(sum[:8]), shortHash(ref.SHA256))
-	}
-	f.progress.BytesDownloaded.Add(int64(len(data)))
-	seg, err := segment.Decode(ref.Key, data, segment.ReadOptions{Keyring: f.keyring})
-	switch {
-	case errors.Is(err, segment.ErrNoKey):
-		return nil, withHint(ErrKey, err, "pass the key file holding that key with --encryption-key-file (keep old keys in it after a rotation)")
-	case errors.Is(err, segment.ErrCorrupt):
-		return nil, withHint(ErrIntegrity, err, "restorer verify --store URL")
-	case err != nil:
-		return nil, fmt.Errorf("decode segment %s: %w", ref.Key, err)
-	}
-	if err := checkAgainstCatalog(ref, seg); err != nil {
 		return nil, err
 	}
-	out := &fetched{ref: ref, table: seg.Header.Table}
-	m := f.filter.compile(event.LayoutOf(seg.Header.Table))
-	for _, e := range seg.Events {
-		if !e.CommitTime.After(f.target) && (f.maxEnd == 0 || e.EndLSN <= f.maxEnd) && m.match(e) {
-			out.events = append(out.events, e)
-		}
+	n, sum, err := f.download(ctx, ref, sf.file)
+	if err == nil {
+		err = checkDownload(ref, n, sum)
 	}
-	return out, nil
+	if err != nil {
+		sf.close()
+		return nil, f.downloadFailure(ref, err)
+	}
+	f.progress.BytesDownloaded.Add(n)
+	return sf, nil
+}
+
+// definition downloads and verifies ref and returns its table definition.
+func (f *fetcher) definition(ctx context.Context, ref catalog.SegmentRef) (event.Table, error) {
+	sf, err := f.fetch(ctx, ref)
+	var gone *goneError
+	if errors.As(err, &gone) {
+		return event.Table{}, gone.lost()
+	}
+	if err != nil {
+		return event.Table{}, err
+	}
+	defer sf.close()
+	r, err := sf.open(f.keyring)
+	if err != nil {
+		return event.Table{}, err
+	}
+	defer r.Close()
+	return r.Header().Table, nil
+}
+
+// tempFile creates the temporary file for ref and unlinks it at once when
+// the system allows (it lives on while open).
+func (f *fetcher) tempFile(ref catalog.SegmentRef) (*segmentFile, error) {
+	file, err := os.CreateTemp(f.tempDir, "tidemark-restore-*.tms")
+	if err != nil {
+		return nil, fmt.Errorf("download segment %s: %w", ref.Key, err)
+	}
+	sf := &segmentFile{ref: ref, file: file, path: file.Name()}
+	if os.Remove(sf.path) == nil {
+		sf.path = ""
+	}
+	return sf, nil
+}
+
+// download copies the object into file and returns its size and SHA-256,
+// starting over on a read cut short in transit by the rule of every
+// archive read (objstore.DefaultRetry); a missing or forbidden object fails
+// at once, and one larger than the catalog says without being read further.
+func (f *fetcher) download(ctx context.Context, ref catalog.SegmentRef, file *os.File) (int64, string, error) {
+	return objstore.Download(ctx, f.store, ref.Key, file, ref.Size, objstore.WithRetry(objstore.DefaultRetry))
+}
+
+// checkDownload compares what was read with the catalog's size and SHA-256.
+func checkDownload(ref catalog.SegmentRef, n int64, sum string) error {
+	if n != ref.Size {
+		return failf(ErrIntegrity, "restorer verify --store URL",
+			"segment %s is corrupt: %d bytes, the catalog says %d", ref.Key, n, ref.Size)
+	}
+	if ref.SHA256 != "" && sum != ref.SHA256 {
+		return failf(ErrIntegrity, "restorer verify --store URL",
+			"segment %s is corrupt: SHA-256 %s does not match the catalog's %s", ref.Key, shortHash(sum), shortHash(ref.SHA256))
+	}
+	return nil
 }
 
 // downloadFailure classifies the failure to download ref.
 func (f *fetcher) downloadFailure(ref catalog.SegmentRef, err error) error {
 	var tooLarge *objstore.TooLargeError
 	switch {
+	case errors.Is(err, ErrIntegrity):
+		return err
 	case errors.Is(err, objstore.ErrNotFound):
-		return failf(ErrIntegrity, "restorer verify --store URL; restore to an earlier instant, or recover the object from a bucket version or replica",
-			"segment %s is in the catalog but missing from %s", ref.Key, f.store)
+		return &goneError{ref: ref, store: f.store}
 	case errors.As(err, &tooLarge):
 		return failf(ErrIntegrity, "restorer verify --store URL",
 			"segment %s is corrupt: larger than the catalog's %d bytes", ref.Key, ref.Size)
-	}
-	if serr := storeProblem(f.store, err); serr != nil {
-		return serr
+	case errors.Is(err, objstore.ErrAccessDenied):
+		return withHint(ErrCredentials, fmt.Errorf("download segment %s: %w", ref.Key, err), "check the store credentials")
 	}
 	return fmt.Errorf("download segment %s: %w", ref.Key, err)
 }
 
-// checkAgainstCatalog compares a decoded segment with its catalog entry.
-func checkAgainstCatalog(ref catalog.SegmentRef, seg *segment.Segment) error {
-	bad := func(format string, args ...any) error {
-		return failf(ErrIntegrity, "restorer verify --store URL",
-			"segment %s disagrees with the catalog: %s", ref.Key, fmt.Sprintf(format, args...))
+// open verifies the downloaded segment (segment.OpenReader: its own
+// checksums and, if encrypted, its authentication and key), checks its
+// header and trailer against the catalog, and returns a reader of its
+// events. The caller closes the reader.
+func (s *segmentFile) open(kr *segment.Keyring) (*segment.Reader, error) {
+	r, err := segment.OpenReader(s.ref.Key, s.file, s.ref.Size, segment.ReadOptions{Keyring: kr})
+	if err != nil {
+		return nil, classifySegmentErr(s.ref, err)
 	}
-	tr := seg.Trailer
+	if err := checkTrailer(s.ref, r.Header(), r.Trailer()); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// classifySegmentErr maps a segment reader's failure to the restorer's kinds.
+func classifySegmentErr(ref catalog.SegmentRef, err error) error {
 	switch {
-	case len(seg.Events) != ref.Events || tr.Events != ref.Events:
-		return bad("%d events, the catalog says %d", len(seg.Events), ref.Events)
-	case seg.Header.Table.QualifiedName() != ref.Table:
-		return bad("table %s, the catalog says %s", seg.Header.Table.QualifiedName(), ref.Table)
-	case ref.TableID != "" && seg.Header.Table.ID() != ref.TableID:
-		return bad("table definition %s, the catalog says %s", seg.Header.Table.ID(), ref.TableID)
+	case errors.Is(err, segment.ErrNoKey):
+		return withHint(ErrKey, err, "pass the key file holding that key with --encryption-key-file (keep old keys in it after a rotation)")
+	case errors.Is(err, segment.ErrCorrupt):
+		return withHint(ErrIntegrity, err, "restorer verify --store URL")
+	}
+	return fmt.Errorf("decode segment %s: %w", ref.Key, err)
+}
+
+// disagrees reports a segment that does not match its catalog entry.
+func disagrees(ref catalog.SegmentRef, format string, args ...any) error {
+	return failf(ErrIntegrity, "restorer verify --store URL",
+		"segment %s disagrees with the catalog: %s", ref.Key, fmt.Sprintf(format, args...))
+}
+
+// checkTrailer compares a segment's header and stored trailer with its
+// catalog entry. The reader checks the trailer against the events as they
+// are read; checkEvent checks each event against the entry.
+func checkTrailer(ref catalog.SegmentRef, h *segment.Header, tr *segment.Trailer) error {
+	switch {
+	case tr.Events != ref.Events:
+		return disagrees(ref, "%d events, the catalog says %d", tr.Events, ref.Events)
+	case h.Table.QualifiedName() != ref.Table:
+		return disagrees(ref, "table %s, the catalog says %s", h.Table.QualifiedName(), ref.Table)
+	case ref.TableID != "" && h.Table.ID() != ref.TableID:
+		return disagrees(ref, "table definition %s, the catalog says %s", h.Table.ID(), ref.TableID)
 	case tr.LastEndLSN != ref.LastEndLSN || tr.FirstEndLSN != ref.FirstEndLSN || tr.PrevLSN != ref.PrevLSN:
-		return bad("chain positions %s…%s (prev %s), the catalog says %s…%s (prev %s)",
+		return disagrees(ref, "chain positions %s…%s (prev %s), the catalog says %s…%s (prev %s)",
 			tr.FirstEndLSN, tr.LastEndLSN, tr.PrevLSN, ref.FirstEndLSN, ref.LastEndLSN, ref.PrevLSN)
 	case ref.Events > 0 && (!tr.MinCommitTime.Equal(ref.MinCommitTime) || !tr.MaxCommitTime.Equal(ref.MaxCommitTime)):
-		return bad("commit times %s…%s, the catalog says %s…%s", FormatTime(tr.MinCommitTime), FormatTime(tr.MaxCommitTime),
+		return disagrees(ref, "commit times %s…%s, the catalog says %s…%s", FormatTime(tr.MinCommitTime), FormatTime(tr.MaxCommitTime),
 			FormatTime(ref.MinCommitTime), FormatTime(ref.MaxCommitTime))
-	}
-	for i, e := range seg.Events {
-		if e.CommitTime.Before(ref.MinCommitTime) || e.CommitTime.After(ref.MaxCommitTime) {
-			return bad("event %d commit time %s outside the catalog's range", i, FormatTime(e.CommitTime))
-		}
-		if e.Table != ref.Table || len(e.Values) != len(seg.Header.Table.Columns) {
-			return bad("event %d belongs to %s with %d values", i, e.Table, len(e.Values))
-		}
 	}
 	return nil
 }
@@ -145,10 +221,17 @@ func shortHash(h string) string {
 	return h
 }
 
-// pipeline fetches refs with up to parallel downloads and decodes in flight
-// and hands them out in plan order. A slot is held from the start of a
-// download until the consumer calls release, so at most parallel decoded
-// segments wait in memory whatever the archive's size.
+// fetched is the outcome of one planned segment's download.
+type fetched struct {
+	ref  catalog.SegmentRef
+	file *segmentFile // nil when err is set
+	err  error
+}
+
+// pipeline downloads refs with up to parallel downloads in flight and hands
+// them out in plan order. A slot is held from the start of a download until
+// the consumer releases the segment, so at most parallel downloaded files
+// (on disk, not in memory) wait, whatever the archive's size.
 type pipeline struct {
 	keepGoing bool // deliver every segment, failed or not (verify)
 	out       chan *fetched
@@ -157,14 +240,7 @@ type pipeline struct {
 	wg        sync.WaitGroup
 }
 
-func startPipeline(ctx context.Context, f *fetcher, refs []catalog.SegmentRef, parallel int) *pipeline {
-	return startPipelineWith(ctx, f.fetch, refs, parallel, false)
-}
-
-// startPipelineWith runs fetch over refs; with keepGoing a failed segment
-// does not stop the ones after it.
-func startPipelineWith(ctx context.Context, fetch func(context.Context, catalog.SegmentRef) (*fetched, error),
-	refs []catalog.SegmentRef, parallel int, keepGoing bool) *pipeline {
+func startPipeline(ctx context.Context, f *fetcher, refs []catalog.SegmentRef, parallel int, keepGoing bool) *pipeline {
 	if parallel < 1 {
 		parallel = 1
 	}
@@ -172,71 +248,84 @@ func startPipelineWith(ctx context.Context, fetch func(context.Context, catalog.
 	p := &pipeline{keepGoing: keepGoing, out: make(chan *fetched), slots: make(chan struct{}, parallel), cancel: cancel}
 	pending := make(chan chan *fetched, parallel)
 	p.wg.Add(2)
-	go func() { // dispatcher: starts downloads in plan order as slots free up
-		defer p.wg.Done()
-		defer close(pending)
-		for i, ref := range refs {
-			select {
-			case p.slots <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			ch := make(chan *fetched, 1)
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				r, err := fetch(ctx, ref)
-				if err != nil {
-					r = &fetched{ref: ref, err: err}
-				}
-				r.index = i
-				ch <- r
-			}()
-			select {
-			case pending <- ch:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	go func() { // orderer: hands results out in plan order
-		defer p.wg.Done()
-		defer close(p.out)
-		for ch := range pending {
-			var r *fetched
-			select {
-			case r = <-ch:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case p.out <- r:
-			case <-ctx.Done():
-				return
-			}
-			if r.err != nil && !p.keepGoing {
-				return
-			}
-		}
-	}()
+	go p.dispatch(ctx, f, refs, pending)
+	go p.order(ctx, pending)
 	return p
 }
 
-// next returns the next segment in plan order, false when all are done.
-// A failed segment comes back with err set, and nothing follows it.
-func (p *pipeline) next(ctx context.Context) (*fetched, bool, error) {
-	select {
-	case r, ok := <-p.out:
-		if !ok {
-			return nil, false, ctx.Err()
+// dispatch starts downloads in plan order as slots free up.
+func (p *pipeline) dispatch(ctx context.Context, f *fetcher, refs []catalog.SegmentRef, pending chan<- chan *fetched) {
+	defer p.wg.Done()
+	defer close(pending)
+	for _, ref := range refs {
+		select {
+		case p.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
 		}
-		if r.err != nil {
-			return nil, false, r.err
+		ch := make(chan *fetched, 1)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			sf, err := f.fetch(ctx, ref)
+			ch <- &fetched{ref: ref, file: sf, err: err}
+		}()
+		select {
+		case pending <- ch:
+		case <-ctx.Done():
+			discard(<-ch)
+			return
 		}
-		return r, true, nil
-	case <-ctx.Done():
-		return nil, false, ctx.Err()
 	}
+}
+
+// order hands results out in plan order; whatever it cannot hand out is
+// discarded.
+func (p *pipeline) order(ctx context.Context, pending <-chan chan *fetched) {
+	defer p.wg.Done()
+	defer close(p.out)
+	defer func() {
+		for ch := range pending {
+			discard(<-ch)
+		}
+	}()
+	for ch := range pending {
+		var r *fetched
+		select {
+		case r = <-ch:
+		case <-ctx.Done():
+			discard(<-ch)
+			return
+		}
+		select {
+		case p.out <- r:
+		case <-ctx.Done():
+			discard(r)
+			return
+		}
+		if r.err != nil && !p.keepGoing {
+			return
+		}
+	}
+}
+
+func discard(r *fetched) {
+	if r != nil && r.file != nil {
+		r.file.close()
+	}
+}
+
+// next returns the next segment in plan order, false when all are done.
+// A failed segment comes back as its error, and nothing follows it.
+func (p *pipeline) next(ctx context.Context) (*fetched, bool, error) {
+	r, ok := p.nextAny(ctx)
+	switch {
+	case !ok:
+		return nil, false, ctx.Err()
+	case r.err != nil:
+		return nil, false, r.err
+	}
+	return r, true, nil
 }
 
 // nextAny returns the next segment in plan order, failed (err set) or not;
@@ -250,12 +339,19 @@ func (p *pipeline) nextAny(ctx context.Context) (*fetched, bool) {
 	}
 }
 
-// release frees the slot of a segment the consumer has taken.
-func (p *pipeline) release() { <-p.slots }
+// release closes and removes a segment the consumer is done with and frees
+// its slot.
+func (p *pipeline) release(r *fetched) {
+	discard(r)
+	<-p.slots
+}
 
-// stop cancels outstanding downloads and waits for them.
+// stop cancels outstanding downloads, waits for them and removes their files.
 func (p *pipeline) stop() {
 	p.cancel()
+	for r := range p.out {
+		discard(r)
+	}
 	p.wg.Wait()
 }
 
@@ -263,15 +359,15 @@ func (p *pipeline) stop() {
 // present with the size the catalog records, so a missing or truncated
 // segment stops the restore before it writes anything at all. (Damage
 // inside an object is caught when it is downloaded, before any of its rows
-// are written.)
+// are written.) A missing object is a *goneError.
 func preflight(ctx context.Context, store objstore.Store, refs []catalog.SegmentRef) error {
 	if len(refs) == 0 {
 		return nil
 	}
 	objs, err := store.List(ctx, catalog.SegmentsPrefix, "")
 	if err != nil {
-		if serr := storeProblem(store, err); serr != nil {
-			return serr
+		if errors.Is(err, objstore.ErrAccessDenied) {
+			return withHint(ErrCredentials, fmt.Errorf("list segments in %s: %w", store, err), "check the store credentials")
 		}
 		return fmt.Errorf("list segments in %s: %w", store, err)
 	}
@@ -283,9 +379,7 @@ func preflight(ctx context.Context, store objstore.Store, refs []catalog.Segment
 		size, ok := sizes[r.Key]
 		switch {
 		case !ok:
-			return failf(ErrIntegrity, "restorer verify --store URL; restore to an instant before the segment's commits, or recover the object",
-				"segment %s is in the catalog but missing from %s (it holds commits %s … %s)", r.Key, store,
-				FormatTime(r.MinCommitTime), FormatTime(r.MaxCommitTime))
+			return &goneError{ref: r, store: store}
 		case size != r.Size:
 			return failf(ErrIntegrity, "restorer verify --store URL",
 				"segment %s is corrupt: %d bytes in the store, the catalog says %d", r.Key, size, r.Size)

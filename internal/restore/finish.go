@@ -93,7 +93,11 @@ func (d *dbRestore) fixSequences(ctx context.Context) error {
 		return fmt.Errorf("find sequences of %s: %w", d.t.qualified(), err)
 	}
 	type seq struct{ col, name string }
-	seqs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[seq])
+	seqs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (seq, error) {
+		var s seq
+		err := r.Scan(&s.col, &s.name)
+		return s, err
+	})
 	if err != nil {
 		return fmt.Errorf("find sequences of %s: %w", d.t.qualified(), err)
 	}

@@ -22,6 +22,9 @@ var shared = restoretest.Shared{Events: 6000}
 
 func TestMain(m *testing.M) { testkit.Main(m, shared.Close) }
 
+// farFuture is an instant after every commit time.
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // newEventCoreDB returns a fresh database with EventCore's schema applied.
 func newEventCoreDB(tb testing.TB) string {
 	tb.Helper()

@@ -3,7 +3,9 @@ package restore
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/tidemark/tidemark/internal/event"
@@ -31,51 +33,30 @@ func appendJSONLine(dst []byte, t *event.Table, e *event.Event) []byte {
 // restoreToFile writes the selected events as JSON lines.
 func restoreToFile(ctx context.Context, p *Plan, opts *Options) (*Result, error) {
 	res := &Result{Empty: p.BeforeFirst}
-	if err := preflight(ctx, p.archive.Store, p.Segments); err != nil {
-		return nil, err
-	}
-	f := &fetcher{store: p.archive.Store, keyring: p.archive.Keyring, target: p.Target, maxEnd: p.Window.WatermarkLSN, filter: opts.Filter,
-		maxBytes: opts.MaxSegmentBytes, progress: opts.Progress}
 	pr := opts.Progress
 	pr.BytesTotal.Store(p.Bytes)
 	pr.EventsTotal.Store(p.MaxEvents)
 	pr.SegmentsTotal.Store(int64(p.SegmentCount))
 	pr.setPhase("load")
 	pr.start()
-	pl := startPipeline(ctx, f, p.Segments, opts.Parallel)
-	defer pl.stop()
-	w := bufio.NewWriterSize(opts.Output, 1<<20)
+	src := newChainReader(p, opts, nil)
+	defer src.close()
+	def, ok, err := src.start(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var stats *versionStats
-	var line []byte
-	for {
-		got, ok, err := pl.next(ctx)
-		if err != nil {
+	if ok {
+		if stats, err = writeJSONLines(ctx, src, &def, opts.Output, res, pr); err != nil {
 			return nil, err
 		}
-		if !ok {
-			break
-		}
-		pl.release()
-		if stats == nil {
-			stats = newVersionStats(got.table)
-		}
-		for _, e := range got.events {
-			line = appendJSONLine(line[:0], &got.table, e)
-			if _, err := w.Write(line); err != nil {
-				return nil, fmt.Errorf("write output: %w", err)
-			}
-			stats.add(e)
-		}
-		res.Segments++
-		res.Bytes += got.ref.Size
-		res.EventsThisRun += int64(len(got.events))
-		pr.EventsTotal.Add(int64(len(got.events) - got.ref.Events))
-		pr.EventsApplied.Add(int64(len(got.events)))
-		pr.SegmentsDone.Add(1)
 	}
-	if err := w.Flush(); err != nil {
-		return nil, fmt.Errorf("write output: %w", err)
+	res.Segments, res.Bytes = src.segments, src.bytes
+	if src.replans > 0 {
+		res.Replans = src.replans
+		res.Notes = append(res.Notes, replanNote(src.replans))
 	}
+	pr.EventsTotal.Store(res.EventsThisRun)
 	res.Events = res.EventsThisRun
 	if stats != nil {
 		res.Streams = int64(len(stats.streams) + len(stats.invalid))
@@ -86,6 +67,33 @@ func restoreToFile(ctx context.Context, p *Plan, opts *Options) (*Result, error)
 			"verification of the written events failed: %v", res.Verification.Problems)
 	}
 	return res, nil
+}
+
+// writeJSONLines writes every event src selects to out, one line each.
+func writeJSONLines(ctx context.Context, src *chainReader, def *event.Table, out io.Writer, res *Result, pr *Progress) (*versionStats, error) {
+	w := bufio.NewWriterSize(out, 1<<20)
+	stats := newVersionStats(*def)
+	var line []byte
+	for {
+		it, err := src.next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		line = appendJSONLine(line[:0], def, it.e)
+		if _, err := w.Write(line); err != nil {
+			return nil, fmt.Errorf("write output: %w", err)
+		}
+		stats.add(it.e)
+		res.EventsThisRun++
+		pr.EventsApplied.Add(1)
+	}
+	if err := w.Flush(); err != nil {
+		return nil, fmt.Errorf("write output: %w", err)
+	}
+	return stats, nil
 }
 
 // fileVerification reports the checks done while writing a file.

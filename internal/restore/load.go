@@ -4,21 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/event"
 )
-
-// chunk is a run of one segment's selected events inside a batch.
-type chunk struct {
-	key    string
-	events []*event.Event
-	end    int // index, among the segment's selected events, after the chunk
-}
 
 // dbRestore is one restore into a database.
 type dbRestore struct {
@@ -34,6 +27,8 @@ type dbRestore struct {
 
 	resume   *restoreState // non-nil when continuing an interrupted restore
 	baseRows int64         // rows already in place from the interrupted run
+	src      *chainReader
+	in       *lookahead // src, with the event that did not fit the last batch
 }
 
 func restoreToDB(ctx context.Context, p *Plan, opts *Options) (*Result, error) {
@@ -56,38 +51,33 @@ func restoreToDB(ctx context.Context, p *Plan, opts *Options) (*Result, error) {
 	if err := d.checkTarget(ctx); err != nil {
 		return nil, err
 	}
-	refs := p.Segments
-	if d.resume != nil {
-		if refs, err = d.resumeRefs(); err != nil {
-			return nil, err
-		}
-	}
-	if err := preflight(ctx, p.archive.Store, refs); err != nil {
-		return nil, err
-	}
-	f := &fetcher{store: p.archive.Store, keyring: p.archive.Keyring, target: p.Target, maxEnd: p.Window.WatermarkLSN, filter: opts.Filter,
-		maxBytes: opts.MaxSegmentBytes, progress: opts.Progress}
-	d.initProgress(refs)
-	pl := startPipeline(ctx, f, refs, opts.Parallel)
-	defer pl.stop()
+	d.src = newChainReader(p, opts, d.resume)
+	defer d.src.close()
+	d.in = &lookahead{next: d.src.next}
+	d.initProgress()
 	// The first segment gives the archived definition; nothing is written
 	// before it has been downloaded and verified.
-	first, ok, err := pl.next(ctx)
+	def, ok, err := d.src.start(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if ok {
-		d.def = first.table
-	} else if d.def, err = d.definitionWithoutPlan(ctx, f); err != nil {
+		d.def = def
+	} else if d.def, err = d.definitionWithoutPlan(ctx); err != nil {
 		return nil, err
 	}
 	if err := d.prepare(ctx); err != nil {
 		return nil, err
 	}
-	if first != nil {
-		if err := d.load(ctx, pl, first); err != nil {
+	if ok {
+		if err := d.load(ctx); err != nil {
 			return nil, err
 		}
+	}
+	d.res.Segments, d.res.Bytes = d.src.segments, d.src.bytes
+	if d.src.replans > 0 {
+		d.res.Replans = d.src.replans
+		d.res.Notes = append(d.res.Notes, replanNote(d.src.replans))
 	}
 	return d.finish(ctx)
 }
@@ -145,7 +135,7 @@ func (d *dbRestore) checkTarget(ctx context.Context) error {
 	case st.Finished:
 		return failf(ErrTarget, hint, "target table %s already holds a finished restore (archive %s, target time %s)",
 			t.qualified(), st.ArchiveID, FormatTime(st.TargetTime))
-	case st.ArchiveID != p.ArchiveID:
+	case !st.sameArchive(p.ArchiveID, p.origin):
 		return failf(ErrTarget, hint, "target table %s holds an unfinished restore of another archive (%s, this one is %s)",
 			t.qualified(), st.ArchiveID, p.ArchiveID)
 	case !st.TargetTime.Equal(p.Target):
@@ -168,49 +158,25 @@ func (d *dbRestore) checkTarget(ctx context.Context) error {
 	return nil
 }
 
-// resumeRefs returns the planned segments from the one the interrupted
-// restore stopped in.
-func (d *dbRestore) resumeRefs() ([]catalog.SegmentRef, error) {
-	if d.resume.SegmentKey == "" {
-		return d.p.Segments, nil
-	}
-	for i, s := range d.p.Segments {
-		if s.Key == d.resume.SegmentKey {
-			return d.p.Segments[i:], nil
-		}
-	}
-	return nil, failf(ErrTarget, "restore into an empty table",
-		"cannot resume: segment %s recorded by the interrupted restore is not in the plan", d.resume.SegmentKey)
-}
-
-func (d *dbRestore) initProgress(refs []catalog.SegmentRef) {
+func (d *dbRestore) initProgress() {
 	pr := d.opts.Progress
-	var bytes, events int64
-	for _, r := range refs {
-		bytes += r.Size
-		events += int64(r.Events)
-	}
-	pr.BytesTotal.Store(bytes)
-	pr.EventsTotal.Store(d.baseRows + events)
+	pr.BytesTotal.Store(d.p.Bytes)
+	pr.EventsTotal.Store(d.baseRows + d.p.MaxEvents)
 	pr.EventsApplied.Store(d.baseRows)
-	pr.SegmentsTotal.Store(int64(len(refs)))
+	pr.SegmentsTotal.Store(int64(d.p.SegmentCount))
 	pr.setPhase("download")
 	pr.start()
 }
 
 // definitionWithoutPlan returns the archived table definition when the
 // plan reads no segment: needed only to create the table.
-func (d *dbRestore) definitionWithoutPlan(ctx context.Context, f *fetcher) (event.Table, error) {
+func (d *dbRestore) definitionWithoutPlan(ctx context.Context) (event.Table, error) {
 	if d.t.exists || !d.opts.CreateTable {
 		return event.Table{}, nil
 	}
 	for _, s := range d.p.archive.Catalog.Segments() {
 		if s.Table == d.p.Table {
-			got, err := f.fetch(ctx, s)
-			if err != nil {
-				return event.Table{}, err
-			}
-			return got.table, nil
+			return d.src.f.definition(ctx, s)
 		}
 	}
 	return event.Table{}, failf(ErrTarget, "create the table with the application's migrations",
@@ -253,7 +219,7 @@ func (d *dbRestore) prepare(ctx context.Context) error {
 		return failf(ErrTarget, "create it with the application's migrations", "target table %s does not exist", t.qualified())
 	}
 	if d.resume != nil {
-		return nil
+		return classifyPGErr(pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error { return migrateState(ctx, tx, t) }))
 	}
 	return pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
 		if created {
@@ -272,7 +238,7 @@ func (d *dbRestore) prepare(ctx context.Context) error {
 		if d.opts.IntoExisting {
 			return nil
 		}
-		return classifyPGErr(startState(ctx, tx, t, &restoreState{ArchiveID: d.p.ArchiveID, TargetTime: d.p.Target, Filter: d.opts.Filter.Fingerprint()}))
+		return classifyPGErr(startState(ctx, tx, t, &restoreState{ArchiveID: d.p.ArchiveID, Origin: d.p.origin, TargetTime: d.p.Target, Filter: d.opts.Filter.Fingerprint()}))
 	})
 }
 
@@ -287,63 +253,37 @@ func (d *dbRestore) keyColumns() []string {
 	return keys
 }
 
-// load streams every fetched segment into batches and commits them.
-func (d *dbRestore) load(ctx context.Context, pl *pipeline, first *fetched) error {
+// load streams the selected events into batches and commits them.
+func (d *dbRestore) load(ctx context.Context) error {
 	pr := d.opts.Progress
 	pr.setPhase("load")
-	var batch []chunk
-	rows := 0
-	f := first
 	for {
-		evs := f.events
-		off := 0
-		if d.resume != nil && f.ref.Key == d.resume.SegmentKey {
-			off = d.resume.SegmentOffset
-			if off > len(evs) {
-				return failf(ErrTarget, "restore into an empty table",
-					"cannot resume: the interrupted restore recorded %d rows of segment %s, which selects only %d", off, f.ref.Key, len(evs))
-			}
-		}
-		pl.release()
-		pr.EventsTotal.Add(int64(len(evs) - f.ref.Events - off))
-		d.res.Segments++
-		d.res.Bytes += f.ref.Size
-		for off < len(evs) {
-			n := min(len(evs)-off, d.opts.BatchRows-rows)
-			for off+n < len(evs) && evs[off+n].EndLSN == evs[off+n-1].EndLSN {
-				n++ // end batches on a transaction boundary
-			}
-			batch = append(batch, chunk{key: f.ref.Key, events: evs[off : off+n], end: off + n})
-			rows += n
-			off += n
-			if rows >= d.opts.BatchRows {
-				if err := d.flush(ctx, batch); err != nil {
-					return err
-				}
-				batch, rows = nil, 0
-			}
-		}
-		pr.SegmentsDone.Add(1)
-		var ok bool
-		var err error
-		if f, ok, err = pl.next(ctx); err != nil {
+		more, err := d.flush(ctx)
+		if err != nil {
 			return err
-		} else if !ok {
-			break
+		}
+		if !more {
+			pr.EventsTotal.Store(pr.EventsApplied.Load())
+			return nil
 		}
 	}
-	if rows > 0 {
-		return d.flush(ctx, batch)
-	}
-	return nil
 }
 
-// flush commits one batch: rows and restore state in one transaction, with
-// the triggers bypassed inside it only.
-func (d *dbRestore) flush(ctx context.Context, batch []chunk) error {
-	last := batch[len(batch)-1]
+// flush commits one batch: rows streamed with COPY straight from the
+// segments being decoded, and the restore state, in one transaction with
+// the triggers bypassed inside it only. It reports whether events remain.
+func (d *dbRestore) flush(ctx context.Context) (bool, error) {
+	first, err := d.in.pull(ctx)
+	if errors.Is(err, io.EOF) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	d.in.unpull(first)
+	b := &batchReader{ctx: ctx, in: d.in, cols: d.cols, limit: d.opts.BatchRows}
 	var rows, inserted int64
-	err := pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
 		// Durability comes from the final, synchronous commit: a crash can
 		// only lose whole batches together with their state rows.
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
@@ -352,7 +292,6 @@ func (d *dbRestore) flush(ctx context.Context, batch []chunk) error {
 		if err := d.t.beginBypass(ctx, tx, d.mode); err != nil {
 			return err
 		}
-		r := newRowReader(batch, d.cols)
 		into := d.t.ident()
 		if d.opts.IntoExisting {
 			if err := d.ensureStaging(ctx, tx); err != nil {
@@ -360,7 +299,10 @@ func (d *dbRestore) flush(ctx context.Context, batch []chunk) error {
 			}
 			into = stagingTable
 		}
-		tag, err := tx.Conn().PgConn().CopyFrom(ctx, r, `COPY `+into+` (`+quoteNames(d.names)+`) FROM STDIN`)
+		tag, err := tx.Conn().PgConn().CopyFrom(ctx, b, `COPY `+into+` (`+quoteNames(d.names)+`) FROM STDIN`)
+		if berr := b.close(); berr != nil {
+			return berr // the events' failure, not COPY's report of it
+		}
 		if err != nil {
 			return classifyPGErr(fmt.Errorf("copy into %s: %w", d.t.qualified(), err))
 		}
@@ -369,17 +311,28 @@ func (d *dbRestore) flush(ctx context.Context, batch []chunk) error {
 			if inserted, err = d.mergeStaging(ctx, tx); err != nil {
 				return err
 			}
-		} else if err := advanceState(ctx, tx, d.t, last.key, last.end, rows); err != nil {
+		} else if err := advanceState(ctx, tx, d.t, b.last, rows); err != nil {
 			return err
 		}
 		return d.t.endBypass(ctx, tx, d.mode)
 	})
 	if err != nil {
 		if isInterrupted(err) || ctx.Err() != nil {
-			return fmt.Errorf("load batch: %w", context.Cause(ctx))
+			return false, fmt.Errorf("load batch: %w", context.Cause(ctx))
 		}
-		return err
+		return false, err
 	}
+	d.committed(rows, inserted)
+	if d.opts.AfterBatch != nil {
+		if err := d.opts.AfterBatch(d.res.Batches, d.res.EventsThisRun); err != nil {
+			return false, err
+		}
+	}
+	return !b.exhausted, nil
+}
+
+// committed counts a committed batch.
+func (d *dbRestore) committed(rows, inserted int64) {
 	d.res.Batches++
 	if d.opts.IntoExisting {
 		d.res.EventsThisRun += inserted
@@ -388,10 +341,6 @@ func (d *dbRestore) flush(ctx context.Context, batch []chunk) error {
 		d.res.EventsThisRun += rows
 	}
 	d.opts.Progress.EventsApplied.Add(rows)
-	if d.opts.AfterBatch != nil {
-		return d.opts.AfterBatch(d.res.Batches, d.res.EventsThisRun)
-	}
-	return nil
 }
 
 func quoteNames(names []string) string {

@@ -38,6 +38,7 @@ type Plan struct {
 	BeforeFirst bool `json:"before_first"`
 
 	archive *Archive
+	origin  string // archive.origin()
 }
 
 // Plan selects the segments a restore of table to instant t reads. table
@@ -63,7 +64,7 @@ func (a *Archive) Plan(t time.Time, table string) (*Plan, error) {
 	case table != "" && len(tables) > 0 && !contains(tables, table):
 		return nil, failf(ErrUsage, "pass --table with one of them", "the archive holds no table %s (it holds %v)", table, tables)
 	}
-	p := &Plan{ArchiveID: a.ID(), Target: t, Window: w, Table: table, archive: a}
+	p := &Plan{ArchiveID: a.ID(), Target: t, Window: w, Table: table, archive: a, origin: a.origin()}
 	p.BeforeFirst = w.Empty || t.Before(w.First)
 	for _, s := range a.Catalog.Plan(t) {
 		if s.Table != table {

@@ -34,9 +34,13 @@ type Options struct {
 	Filter Filter
 	// Output, when set, receives the events as JSON lines instead of a database.
 	Output io.Writer
-	// Parallel is how many segments download and decode concurrently
-	// (default DefaultParallel); it also bounds the decoded segments in memory.
+	// Parallel is how many segments download concurrently (default
+	// DefaultParallel); it also bounds the downloaded segments waiting in
+	// temporary files. Memory does not depend on it nor on segment sizes.
 	Parallel int
+	// TempDir holds the downloaded segments while they are read ("" =
+	// os.TempDir()); it needs room for Parallel+1 of the largest segments.
+	TempDir string
 	// BatchRows is the number of rows per committed COPY batch (default
 	// DefaultBatchRows); a batch ends on a transaction boundary.
 	BatchRows int
@@ -71,6 +75,9 @@ type Result struct {
 	Streams int64 `json:"streams"`
 	// Segments is the number of segments downloaded.
 	Segments int `json:"segments"`
+	// Replans counts how often the restore planned again because planned
+	// segment objects had been deleted (garbage collection after merges).
+	Replans int `json:"replans,omitempty"`
 	// Bytes is the stored bytes downloaded.
 	Bytes int64 `json:"bytes"`
 	// Batches is the number of committed batches in this run.

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/event"
@@ -78,8 +78,9 @@ type Problem struct {
 	// Severity is "failure" or "warning".
 	Severity string `json:"severity"`
 	// Check names the check: those of catalog.Verify (chain, checkpoint,
-	// epoch, object, checksum, decode, trailer, continuity, transaction,
-	// stream, event-id, unlisted) and "structure", "versions", "against".
+	// epoch, object, checksum, decode, trailer, continuity, merge,
+	// transaction, stream, event-id, unlisted) and "structure", "versions",
+	// "merge" (a merged segment's events digest), "against".
 	Check string `json:"check"`
 	// Object is the object key concerned ("" when none).
 	Object string `json:"object,omitempty"`
@@ -251,83 +252,122 @@ func (v *verifier) finish() {
 	}
 }
 
-// scan downloads the readable segments in chain order and checks their events.
+// scan downloads the readable segments in chain order (in parallel, into
+// temporary files) and streams each one's events through the checks.
 func (v *verifier) scan(ctx context.Context, a *Archive, refs []catalog.SegmentRef, opts VerifyOptions) error {
-	f := &fetcher{store: a.Store, keyring: a.Keyring, target: farFuture, maxBytes: opts.MaxSegmentBytes, progress: opts.Progress}
+	f := &fetcher{store: a.Store, keyring: a.Keyring, maxBytes: opts.MaxSegmentBytes, progress: opts.Progress}
 	opts.Progress.SegmentsTotal.Store(int64(len(refs)))
 	for _, r := range refs {
 		opts.Progress.BytesTotal.Add(r.Size)
 		opts.Progress.EventsTotal.Add(int64(r.Events))
 	}
-	pl := startPipelineWith(ctx, f.fetch, refs, opts.Parallel, true)
+	pl := startPipeline(ctx, f, refs, opts.Parallel, true)
 	defer pl.stop()
 	for {
 		got, ok := pl.nextAny(ctx)
 		if !ok {
 			break
 		}
-		pl.release()
-		opts.Progress.SegmentsDone.Add(1)
 		v.rep.Segments++
 		v.segs = append(v.segs, got.ref.Key)
-		if got.err != nil {
-			if isInterrupted(got.err) || errors.Is(got.err, ErrCredentials) {
-				return got.err
+		err := got.err
+		if err == nil {
+			err = v.checkSegment(got, int32(len(v.segs)-1), a.Keyring, opts.Progress)
+		}
+		pl.release(got)
+		opts.Progress.SegmentsDone.Add(1)
+		if err != nil {
+			if isInterrupted(err) || errors.Is(err, ErrCredentials) {
+				return err
 			}
 			// read fine a moment ago in catalog.Verify: changed since
-			v.problem(SeverityFailure, "object", got.ref.Key, "", "%v", got.err)
-			continue
+			v.problem(SeverityFailure, "object", got.ref.Key, "", "%v", err)
 		}
-		v.checkEvents(got, int32(len(v.segs)-1))
-		opts.Progress.EventsApplied.Add(int64(len(got.events)))
 	}
 	return ctx.Err()
 }
 
-var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-
 const uuidOID = 2950
 
-// checkEvents checks each event's structure and its stream's continuity.
-func (v *verifier) checkEvents(got *fetched, seg int32) {
-	t := &got.table
-	l := event.LayoutOf(*t)
-	key := got.ref.Key
-	for i, e := range got.events {
-		v.rep.Events++
-		where := func() string { return fmt.Sprintf("event %d (%s)", i, e) }
-		if l.EventID >= 0 {
-			id := e.Value(l.EventID)
-			switch {
-			case len(id) == 0:
-				v.problem(SeverityFailure, "structure", key, "", "%s has no event id", where())
-			case t.Columns[l.EventID].OID == uuidOID && (len(id) != 36 || string(id) == "00000000-0000-0000-0000-000000000000"):
-				v.problem(SeverityFailure, "structure", key, "", "%s has an invalid event id %q", where(), clip(string(id)))
-			default:
-				v.ids = append(v.ids, idRef{h: maphash.Bytes(v.seed, id), seg: seg})
-			}
-		}
-		var stream string
-		if l.StreamID >= 0 {
-			sid := e.Value(l.StreamID)
-			stream = string(sid)
-			if len(sid) == 0 {
-				v.problem(SeverityFailure, "structure", key, "", "%s has an empty stream id", where())
-			}
-		}
-		for _, c := range []int{l.EventData, l.Metadata} {
-			if c < 0 {
-				continue
-			}
-			if val := e.Value(c); val != nil && !json.Valid(val) {
-				v.problem(SeverityFailure, "structure", key, stream, "%s: column %s is not valid JSON", where(), t.Columns[c].Name)
-			}
-		}
-		if v.stats == nil {
-			v.stats = newVersionStats(*t)
-		}
-		v.stats.add(e)
+// checkSegment streams one downloaded segment's events through the checks
+// and, for a merged segment, recomputes the events digest its merge
+// recorded. It returns the segment's failure to decode or to match its
+// catalog entry; the events before it are checked.
+func (v *verifier) checkSegment(got *fetched, seg int32, kr *segment.Keyring, pr *Progress) error {
+	r, err := got.file.open(kr)
+	if err != nil {
+		return err
 	}
+	defer r.Close()
+	t := r.Header().Table
+	l := event.LayoutOf(t)
+	if v.stats == nil {
+		v.stats = newVersionStats(t)
+	}
+	var digest *segment.EventsDigest
+	if got.ref.EventsDigest != "" {
+		digest = &segment.EventsDigest{}
+	}
+	for i := 0; ; i++ {
+		e, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return classifySegmentErr(got.ref, err)
+		}
+		if err := checkEvent(got.ref, e); err != nil {
+			return err
+		}
+		if digest != nil {
+			digest.Add(e)
+		}
+		v.checkEvent(&t, l, got.ref.Key, i, e, seg)
+		pr.EventsApplied.Add(1)
+	}
+	if digest != nil {
+		if sum := digest.Sum(); sum != got.ref.EventsDigest {
+			v.problem(SeverityFailure, "merge", got.ref.Key, "",
+				"events digest %s differs from %s recorded by its merge: the merged segment does not hold exactly the events it replaced",
+				shortHash(sum), shortHash(got.ref.EventsDigest))
+		}
+	}
+	return nil
+}
+
+// checkEvent checks an event's structure (the i-th of segment key) and
+// records it for the stream and id checks.
+func (v *verifier) checkEvent(t *event.Table, l event.Layout, key string, i int, e *event.Event, seg int32) {
+	v.rep.Events++
+	where := func() string { return fmt.Sprintf("event %d (%s)", i, e) }
+	if l.EventID >= 0 {
+		id := e.Value(l.EventID)
+		switch {
+		case len(id) == 0:
+			v.problem(SeverityFailure, "structure", key, "", "%s has no event id", where())
+		case t.Columns[l.EventID].OID == uuidOID && (len(id) != 36 || string(id) == "00000000-0000-0000-0000-000000000000"):
+			v.problem(SeverityFailure, "structure", key, "", "%s has an invalid event id %q", where(), clip(string(id)))
+		default:
+			v.ids = append(v.ids, idRef{h: maphash.Bytes(v.seed, id), seg: seg})
+		}
+	}
+	var stream string
+	if l.StreamID >= 0 {
+		sid := e.Value(l.StreamID)
+		stream = string(sid)
+		if len(sid) == 0 {
+			v.problem(SeverityFailure, "structure", key, "", "%s has an empty stream id", where())
+		}
+	}
+	for _, c := range []int{l.EventData, l.Metadata} {
+		if c < 0 {
+			continue
+		}
+		if val := e.Value(c); val != nil && !json.Valid(val) {
+			v.problem(SeverityFailure, "structure", key, stream, "%s: column %s is not valid JSON", where(), t.Columns[c].Name)
+		}
+	}
+	v.stats.add(e)
 }
 
 // continuity reports streams whose versions are not exactly 1…n across the
