@@ -30,7 +30,13 @@ func corruptCases(t *testing.T) []corruptCase {
 		out = append(out, corruptCase{c.String(), data, nil})
 	}
 	data, _ := encode(t, WriterOptions{Keyring: ring}, events)
-	return append(out, corruptCase{"zstd+age", data, ring})
+	out = append(out, corruptCase{"zstd+age", data, ring})
+	for _, c := range []Compression{None, Zstd} {
+		data, _ := encode(t, v2(c), events)
+		out = append(out, corruptCase{"v2-" + c.String(), data, nil})
+	}
+	data, _ = encode(t, WriterOptions{Keyring: ring, MergeLevel: 2, Format: ColumnarVersion}, events)
+	return append(out, corruptCase{"v2-zstd+age", data, ring})
 }
 
 // wantCorrupt fails unless err is a *CorruptError naming object.

@@ -68,7 +68,13 @@ func newReader(name string, v *verified, maxRecord int64) (*Reader, error) {
 	if int64(t.Events) > t.RawBytes/(minRecordLen+ncols) {
 		return nil, corruptf(name, "declares %d events, more than %d raw bytes can hold", t.Events, t.RawBytes)
 	}
-	body, err := newRecordStream(name, v, maxRecord)
+	var body bodyDecoder
+	var err error
+	if v.header.Version == ColumnarVersion {
+		body, err = newBlockStream(name, v, maxRecord)
+	} else {
+		body, err = newRecordStream(name, v, maxRecord)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +114,8 @@ func (r *Reader) Next() (*event.Event, error) {
 		return nil, r.fail(err)
 	case r.sum.t.Events >= r.events:
 		return nil, r.fail(corruptf(r.name, "body holds more than the trailer's %d events", r.events))
+	case r.sum.t.RawBytes+int64(n) > r.v.trailer.RawBytes:
+		return nil, r.fail(corruptf(r.name, "events' records exceed the trailer's %d raw bytes", r.v.trailer.RawBytes))
 	}
 	if err := r.sum.check(e); err != nil {
 		return nil, r.fail(corruptf(r.name, "record %d: %v", r.sum.t.Events, err))
