@@ -185,26 +185,27 @@ func (s *blockStream) readBlock() error {
 		return s.blockError(err, fmt.Sprintf("block of %d events declares %d stream bytes, above the limit of %d", n, total, limit))
 	}
 	b := &s.blk
-	b.events, b.next, b.slots, b.prev = int(n), 0, 0, txnFields{}
+	b.events, b.next, b.slots, b.prev = 0, 0, 0, txnFields{}
 	b.raw, b.spans = b.raw[:0], b.spans[:0]
 	if cap(b.raw) < int(min(total, maxBlockStreamBytes)) {
 		b.raw = make([]byte, 0, min(total, maxBlockStreamBytes))
 	}
-	s.blocks++
-	if err := s.readStreams(int64(total)); err != nil {
+	if err := s.readStreams(int(n), int64(total)); err != nil {
 		return err
 	}
 	if int64(len(b.raw)) != int64(total) {
 		return s.blockError(nil, fmt.Sprintf("streams hold %d bytes, block declares %d", len(b.raw), total))
 	}
 	b.bind()
+	b.events = int(n)
+	s.blocks++
 	return nil
 }
 
 // readStreams reads the block's streams in order (§2.7): the transaction
 // fields, then for each column its value streams, its skeletons, and a tag
 // and a data stream per placeholder.
-func (s *blockStream) readStreams(total int64) error {
+func (s *blockStream) readStreams(events int, total int64) error {
 	b := &s.blk
 	for range fieldStreams {
 		if err := s.readStream(total); err != nil {
@@ -218,13 +219,13 @@ func (s *blockStream) readStreams(total int64) error {
 			}
 		}
 		sp := b.spans[len(b.spans)-1]
-		slots, reason := b.cols[c].parseSkeletons(b.raw[sp.start:sp.end], b.events)
+		slots, reason := b.cols[c].parseSkeletons(b.raw[sp.start:sp.end], events)
 		b.slots += slots
 		if reason == "" && b.slots > maxBlockSlots {
 			reason = fmt.Sprintf("skeletons have more than %d placeholders", maxBlockSlots)
 		}
 		if reason != "" {
-			return corruptf(s.name, "block %d column %d: %s", s.blocks-1, c, reason)
+			return corruptf(s.name, "block %d column %d: %s", s.blocks, c, reason)
 		}
 		for range 1 + 2*slots {
 			if err := s.readStream(total); err != nil {
@@ -314,7 +315,7 @@ func (s *blockStream) streamError(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		err = errors.New("stream shorter than declared")
 	}
-	return readFailure(s.name, fmt.Sprintf("block %d stream %d: decompress %s", s.blocks-1, len(s.blk.spans), s.dec.c), err)
+	return readFailure(s.name, fmt.Sprintf("block %d stream %d: decompress %s", s.blocks, len(s.blk.spans), s.dec.c), err)
 }
 
 // parseSkeletons parses a column's skeleton stream and returns how many

@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,158 @@ func TestColumnar_RoundTrip(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// oddValues are values that test every path of the value encoding.
+var oddValues = []string{
+	"", "x", "{", "[", "{}", "[]", "{ }", "[1,2,3]", "[1, 2.5e-3, -7, 1E+9, true, false, null]",
+	`{"a":1}`, `{"a": "b", "c": [1, {"d": null}], "e": {"f": "g"}}`, "{\n  \"a\" : 1 ,\n\t\"b\":\"\"\n}",
+	`{"a\"b": "c\"d", "e\\": "\\"}`, `{"u": "\u0000", "v": "caf\u00e9", "w": "日本"}`, `{"x": "a"}x`, `{"x": }`,
+	`{"k": "0e3fc9a8-3a5b-4c5e-9f1a-2b3c4d5e6f70"}`, `{"k": "0E3FC9A8-3A5B-4C5E-9F1A-2B3C4D5E6F70"}`,
+	`["0e3fc9a8-3a5b-4c5e-9f1a-2b3c4d5e6f70", "0e3fc9a8-3a5b-4c5e-9f1a-2b3c4d5e6f7"]`,
+	"0e3fc9a8-3a5b-4c5e-9f1a-2b3c4d5e6f70", "0E3FC9A8-3A5B-4C5E-9F1A-2B3C4D5E6F70", "0e3fc9a8-3a5b-4c5e-9f1a-2b3c4d5e6f7g",
+	"0e3fc9a83a5b4c5e9f1a2b3c4d5e6f70", "{0e3fc9a8-3a5b-4c5e-9f1a-2b3c4d5e6f7}", `"quoted"`, "42", "-0", "true",
+	"\x00\x01\xff", "{\x00}", "{\"a\": \"\x00\"}", "[\"\x00\"]", strings.Repeat("[", 100) + strings.Repeat("]", 100),
+	`{"deep": ` + strings.Repeat(`{"a": `, 50) + "1" + strings.Repeat("}", 50) + "}",
+}
+
+// oddEvents puts oddValues, NULLs and their neighbours through one table,
+// in transactions of every shape: split at both ends, snapshot rows,
+// extreme positions, times and xids.
+func oddEvents() []*event.Event {
+	var out []*event.Event
+	end := event.Position(1 << 40)
+	// add appends events first..last-1 of a transaction of count events.
+	add := func(first, last, count int, commit, prev event.Position, us int64, xid uint32, snapshot bool, vals func(i int) [][]byte) {
+		for i := first; i < last; i++ {
+			out = append(out, &event.Event{Table: "s.odd", CommitLSN: commit, EndLSN: end, PrevLSN: prev,
+				CommitTime: time.UnixMicro(us).UTC(), XID: xid, Index: i, Count: count, Snapshot: snapshot, Values: vals(i)})
+		}
+	}
+	val := func(i int) []byte { return []byte(oddValues[i%len(oddValues)]) }
+	add(3, 5, 5, end-8, end-100, 1795601700000000, 7, false, func(i int) [][]byte { return [][]byte{val(i), nil, val(i + 1)} })
+	for k := range oddValues {
+		end += event.Position(1 + k*1000)
+		n := 1 + k%3
+		add(0, n, n, end+5, end-1, int64(-k)*1e9, uint32(math.MaxUint32-k), k%4 == 0, func(i int) [][]byte {
+			v := [][]byte{val(k + i), val(k), nil}
+			if k%2 == 0 {
+				v[2] = []byte{}
+			}
+			return v
+		})
+	}
+	end = math.MaxUint64
+	add(0, 2, maxIndex, 0, end-1, math.MaxInt64/2, 0, false, func(i int) [][]byte { return [][]byte{nil, nil, val(i)} })
+	return out
+}
+
+var oddTable = event.Table{Schema: "s", Name: "odd", Columns: []event.Column{
+	{Name: "a", Type: "text"}, {Name: "b", Type: "jsonb"}, {Name: "c", Type: "uuid"}}}
+
+func TestColumnar_OddValues(t *testing.T) {
+	events := oddEvents()
+	for _, c := range []Compression{None, Gzip, Zstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			opts := v2(c)
+			opts.Table = oddTable
+			checkRoundTrip(t, opts, nil, events)
+		})
+	}
+}
+
+// TestColumnar_Blocks crosses block boundaries by size and by event count,
+// with transactions split between blocks, and writes a block of one event
+// larger than the multi-event block limit.
+func TestColumnar_Blocks(t *testing.T) {
+	t.Run("by size", func(t *testing.T) {
+		events := newGen(43, 50).events(blockTargetRaw/600 + 1000) // ~750-byte records
+		data := checkRoundTrip(t, v2(Zstd), nil, events)
+		if n := countBlocks(t, data); n < 2 {
+			t.Fatalf("%d blocks", n)
+		}
+	})
+	t.Run("by count", func(t *testing.T) {
+		tbl := event.Table{Schema: "s", Name: "t", Columns: []event.Column{{Name: "v", Type: "int"}}}
+		var events []*event.Event
+		for i := range maxBlockEvents + 100 {
+			end := event.Position(100 + i/7)
+			events = append(events, &event.Event{Table: "s.t", CommitLSN: end - 1, EndLSN: end, PrevLSN: end - 1,
+				CommitTime: time.UnixMicro(int64(i / 7)).UTC(), XID: uint32(i / 7), Index: i % 7, Count: 7,
+				Values: [][]byte{[]byte(fmt.Sprint(i))}})
+		}
+		events = events[:len(events)-3] // the last transaction stops early
+		opts := v2(Zstd)
+		opts.Table = tbl
+		data := checkRoundTrip(t, opts, nil, events)
+		if n := countBlocks(t, data); n != 2 {
+			t.Fatalf("%d blocks", n)
+		}
+	})
+	t.Run("one large event", func(t *testing.T) {
+		g := newGen(44, 5)
+		events := g.events(10)
+		big := g.tx(1)[0]
+		big.Values[4] = bytes.Repeat([]byte(`{"k": "0e3fc9a8-3a5b-4c5e-9f1a-2b3c4d5e6f70", "n": [1, 2, 3]}`), maxBlockStreamBytes/50)
+		big.Values[5] = bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz"), maxBlockStreamBytes/20)
+		events = append(events, big)
+		events = append(events, g.events(10)...)
+		for _, c := range []Compression{None, Zstd} {
+			data := checkRoundTrip(t, v2(c), nil, events)
+			if n := countBlocks(t, data); n < 3 {
+				t.Fatalf("%s: %d blocks", c, n)
+			}
+		}
+	})
+}
+
+// countBlocks counts the blocks in a plaintext version-2 segment.
+func countBlocks(t *testing.T, data []byte) int {
+	t.Helper()
+	v, err := verify("count.tms", memSource(data), ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := newBlockStream("count.tms", v, DefaultMaxRawBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.close()
+	for bs.src.n < bs.size {
+		if err := bs.readBlock(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bs.blocks
+}
+
+// TestColumnar_SkeletonLimits: documents beyond a column's skeleton budget
+// are stored as text, and round-trip all the same.
+func TestColumnar_SkeletonLimits(t *testing.T) {
+	tbl := event.Table{Schema: "s", Name: "t", Columns: []event.Column{{Name: "doc", Type: "jsonb"}}}
+	var events []*event.Event
+	for i := range 3 * maxColumnSkeletons {
+		doc := fmt.Sprintf(`{"k%d": %d}`, i, i) // a new skeleton every time
+		if i%5 == 0 {
+			doc = "[" + strings.Repeat("1,", maxColumnSlots) + "1]" // too many placeholders
+		}
+		events = append(events, &event.Event{Table: "s.t", CommitLSN: event.Position(i), EndLSN: event.Position(i + 1),
+			PrevLSN: event.Position(i), CommitTime: time.UnixMicro(int64(i)).UTC(), Count: 1, Values: [][]byte{[]byte(doc)}})
+	}
+	opts := v2(Zstd)
+	opts.Table = tbl
+	checkRoundTrip(t, opts, nil, events)
+	enc := newBlockEncoder(Zstd, 0, 1)
+	evs := make([]event.Event, len(events))
+	for i, e := range events {
+		evs[i] = *e
+	}
+	if err := enc.build(evs); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(enc.cols[0].skels); n != maxColumnSkeletons {
+		t.Fatalf("%d skeletons, want the budget of %d", n, maxColumnSkeletons)
 	}
 }
 
