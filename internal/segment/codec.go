@@ -114,19 +114,45 @@ func getZstdEncoder(level int, merged bool) (*zstd.Encoder, func(), error) {
 	return e, func() { e.Reset(nil); putPooled(p, e) }, nil
 }
 
-// compressStream appends raw compressed with c at level to dst, as one
-// zstd frame (single-segment up to maxZstdWindow, else with that window) or
-// one gzip member: a stream of a format-version-2 block.
-func compressStream(c Compression, level int, dst *bytes.Buffer, raw []byte) error {
-	if c == Zstd && len(raw) <= maxZstdWindow {
-		e, release, err := getZstdEncoder(level, true)
-		if err != nil {
-			return err
+// streamEncoder compresses the streams of format-version-2 blocks, one
+// after another, with one pooled zstd encoder held until close (a pooled
+// encoder dropped by the garbage collector costs a 32 MiB history to
+// rebuild).
+type streamEncoder struct {
+	c       Compression
+	level   int
+	zstd    *zstd.Encoder
+	release func()
+}
+
+// compress appends raw compressed to dst, as one zstd frame
+// (single-segment up to maxZstdWindow, else with that window) or one gzip
+// member.
+func (s *streamEncoder) compress(dst *bytes.Buffer, raw []byte) error {
+	if s.c == Zstd && len(raw) <= maxZstdWindow {
+		if s.zstd == nil {
+			var err error
+			if s.zstd, s.release, err = getZstdEncoder(s.level, true); err != nil {
+				return err
+			}
 		}
-		defer release()
-		dst.Write(e.EncodeAll(raw, dst.AvailableBuffer()))
+		dst.Write(s.zstd.EncodeAll(raw, dst.AvailableBuffer()))
 		return nil
 	}
+	return compressStream(s.c, s.level, dst, raw)
+}
+
+// close puts the encoder back in its pool.
+func (s *streamEncoder) close() {
+	if s.release != nil {
+		s.release()
+		s.zstd, s.release = nil, nil
+	}
+}
+
+// compressStream appends raw compressed with c at level to dst as one
+// stream.
+func compressStream(c Compression, level int, dst *bytes.Buffer, raw []byte) error {
 	w, err := newCompressor(c, level, true, dst)
 	if err != nil {
 		return err

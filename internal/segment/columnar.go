@@ -19,10 +19,16 @@ const (
 	maxBlockSlots = 1 << 16
 )
 
-// What the writer aims for.
+// Where the writer cuts blocks: after blockTargetRaw record bytes or
+// blockTargetEvents events, whichever comes first (variables so that tests
+// can cross block boundaries cheaply).
+var (
+	blockTargetRaw    = 8 << 20
+	blockTargetEvents = maxBlockEvents
+)
+
+// What else the writer aims for.
 const (
-	// blockTargetRaw is the record bytes after which the writer cuts a block.
-	blockTargetRaw = 8 << 20
 	// blockMaxValues bounds events × columns in a block the writer cuts.
 	blockMaxValues = 1 << 20
 	// maxColumnSkeletons and maxColumnSlots bound the skeletons one column

@@ -12,7 +12,7 @@ import (
 // its buffers from block to block; it is not safe for concurrent use.
 type blockEncoder struct {
 	comp   Compression
-	level  int
+	enc    streamEncoder
 	fields [fieldStreams][]byte
 	cols   []colEncoder
 	slots  int          // placeholders of the block's skeletons so far
@@ -34,8 +34,11 @@ type colEncoder struct {
 type slotEncoder struct{ tag, data []byte }
 
 func newBlockEncoder(c Compression, level, ncols int) *blockEncoder {
-	return &blockEncoder{comp: c, level: level, cols: make([]colEncoder, ncols)}
+	return &blockEncoder{comp: c, enc: streamEncoder{c: c, level: level}, cols: make([]colEncoder, ncols)}
 }
+
+// close releases the encoder's compressor.
+func (b *blockEncoder) close() { b.enc.close() }
 
 // appendBlocks appends events, which follow each other in chain order, to
 // dst as one block, or as several when one would exceed the limits.
@@ -262,7 +265,7 @@ func (b *blockEncoder) appendBlock(dst []byte, n int) ([]byte, error) {
 func (b *blockEncoder) appendStream(dst, raw []byte) ([]byte, error) {
 	if b.comp != None && len(raw) > 0 {
 		b.zbuf.Reset()
-		if err := compressStream(b.comp, b.level, &b.zbuf, raw); err != nil {
+		if err := b.enc.compress(&b.zbuf, raw); err != nil {
 			return nil, err
 		}
 		if b.zbuf.Len() < len(raw) {

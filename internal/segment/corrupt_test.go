@@ -139,8 +139,11 @@ func TestDecode_BehindChecksum(t *testing.T) {
 		t.Run(cc.name, func(t *testing.T) {
 			end := envelopeEnd(cc.data)
 			stride := 1
-			if cc.ring != nil {
+			switch {
+			case cc.ring != nil:
 				stride = 7 // each try costs an X25519 operation; age authenticates every byte alike
+			case strings.HasPrefix(cc.name, "v2"):
+				stride = 3 // many streams, each stored alike
 			}
 			for i := end; i < len(cc.data)-footerLen; i += stride {
 				bad := bytes.Clone(cc.data)

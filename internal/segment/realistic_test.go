@@ -31,12 +31,13 @@ type eventCoreGen struct {
 	xid      uint32
 	versions map[int]int64
 	rate     float64
+	streams  int // stream ids are bench-0 … bench-(streams-1)
 }
 
 func newEventCoreGen(seed uint64, rate float64) *eventCoreGen {
 	return &eventCoreGen{p: loadgen.NewPayloads(seed, 0), rng: rand.New(rand.NewPCG(seed, 99)),
 		now: time.Date(2026, 11, 25, 10, 15, 0, 0, time.UTC), lsn: 0x16B3740000, xid: 5000,
-		versions: map[int]int64{}, rate: rate}
+		versions: map[int]int64{}, rate: rate, streams: 10_000}
 }
 
 // uuid4 is a random (version 4) UUID, as uuid.NewString makes.
@@ -81,10 +82,10 @@ func formatUUID(b [16]byte) string {
 // tx returns one transaction.
 func (g *eventCoreGen) tx() []*event.Event {
 	n := 1 + g.p.IntN(10)
-	k := min(1+g.p.IntN(3), n)
+	k := min(1+g.p.IntN(3), n, g.streams)
 	streams := make([]int, 0, k)
 	for len(streams) < k {
-		s := g.rng.IntN(10000)
+		s := g.rng.IntN(g.streams)
 		dup := false
 		for _, p := range streams {
 			dup = dup || p == s

@@ -284,13 +284,13 @@ func TestOpenReader_Bomb(t *testing.T) {
 const streamHeapBound = 32 << 20
 
 // TestReader_LargeSegmentBoundedHeap streams a segment of a million events
-// (650 MB of raw records, in a file; a fifth of that under -race) and
+// (650 MB of raw records, in a file; a tenth of that under -race) and
 // checks the heap never grows by more than streamHeapBound while it does,
 // and that the trailer checks out at the end.
 func TestReader_LargeSegmentBoundedHeap(t *testing.T) {
 	total, minRaw := 1_000_000, int64(500<<20)
 	if raceEnabled {
-		total, minRaw = 200_000, 100<<20
+		total, minRaw = 100_000, 64<<20
 	}
 	pattern := newGen(5, 50).events(1000)
 	f, err := os.Create(filepath.Join(t.TempDir(), "large.tms"))

@@ -188,7 +188,7 @@ func (w *Writer) Append(e *event.Event) error {
 	w.sum.add(e, n)
 	if w.blk != nil {
 		w.blockEvents++
-		if len(w.buf) >= blockTargetRaw || w.blockEvents == maxBlockEvents || w.blockEvents*w.ncols >= blockMaxValues {
+		if len(w.buf) >= blockTargetRaw || w.blockEvents >= blockTargetEvents || w.blockEvents*w.ncols >= blockMaxValues {
 			return w.flushBlock()
 		}
 		return nil
@@ -276,6 +276,7 @@ func (w *Writer) Close() (*Trailer, error) {
 // finish flushes and closes the compressor, or writes the last block.
 func (w *Writer) finish() error {
 	if w.blk != nil {
+		defer w.blk.close()
 		return w.flushBlock()
 	}
 	if err := w.flush(); err != nil {
