@@ -219,11 +219,8 @@ func (s *blockStream) readStreams(events int, total int64) error {
 			}
 		}
 		sp := b.spans[len(b.spans)-1]
-		slots, reason := b.cols[c].parseSkeletons(b.raw[sp.start:sp.end], events)
+		slots, reason := b.cols[c].parseSkeletons(b.raw[sp.start:sp.end], events, maxBlockSlots-b.slots)
 		b.slots += slots
-		if reason == "" && b.slots > maxBlockSlots {
-			reason = fmt.Sprintf("skeletons have more than %d placeholders", maxBlockSlots)
-		}
 		if reason != "" {
 			return corruptf(s.name, "block %d column %d: %s", s.blocks, c, reason)
 		}
@@ -319,8 +316,8 @@ func (s *blockStream) streamError(err error) error {
 }
 
 // parseSkeletons parses a column's skeleton stream and returns how many
-// placeholders its skeletons have.
-func (c *colDecoder) parseSkeletons(b []byte, events int) (int, string) {
+// placeholders its skeletons have, refusing more than budget.
+func (c *colDecoder) parseSkeletons(b []byte, events, budget int) (int, string) {
 	cur := cursor{b: b}
 	k, ok := cur.uvarint()
 	if !ok || k > uint64(events) {
@@ -340,8 +337,8 @@ func (c *colDecoder) parseSkeletons(b []byte, events int) (int, string) {
 				n++
 			}
 		}
-		if slots += n; slots > maxBlockSlots {
-			return 0, fmt.Sprintf("skeletons have more than %d placeholders", maxBlockSlots)
+		if slots += n; slots > budget {
+			return 0, fmt.Sprintf("the block's skeletons have more than %d placeholders", maxBlockSlots)
 		}
 		c.skels = append(c.skels, sk)
 		c.slots = append(c.slots, make([]slotDecoder, n))

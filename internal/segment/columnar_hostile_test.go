@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +200,25 @@ func TestColumnar_Hostile(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestColumnar_SpecExample pins docs/segment-format.md §2.7's example block.
+func TestColumnar_SpecExample(t *testing.T) {
+	s := hostileStreams(t)
+	want := map[int]string{
+		streamEnd: "64 00 64", streamCommit: "14 14", streamPrev: "63 63", streamTime: "80 c4 e4 97 e3 c5 b0 06 00",
+		streamXID: "c8 01 c8 01", streamIndex: "00 00", streamCount: "02 01", streamFlags: "00 00 00",
+		hsIDKind: "02 02 02", hsIDUUID - 1: "", hsIDUUID - 2: "", hsDocKind - 1: "", hsDocKind: "03 03 03",
+		hsDocSkels: "01 12 7b 22 6b 22 3a 20 22 00 22 2c 20 22 6e 22 3a 20 00 7d", hsDocSkID: "00 00 00",
+		hsLitTag0: "02 02 02", hsLitData0: "76 77 78", hsLitTag0 + 2: "02 02 02", hsLitData0 + 2: "31 32 33",
+	}
+	for i, w := range want {
+		if got := fmt.Sprintf("% x", s[i]); got != w {
+			t.Errorf("stream %d: % x, spec says %s", i, s[i], w)
+		}
+	}
+	if b := appendRawBlock(nil, 3, s); fmt.Sprintf("% x", b[:2]) != "03 75" {
+		t.Errorf("block starts % x, spec says 03 75", b[:2])
 	}
 }
