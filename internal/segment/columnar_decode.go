@@ -103,10 +103,7 @@ func (c *cursor) done() bool { return c.off == len(c.b) }
 
 // countingReader counts what is read through it.
 type countingReader struct {
-	r interface {
-		io.Reader
-		io.ByteReader
-	}
+	r byteReader
 	n int64
 }
 
@@ -125,18 +122,11 @@ func (c *countingReader) ReadByte() (byte, error) {
 }
 
 func newBlockStream(name string, v *verified, maxRecord int64) (*blockStream, error) {
-	src, ok := bodyReader(v.body).(interface {
-		io.Reader
-		io.ByteReader
-	})
-	if !ok {
-		return nil, errors.New("body reader reads no bytes") // bodyReader returns bytes or bufio readers
-	}
 	dec, err := newStreamDecoder(v.header.Compression)
 	if err != nil {
 		return nil, readFailure(name, "decompress", err)
 	}
-	return &blockStream{name: name, src: &countingReader{r: src}, size: v.body.size, dec: dec,
+	return &blockStream{name: name, src: &countingReader{r: bodyReader(v.body)}, size: v.body.size, dec: dec,
 		maxRecord: maxRecord, ncols: len(v.header.Table.Columns),
 		blk: block{cols: make([]colDecoder, len(v.header.Table.Columns))}}, nil
 }

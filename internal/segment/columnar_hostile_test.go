@@ -45,7 +45,7 @@ func hostileEvents() []*event.Event {
 }
 
 // hostileStreams returns the streams of the block hostileEvents make.
-func hostileStreams(t *testing.T) [][]byte {
+func hostileStreams(t testing.TB) [][]byte {
 	t.Helper()
 	enc := newBlockEncoder(None, 0, 2)
 	var evs []event.Event
@@ -82,7 +82,7 @@ func appendRawBlock(dst []byte, n int, streams [][]byte) []byte {
 
 // forgeV2 builds a plaintext version-2 segment around body with the
 // trailer of hostileEvents, changed by f.
-func forgeV2(t *testing.T, c Compression, body []byte, f func(*trailerJSON)) []byte {
+func forgeV2(t testing.TB, c Compression, body []byte, f func(*trailerJSON)) []byte {
 	t.Helper()
 	_, tr := encode(t, WriterOptions{Table: hostileTable, Compression: None}, hostileEvents())
 	j := tr.toJSON("")

@@ -205,7 +205,7 @@ func fuzzStream(t *testing.T, ring *Keyring, data []byte) {
 // reaches the block decoder: nothing may panic, errors must be typed, and
 // Decode and OpenReader must agree.
 func FuzzColumnarBody(f *testing.F) {
-	valid := appendRawBlock(nil, 3, hostileStreams(&testing.T{}))
+	valid := appendRawBlock(nil, 3, hostileStreams(f))
 	f.Add(valid, false)
 	f.Add(valid[:len(valid)/2], false)
 	enc := newBlockEncoder(Zstd, 0, 2)

@@ -21,7 +21,8 @@ var errReaderClosed = errors.New("segment reader closed")
 // Reader streams the events of one segment: it verifies the object like
 // Decode before returning anything, then decodes one event at a time, so
 // its memory does not depend on the segment's size (only on the largest
-// event and, for the trailer, the number of streams). The trailer's summary
+// event or version-2 block and, for the trailer, the number of streams).
+// The trailer's summary
 // of the events is checked as they go by: damage in the body surfaces as a
 // *CorruptError from Next, at the latest when Next would return io.EOF.
 // A Reader is not safe for concurrent use.
@@ -179,9 +180,15 @@ func newRecordStream(name string, v *verified, maxRecord int64) (*recordStream, 
 		compr: c, left: v.trailer.RawBytes, maxRecord: maxRecord}, nil
 }
 
+// byteReader reads bytes one at a time as well as in bulk.
+type byteReader interface {
+	io.Reader
+	io.ByteReader
+}
+
 // bodyReader reads src from the start, ahead in 64 KiB pieces so that a
 // decrypting source is not asked for a few bytes at a time.
-func bodyReader(src source) io.Reader {
+func bodyReader(src source) byteReader {
 	if src.data != nil {
 		return bytes.NewReader(src.data)
 	}
