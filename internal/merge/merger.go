@@ -264,21 +264,23 @@ func (m *Merger) keyID() string {
 }
 
 // writerOptions makes the output's writer options: the inputs' table and
-// source, zstd at a strong level, created at the group's last commit time
+// source, the columnar body (format version 2: about 0.1 of the rows' JSON
+// against 0.16 for version 1), zstd, created at the group's last commit time
 // so that the same group merged twice yields the same plaintext bytes.
 func (m *Merger) writerOptions(g Group, hdr *segment.Header) segment.WriterOptions {
 	created := g.Inputs[len(g.Inputs)-1].MaxCommitTime.UTC().Truncate(time.Microsecond)
 	level := firstLevelCompression
 	if g.Level > 1 {
-		level = 0 // the segment package's preset for merged segments: the best, 16 MiB window
+		level = 0 // the segment package's preset for merged segments
 	}
 	return segment.WriterOptions{Compression: segment.Zstd, Level: level, Keyring: m.Keyring,
-		SystemID: hdr.SystemID, Table: hdr.Table, MergeLevel: g.Level, Created: created}
+		SystemID: hdr.SystemID, Table: hdr.Table, MergeLevel: g.Level, Created: created,
+		Format: segment.ColumnarVersion}
 }
 
 // firstLevelCompression is the zstd level of level-1 merges: they are
 // merged again within the hour, so they get the default level; levels
-// above, which are kept for years, get the best.
+// above, which are kept for years, get the segment package's merged preset.
 const firstLevelCompression = 3
 
 // readInput downloads one input to a temporary file, checks it against the

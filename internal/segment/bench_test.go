@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -40,6 +41,8 @@ func benchCases(b *testing.B) []benchCase {
 		{"zstd", WriterOptions{Compression: Zstd}},
 		{"zstd-level1", WriterOptions{Compression: Zstd, Level: 1}},
 		{"zstd-merged", WriterOptions{Compression: Zstd, MergeLevel: 1}},
+		{"zstd-v2", WriterOptions{Compression: Zstd, MergeLevel: 1, Format: ColumnarVersion}},
+		{"zstd-v2+age", WriterOptions{Compression: Zstd, MergeLevel: 1, Format: ColumnarVersion, Keyring: ring}},
 		{"zstd+age", WriterOptions{Compression: Zstd, Keyring: ring}},
 	}
 }
@@ -113,7 +116,7 @@ func BenchmarkReader(b *testing.B) {
 			b.SetBytes(tr.RawBytes)
 			b.ReportAllocs()
 			for b.Loop() {
-				got, _, err := streamCount("bench", data, ReadOptions{Keyring: ring})
+				got, _, err := countStreamed("bench", data, ReadOptions{Keyring: ring})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -127,8 +130,8 @@ func BenchmarkReader(b *testing.B) {
 	}
 }
 
-// streamCount streams data and counts the events, keeping none.
-func streamCount(name string, data []byte, opts ReadOptions) (int, *Reader, error) {
+// countStreamed streams data and counts the events, keeping none.
+func countStreamed(name string, data []byte, opts ReadOptions) (int, *Reader, error) {
 	r, err := OpenReader(name, bytes.NewReader(data), int64(len(data)), opts)
 	if err != nil {
 		return 0, nil, err
@@ -177,4 +180,75 @@ func BenchmarkBaselineZstd(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkArchiveRatio measures "archive bytes ÷ raw JSON" (docs/
+// benchmarks.md) on EventCore rows as the benchmarks load them: the stored
+// segments' bytes over the rows' row_to_json size, as flush segments (one
+// per second of events at 30,000 events/s) and as one merged segment per
+// format. Run it alone, once:
+//
+//	go test -run '^$' -bench ArchiveRatio -benchtime 1x ./internal/segment/
+func BenchmarkArchiveRatio(b *testing.B) {
+	const n, rate = 300_000, 30_000
+	events := newEventCoreGen(7, rate).events(n)
+	var jsonBytes, raw int64
+	for _, e := range events {
+		jsonBytes += int64(rowJSONBytes(e))
+		raw += int64(recordSize(e))
+	}
+	b.Logf("%d events, %d bytes of row JSON (%d per row), %d bytes of records", len(events), jsonBytes, jsonBytes/int64(len(events)), raw)
+	for _, tc := range []struct {
+		name  string
+		opts  WriterOptions
+		split int
+	}{
+		{"v1-default-flush-1s", WriterOptions{}, rate},
+		{"v1-default", WriterOptions{}, 0},
+		{"v1-merged", WriterOptions{MergeLevel: 1}, 0},
+		{"v1-merged-best", WriterOptions{MergeLevel: 1, Level: 19}, 0},
+		{"v2-merged", WriterOptions{MergeLevel: 1, Format: ColumnarVersion}, 0},
+		{"v2-merged-default", WriterOptions{MergeLevel: 1, Format: ColumnarVersion, Level: 3}, 0},
+		{"v2-merged-best", WriterOptions{MergeLevel: 1, Format: ColumnarVersion, Level: 19}, 0},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var stored int64
+			var segs [][]byte
+			for b.Loop() {
+				stored, segs = 0, segs[:0]
+				for _, part := range splitEvents(events, tc.split) {
+					data, tr := encode(b, tc.opts, part)
+					stored += tr.StoredBytes
+					segs = append(segs, data)
+				}
+			}
+			b.ReportMetric(float64(stored)/float64(jsonBytes), "archive/json")
+			b.ReportMetric(float64(stored)/float64(len(events)), "B/event")
+			b.ReportMetric(float64(jsonBytes)/1e6/(b.Elapsed().Seconds()/float64(b.N)), "json-MB/s-write")
+			start := time.Now()
+			for _, data := range segs {
+				if _, _, err := countStreamed("ratio", data, ReadOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(jsonBytes)/1e6/time.Since(start).Seconds(), "json-MB/s-read")
+		})
+	}
+}
+
+// splitEvents cuts events into parts of about size events at transaction
+// boundaries; size 0 is one part.
+func splitEvents(events []*event.Event, size int) [][]*event.Event {
+	if size == 0 {
+		return [][]*event.Event{events}
+	}
+	var out [][]*event.Event
+	start := 0
+	for i := range events {
+		if i-start >= size && events[i].Index == 0 {
+			out = append(out, events[start:i])
+			start = i
+		}
+	}
+	return append(out, events[start:])
 }

@@ -56,7 +56,7 @@ type compressor struct {
 }
 
 // newCompressor returns a compressor for c at level writing to dst. For a
-// merged segment zstd defaults to its best preset and uses the largest
+// merged segment zstd defaults to its "better" preset and uses the largest
 // window readers accept. The caller calls Close, then release.
 func newCompressor(c Compression, level int, merged bool, dst io.Writer) (*compressor, error) {
 	switch c {
@@ -80,26 +80,91 @@ func newCompressor(c Compression, level int, merged bool, dst io.Writer) (*compr
 		}
 		return &compressor{WriteCloser: z, release: func() { z.Reset(nil); putPooled(&gzipWriters[idx], z) }}, nil
 	case Zstd:
-		l, window, pool := zstd.SpeedDefault, zstdWindow, zstdEncoders[0][:]
-		if merged {
-			l, window, pool = zstd.SpeedBestCompression, maxZstdWindow, zstdEncoders[1][:]
-		}
-		if level != 0 {
-			l = zstd.EncoderLevelFromZstd(level)
-		}
-		p := &pool[l]
-		if e, ok := getPooled(p).(*zstd.Encoder); ok {
-			e.Reset(dst)
-			return &compressor{WriteCloser: e, release: func() { e.Reset(nil); putPooled(p, e) }}, nil
-		}
-		e, err := zstd.NewWriter(dst, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(1),
-			zstd.WithWindowSize(window), zstd.WithEncoderCRC(true))
+		e, release, err := getZstdEncoder(level, merged)
 		if err != nil {
-			return nil, fmt.Errorf("new zstd writer: %w", err)
+			return nil, err
 		}
-		return &compressor{WriteCloser: e, release: func() { e.Reset(nil); putPooled(p, e) }}, nil
+		e.Reset(dst)
+		return &compressor{WriteCloser: e, release: release}, nil
 	}
 	return nil, fmt.Errorf("unknown compression %d", uint8(c))
+}
+
+// getZstdEncoder returns a pooled zstd encoder for level (0: the default
+// preset, the "better" one for a merged segment) and a func that puts it
+// back.
+func getZstdEncoder(level int, merged bool) (*zstd.Encoder, func(), error) {
+	l, window, pool := zstd.SpeedDefault, zstdWindow, zstdEncoders[0][:]
+	if merged {
+		l, window, pool = zstd.SpeedBetterCompression, maxZstdWindow, zstdEncoders[1][:]
+	}
+	if level != 0 {
+		l = zstd.EncoderLevelFromZstd(level)
+	}
+	p := &pool[l]
+	e, ok := getPooled(p).(*zstd.Encoder)
+	if !ok {
+		var err error
+		e, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(1),
+			zstd.WithWindowSize(window), zstd.WithEncoderCRC(true))
+		if err != nil {
+			return nil, nil, fmt.Errorf("new zstd writer: %w", err)
+		}
+	}
+	return e, func() { e.Reset(nil); putPooled(p, e) }, nil
+}
+
+// streamEncoder compresses the streams of format-version-2 blocks, one
+// after another, with one pooled zstd encoder held until close (a pooled
+// encoder dropped by the garbage collector costs a 32 MiB history to
+// rebuild).
+type streamEncoder struct {
+	c       Compression
+	level   int
+	zstd    *zstd.Encoder
+	release func()
+}
+
+// compress appends raw compressed to dst, as one zstd frame
+// (single-segment up to maxZstdWindow, else with that window) or one gzip
+// member.
+func (s *streamEncoder) compress(dst *bytes.Buffer, raw []byte) error {
+	if s.c == Zstd && len(raw) <= maxZstdWindow {
+		if s.zstd == nil {
+			var err error
+			if s.zstd, s.release, err = getZstdEncoder(s.level, true); err != nil {
+				return err
+			}
+		}
+		dst.Write(s.zstd.EncodeAll(raw, dst.AvailableBuffer()))
+		return nil
+	}
+	return compressStream(s.c, s.level, dst, raw)
+}
+
+// close puts the encoder back in its pool.
+func (s *streamEncoder) close() {
+	if s.release != nil {
+		s.release()
+		s.zstd, s.release = nil, nil
+	}
+}
+
+// compressStream appends raw compressed with c at level to dst as one
+// stream.
+func compressStream(c Compression, level int, dst *bytes.Buffer, raw []byte) error {
+	w, err := newCompressor(c, level, true, dst)
+	if err != nil {
+		return err
+	}
+	defer w.release()
+	if _, err := w.Write(raw); err != nil {
+		return fmt.Errorf("compress stream: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("compress stream: %w", err)
+	}
+	return nil
 }
 
 type nopCloser struct{ io.Writer }
@@ -179,4 +244,69 @@ func expectEOF(r io.Reader) error {
 		return err
 	}
 	return nil
+}
+
+// streamDecoder decompresses the streams of format-version-2 blocks, one
+// after another, with one pooled decoder.
+type streamDecoder struct {
+	c  Compression
+	zd *zstd.Decoder
+	gz *gzip.Reader
+}
+
+func newStreamDecoder(c Compression) (*streamDecoder, error) {
+	if c > None {
+		return nil, fmt.Errorf("unknown compression %d", uint8(c))
+	}
+	return &streamDecoder{c: c}, nil
+}
+
+// open returns a reader of what src decompresses to.
+func (d *streamDecoder) open(src io.Reader) (io.Reader, error) {
+	switch d.c {
+	case Zstd:
+		if d.zd == nil {
+			zd, ok := getPooled(&zstdDecoders).(*zstd.Decoder)
+			if !ok {
+				var err error
+				zd, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+					zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdWindow))
+				if err != nil {
+					return nil, fmt.Errorf("new zstd reader: %w", err)
+				}
+			}
+			d.zd = zd
+		}
+		if err := d.zd.Reset(src); err != nil {
+			return nil, fmt.Errorf("zstd reset: %w", err)
+		}
+		return d.zd, nil
+	case Gzip:
+		if d.gz == nil {
+			gz, ok := getPooled(&gzipReaders).(*gzip.Reader)
+			if !ok {
+				gz = new(gzip.Reader)
+			}
+			d.gz = gz
+		}
+		if err := d.gz.Reset(src); err != nil {
+			return nil, fmt.Errorf("gzip header: %w", err)
+		}
+		return d.gz, nil
+	}
+	return src, nil
+}
+
+// close puts the decoder back in its pool.
+func (d *streamDecoder) close() {
+	if d.zd != nil {
+		_ = d.zd.Reset(nil)
+		putPooled(&zstdDecoders, d.zd)
+		d.zd = nil
+	}
+	if d.gz != nil {
+		_ = d.gz.Reset(bytes.NewReader(nil))
+		putPooled(&gzipReaders, d.gz)
+		d.gz = nil
+	}
 }

@@ -5,7 +5,11 @@
 //
 // A segment holds one table's events in chain order together with the
 // table's definition (header) and a summary (trailer) that the catalog uses
-// for restore planning. Writers stream: [NewWriter], [Writer.Append] for each
+// for restore planning. Flush segments store the events as records
+// compressed as one stream (format version 1); merged segments may store
+// them in columnar blocks (format version 2, [WriterOptions].Format), about
+// half the size. [EventsDigest] identifies a sequence of events however it
+// is stored. Writers stream: [NewWriter], [Writer.Append] for each
 // event, [Writer.Close]. Readers treat every byte as hostile: [Decode],
 // [ReadTrailer] and [OpenReader] verify the SHA-256 (and, for encrypted
 // segments, the age authentication) before they interpret anything, bound

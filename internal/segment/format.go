@@ -12,8 +12,12 @@ const (
 	Magic = "TMSEG"
 	// EndMagic closes every segment.
 	EndMagic = "TMSEGEND"
-	// Version is the format version this package writes and reads.
+	// Version is the format version this package writes unless asked for
+	// another: version 1, records compressed as one stream.
 	Version = 1
+	// ColumnarVersion is the format version of the columnar body of merged
+	// segments (WriterOptions.Format). This package reads both.
+	ColumnarVersion = 2
 
 	// prefixLen is magic(5) version(1) flags(1) reserved(1) header_len(4).
 	prefixLen = 12
@@ -39,7 +43,7 @@ const (
 
 // Header is a segment's plaintext header: what it holds and how to read it.
 type Header struct {
-	// Version is the format version, 1.
+	// Version is the format version, Version (1) or ColumnarVersion (2).
 	Version int
 	// Compression is how the records are compressed.
 	Compression Compression

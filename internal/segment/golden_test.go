@@ -31,15 +31,21 @@ type goldenCase struct {
 	file        string
 	compression Compression
 	encrypted   bool
+	// level and format make a merged segment (level ≥ 1), columnar when
+	// format is ColumnarVersion.
+	level, format int
 }
 
 var goldenCases = []goldenCase{
-	{"none.tms", None, false},
-	{"gzip.tms", Gzip, false},
-	{"zstd.tms", Zstd, false},
+	{"none.tms", None, false, 0, 0},
+	{"gzip.tms", Gzip, false, 0, 0},
+	{"zstd.tms", Zstd, false, 0, 0},
 	// age output is random (a fresh file key and ephemeral share per
 	// segment), so only its envelope and size are compared on re-encoding.
-	{"age-zstd.tms", Zstd, true},
+	{"age-zstd.tms", Zstd, true, 0, 0},
+	// Merged segments: the header's "level" member, and the columnar body.
+	{"merged-l2-zstd.tms", Zstd, false, 2, 0},
+	{"columnar-l3-zstd.tms", Zstd, false, 3, ColumnarVersion},
 }
 
 // goldenSystemID is the source system id in the golden segments' headers.
@@ -137,7 +143,8 @@ func encodeGolden(tb testing.TB, c goldenCase) []byte {
 	old := now
 	now = func() time.Time { return goldenClock }
 	defer func() { now = old }()
-	opts := WriterOptions{Compression: c.compression, SystemID: goldenSystemID, Table: goldenTable()}
+	opts := WriterOptions{Compression: c.compression, SystemID: goldenSystemID, Table: goldenTable(),
+		MergeLevel: c.level, Format: c.format}
 	if c.encrypted {
 		opts.Keyring = goldenKeyring(tb)
 	}
@@ -258,9 +265,13 @@ func checkGoldenLayout(t *testing.T, data []byte, c goldenCase) {
 	hlen := int(binary.BigEndian.Uint32(data[8:12]))
 	foot := data[len(data)-footerLen:]
 	sum := sha256.Sum256(data[:len(data)-footerLen])
+	version := byte(1)
+	if c.format == ColumnarVersion {
+		version = ColumnarVersion
+	}
 	switch {
-	case string(data[:5]) != "TMSEG" || data[5] != 1 || data[6] != flags || data[7] != 0:
-		t.Errorf("prefix % x, want magic TMSEG, version 1, flags %#x, reserved 0", data[:8], flags)
+	case string(data[:5]) != "TMSEG" || data[5] != version || data[6] != flags || data[7] != 0:
+		t.Errorf("prefix % x, want magic TMSEG, version %d, flags %#x, reserved 0", data[:8], version, flags)
 	case data[prefixLen] != '{' || data[prefixLen+hlen-1] != '}':
 		t.Errorf("header_len %d does not delimit the header JSON", hlen)
 	case string(foot[40:]) != "TMSEGEND":
@@ -278,8 +289,12 @@ func checkGoldenHeader(t *testing.T, h *Header, c goldenCase) {
 	if c.encrypted {
 		keyID = goldenKeyID
 	}
-	want := Header{Version: 1, Compression: c.compression, KeyID: keyID, SystemID: goldenSystemID,
-		Table: goldenTable(), Created: goldenCreated}
+	version := 1
+	if c.format == ColumnarVersion {
+		version = ColumnarVersion
+	}
+	want := Header{Version: version, Compression: c.compression, KeyID: keyID, SystemID: goldenSystemID,
+		Table: goldenTable(), Created: goldenCreated, Level: c.level}
 	if !reflect.DeepEqual(*h, want) {
 		t.Errorf("header\n got %+v\nwant %+v", *h, want)
 	}

@@ -170,10 +170,15 @@ func rehash(data []byte) []byte {
 // tests can present hostile content behind it. hdr and trl are marshalled
 // as given (trl's header_sha256 is filled in when empty).
 func forge(hdr any, body []byte, trl *trailerJSON) []byte {
+	return forgeVersion(Version, hdr, body, trl)
+}
+
+// forgeVersion is forge with the given version byte.
+func forgeVersion(version byte, hdr any, body []byte, trl *trailerJSON) []byte {
 	hj, _ := json.Marshal(hdr)
 	env := make([]byte, prefixLen)
 	copy(env, Magic)
-	env[5] = Version
+	env[5] = version
 	binary.BigEndian.PutUint32(env[8:], uint32(len(hj)))
 	env = append(env, hj...)
 	if trl.HeaderSHA256 == "" {

@@ -1,6 +1,8 @@
 package segment
 
 import (
+	"errors"
+	"io"
 	"unsafe"
 
 	"github.com/tidemark/tidemark/internal/event"
@@ -74,6 +76,9 @@ func decodeEvents(name string, v *verified, maxRaw int64) ([]*event.Event, error
 	case int64(t.Events) > maxRaw/(eventSize+ncols*valueSize):
 		return nil, corruptf(name, "%d events of %d columns need more than %d bytes (ReadOptions.MaxRawBytes)", t.Events, ncols, maxRaw)
 	}
+	if v.header.Version == ColumnarVersion {
+		return decodeStreamed(name, v, maxRaw)
+	}
 	raw, err := decompress(v.header.Compression, v.body.data, int(t.RawBytes))
 	if err != nil {
 		return nil, &CorruptError{Object: name, Reason: "decompress " + v.header.Compression.String() + " body", Err: err}
@@ -106,4 +111,25 @@ func decodeEvents(name string, v *verified, maxRaw int64) ([]*event.Event, error
 		return nil, corruptf(name, "trailer disagrees with events: %s", d)
 	}
 	return ptrs, nil
+}
+
+// decodeStreamed decodes all of v's events through a Reader, for bodies
+// (format version 2) that have no single buffer of records to alias.
+func decodeStreamed(name string, v *verified, maxRaw int64) ([]*event.Event, error) {
+	r, err := newReader(name, v, maxRaw)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	events := make([]*event.Event, 0, v.trailer.Events)
+	for {
+		e, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return events, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, e)
+	}
 }

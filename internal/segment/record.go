@@ -42,12 +42,12 @@ func varintLen(v int64) int {
 	return uvarintLen(u)
 }
 
-// appendRecord appends e's record to dst and returns it with the record's length.
-func appendRecord(dst []byte, e *event.Event) ([]byte, int) {
-	us := e.CommitTime.UnixMicro()
+// payloadSize returns the length of e's record payload (without the
+// record_len prefix) in the canonical encoding appendRecord writes.
+func payloadSize(e *event.Event) int {
 	size := uvarintLen(uint64(e.CommitLSN)) + uvarintLen(uint64(e.EndLSN)) + uvarintLen(uint64(e.PrevLSN)) +
-		varintLen(us) + uvarintLen(uint64(e.XID)) + uvarintLen(uint64(e.Index)) + uvarintLen(uint64(e.Count)) +
-		1 + uvarintLen(uint64(len(e.Values)))
+		varintLen(e.CommitTime.UnixMicro()) + uvarintLen(uint64(e.XID)) + uvarintLen(uint64(e.Index)) +
+		uvarintLen(uint64(e.Count)) + 1 + uvarintLen(uint64(len(e.Values)))
 	for _, v := range e.Values {
 		if v == nil {
 			size++
@@ -55,6 +55,20 @@ func appendRecord(dst []byte, e *event.Event) ([]byte, int) {
 			size += uvarintLen(uint64(len(v))+1) + len(v)
 		}
 	}
+	return size
+}
+
+// recordSize returns the length of e's canonical record, prefix included:
+// what it adds to a trailer's raw_bytes.
+func recordSize(e *event.Event) int {
+	p := payloadSize(e)
+	return uvarintLen(uint64(p)) + p
+}
+
+// appendRecord appends e's record to dst and returns it with the record's length.
+func appendRecord(dst []byte, e *event.Event) ([]byte, int) {
+	us := e.CommitTime.UnixMicro()
+	size := payloadSize(e)
 	start := len(dst)
 	dst = binary.AppendUvarint(dst, uint64(size))
 	dst = binary.AppendUvarint(dst, uint64(e.CommitLSN))

@@ -21,7 +21,8 @@ var errReaderClosed = errors.New("segment reader closed")
 // Reader streams the events of one segment: it verifies the object like
 // Decode before returning anything, then decodes one event at a time, so
 // its memory does not depend on the segment's size (only on the largest
-// event and, for the trailer, the number of streams). The trailer's summary
+// event or version-2 block and, for the trailer, the number of streams).
+// The trailer's summary
 // of the events is checked as they go by: damage in the body surfaces as a
 // *CorruptError from Next, at the latest when Next would return io.EOF.
 // A Reader is not safe for concurrent use.
@@ -68,7 +69,13 @@ func newReader(name string, v *verified, maxRecord int64) (*Reader, error) {
 	if int64(t.Events) > t.RawBytes/(minRecordLen+ncols) {
 		return nil, corruptf(name, "declares %d events, more than %d raw bytes can hold", t.Events, t.RawBytes)
 	}
-	body, err := newRecordStream(name, v, maxRecord)
+	var body bodyDecoder
+	var err error
+	if v.header.Version == ColumnarVersion {
+		body, err = newBlockStream(name, v, maxRecord)
+	} else {
+		body, err = newRecordStream(name, v, maxRecord)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +115,8 @@ func (r *Reader) Next() (*event.Event, error) {
 		return nil, r.fail(err)
 	case r.sum.t.Events >= r.events:
 		return nil, r.fail(corruptf(r.name, "body holds more than the trailer's %d events", r.events))
+	case r.sum.t.RawBytes+int64(n) > r.v.trailer.RawBytes:
+		return nil, r.fail(corruptf(r.name, "events' records exceed the trailer's %d raw bytes", r.v.trailer.RawBytes))
 	}
 	if err := r.sum.check(e); err != nil {
 		return nil, r.fail(corruptf(r.name, "record %d: %v", r.sum.t.Events, err))
@@ -171,9 +180,15 @@ func newRecordStream(name string, v *verified, maxRecord int64) (*recordStream, 
 		compr: c, left: v.trailer.RawBytes, maxRecord: maxRecord}, nil
 }
 
+// byteReader reads bytes one at a time as well as in bulk.
+type byteReader interface {
+	io.Reader
+	io.ByteReader
+}
+
 // bodyReader reads src from the start, ahead in 64 KiB pieces so that a
 // decrypting source is not asked for a few bytes at a time.
-func bodyReader(src source) io.Reader {
+func bodyReader(src source) byteReader {
 	if src.data != nil {
 		return bytes.NewReader(src.data)
 	}

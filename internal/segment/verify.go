@@ -158,8 +158,8 @@ func checkPrefix(name string, p []byte, size int64) (byte, int64, error) {
 	if string(p[:len(Magic)]) != Magic {
 		return 0, 0, corruptf(name, "bad magic: not a tidemark segment")
 	}
-	if p[5] != Version {
-		return 0, 0, corruptf(name, "unsupported format version %d (this reader reads %d)", p[5], Version)
+	if p[5] != Version && p[5] != ColumnarVersion {
+		return 0, 0, corruptf(name, "unsupported format version %d (this reader reads %d and %d)", p[5], Version, ColumnarVersion)
 	}
 	flags := p[6]
 	if flags&^flagEncrypted != 0 || p[7] != 0 {
