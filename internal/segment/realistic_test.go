@@ -26,7 +26,6 @@ type eventCoreGen struct {
 	rng      *rand.Rand
 	now      time.Time
 	lastMS   int64
-	seq      int64
 	lsn      event.Position
 	xid      uint32
 	versions map[int]int64
