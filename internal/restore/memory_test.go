@@ -74,8 +74,12 @@ func putSegment(ctx context.Context, tb testing.TB, st objstore.Store, gen *synt
 		tb.Fatal(err)
 	}
 	defer tmp.Close()
-	w, err := segment.NewWriter(tmp, segment.WriterOptions{Compression: segment.Zstd, Level: 3, SystemID: "7300000000000000042",
-		Table: gen.t, MergeLevel: level})
+	opts := segment.WriterOptions{Compression: segment.Zstd, Level: 3, SystemID: "7300000000000000042",
+		Table: gen.t, MergeLevel: level}
+	if level > 0 {
+		opts.Format, opts.Level = segment.ColumnarVersion, 0 // as the merger writes the top levels
+	}
+	w, err := segment.NewWriter(tmp, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
