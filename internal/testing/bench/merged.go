@@ -39,8 +39,15 @@ func (r *runner) mergeBacklog(ctx context.Context) error {
 		}
 		g.Inputs = append(g.Inputs, s)
 	}
+	if len(g.Inputs) == 1 && g.Inputs[0].Level > 0 {
+		// The archiver's own merges already made the backlog one segment.
+		s := g.Inputs[0]
+		r.res.MergedInputs, r.res.MergedBytes, r.res.MergedEvents, r.res.MergedLevel = 1, s.Size, int64(s.Events), s.Level
+		r.cfg.Progress("the archiver already merged the backlog into one segment", "level", s.Level, "bytes", s.Size)
+		return nil
+	}
 	if len(g.Inputs) < 2 {
-		r.cfg.Progress("the backlog is in one live segment: nothing to merge", "segments", len(g.Inputs))
+		r.cfg.Progress("the backlog is in one flush segment: nothing to merge", "segments", len(g.Inputs))
 		return nil
 	}
 	g.Level = len(merge.DefaultLevels)
@@ -56,7 +63,7 @@ func (r *runner) mergeBacklog(ctx context.Context) error {
 		return err
 	}
 	r.res.Merge = time.Since(start)
-	r.res.MergedInputs, r.res.MergedBytes, r.res.MergedEvents = len(g.Inputs), out.Size, int64(out.Events)
+	r.res.MergedInputs, r.res.MergedBytes, r.res.MergedEvents, r.res.MergedLevel = len(g.Inputs), out.Size, int64(out.Events), g.Level
 	r.cfg.Progress("merged the backlog", "inputs", len(g.Inputs), "events", out.Events, "bytes", out.Size,
 		"seconds", r.res.Merge.Seconds())
 	return nil
@@ -65,7 +72,7 @@ func (r *runner) mergeBacklog(ctx context.Context) error {
 // restoreMerged restores to the backlog's last commit again, now from the
 // one merged segment: the restorer's memory must not follow segment size.
 func (r *runner) restoreMerged(ctx context.Context) error {
-	if r.res.MergedInputs < 2 {
+	if r.res.MergedBytes == 0 {
 		return nil
 	}
 	var err error

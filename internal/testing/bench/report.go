@@ -67,8 +67,8 @@ func (r *Results) Rows() []Row {
 		ratio(float64(r.ArchiveBytes), float64(r.RawJSONBytes)), "≤ 0.15",
 		met(r.RawJSONBytes > 0 && r.ArchiveBytes > 0 && float64(r.ArchiveBytes) <= 0.15*float64(r.RawJSONBytes)))
 
-	add("merged segment bytes ÷ raw JSON bytes (the backlog merged into one day segment)",
-		fmt.Sprintf("%s (%d segments → 1, %s)", mib(r.MergedBytes), r.MergedInputs, secs(r.Merge)), mib(r.RawJSONBytes),
+	add("merged segment bytes ÷ raw JSON bytes (the backlog as one merged segment)",
+		fmt.Sprintf("%s (level %d, %d segments → 1, %s)", mib(r.MergedBytes), r.MergedLevel, r.MergedInputs, secs(r.Merge)), mib(r.RawJSONBytes),
 		ratio(float64(r.MergedBytes), float64(r.RawJSONBytes)), "≤ 0.12",
 		met(r.RawJSONBytes > 0 && r.MergedBytes > 0 && float64(r.MergedBytes) <= 0.12*float64(r.RawJSONBytes)))
 

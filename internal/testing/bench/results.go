@@ -46,6 +46,7 @@ type Results struct {
 	MergedInputs  int
 	MergedBytes   int64
 	MergedEvents  int64
+	MergedLevel   int
 	RestoreMerged RestoreRun
 	EarlyT        time.Time
 	EarlyExpected int64
