@@ -58,15 +58,20 @@ func (e *Env) StartGC(name, storeURL string, grace, interval time.Duration) (*ha
 	return p, nil
 }
 
-// gcTotals sums what gc passes printed.
+// gcTotals is what gc passes printed. Segment objects are counted once
+// each: a pass deletes every superseded object past its grace again until
+// the writer's next checkpoint forgets it (the counters include those
+// repeats; see reported).
 type gcTotals struct {
-	passes, segments, debris, entries, checkpoints int
-	deleted                                        map[string]bool
+	passes                   int
+	segments, entries, ckpts int // distinct keys deleted
+	reported                 int // superseded and debris deletions the passes reported, repeats included
+	deleted                  map[string]bool
 }
 
 func (t gcTotals) String() string {
-	return fmt.Sprintf("gc_passes=%d gc_segments=%d gc_debris=%d gc_entries=%d gc_checkpoints=%d",
-		t.passes, t.segments, t.debris, t.entries, t.checkpoints)
+	return fmt.Sprintf("gc_passes=%d gc_deleted_segments=%d (reported %d) gc_deleted_entries=%d gc_deleted_checkpoints=%d",
+		t.passes, t.segments, t.reported, t.entries, t.ckpts)
 }
 
 // readGCTotals reads the JSON results gc processes logged (one line per
@@ -86,12 +91,20 @@ func readGCTotals(procs ...*harness.Proc) gcTotals {
 				continue
 			}
 			t.passes++
-			t.segments += r.Segments
-			t.debris += r.Debris
-			t.entries += r.Entries
-			t.checkpoints += r.Checkpoints
+			t.reported += r.Segments + r.Debris
 			for _, k := range r.Deleted {
+				if t.deleted[k] {
+					continue
+				}
 				t.deleted[k] = true
+				switch objectKind(k) {
+				case "entry":
+					t.entries++
+				case "checkpoint":
+					t.ckpts++
+				default:
+					t.segments++
+				}
 			}
 		}
 	}
