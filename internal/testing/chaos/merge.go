@@ -246,8 +246,9 @@ func (e *Env) crashAtMerge(spec string, standby bool) (bool, error) {
 }
 
 // noteMergeLeftovers records what interrupted merges left: merged objects
-// the next terms recorded as debris (from their logs), and temporary files
-// the merger left in its directory.
+// the next terms recorded as debris (from their logs), how many of them a
+// later merge adopted (listed as its output), and temporary files the
+// merger left in its directory.
 func (e *Env) noteMergeLeftovers(tmp string) {
 	recorded := 0
 	for _, a := range e.Archivers {
@@ -265,8 +266,20 @@ func (e *Env) noteMergeLeftovers(tmp string) {
 			}
 		}
 	}
+	adopted := 0
+	if cat, err := loadForChecks(e.Ctx, e.Store); err == nil {
+		debris := map[string]bool{}
+		for _, en := range cat.Entries() {
+			for _, d := range en.Debris {
+				debris[d.Key] = true
+			}
+			if en.Merge != nil && debris[en.Merge.Output.Key] {
+				adopted++
+			}
+		}
+	}
 	files, _ := filepath.Glob(filepath.Join(tmp, "tidemark-merge-*"))
-	e.Note("merge_leftovers_recorded=%d merge_temp_files_left=%d", recorded, len(files))
+	e.Note("merge_leftovers_recorded=%d adopted=%d merge_temp_files_left=%d", recorded, adopted, len(files))
 }
 
 func mergeS3Errors(e *Env) error {
