@@ -36,8 +36,8 @@ func init() {
 		},
 		Scenario{
 			Name: "merge-s3-errors",
-			Injects: "while the archiver merges every second (s3 store): 500/503 for half its requests for 6-10 s, then merged-segment and catalog-entry PUTs " +
-				"that succeed while it is told 500 (4 and 4), then segment GET bodies cut short (probability 0.3, 10 in all); `archiver gc --grace 5s --interval 2s` beside it",
+			Injects: "while the archiver merges every second (s3 store): 500/503 for half its requests for 6-10 s; then 4 merged-segment PUTs, then 4 catalog-entry PUTs, " +
+				"that succeed while it is told 500; then segment GET bodies cut short (probability 0.3, 10 in all); `archiver gc --grace 5s --interval 2s` beside it",
 			Checks: "I1-I6; merges happened through the faults; no live segment deleted; verify clean",
 			Budget: 8 * time.Minute,
 			Run:    mergeS3Errors,
@@ -303,32 +303,22 @@ func mergeS3Errors(e *Env) error {
 		status = http.StatusServiceUnavailable
 	}
 	mergedKey := "-L" // only merged segment keys hold it (…-L<level>.tms)
-	phases := []struct {
-		name  string
-		rules []s3fault.Rule
-		hold  time.Duration
-	}{
-		{"storm", []s3fault.Rule{s3fault.ErrorStorm(status, 0.5, 0)}, e.Between(6*time.Second, 10*time.Second)},
-		{"lost-acks", []s3fault.Rule{s3fault.LostPutAcks(mergedKey, 4), s3fault.LostPutAcks("/catalog/entries/", 4)}, 12 * time.Second},
-		{"truncated", []s3fault.Rule{{Action: s3fault.Truncate, Method: http.MethodGet, PathContains: "/segments/", Probability: 0.3, Count: 10}}, 10 * time.Second},
+	phases := []s3Phase{
+		{name: "storm", rules: []s3fault.Rule{s3fault.ErrorStorm(status, 0.5, 0)}, action: s3fault.Fail,
+			min: e.Between(6*time.Second, 10*time.Second)},
+		{name: "lost-merge-acks", rules: []s3fault.Rule{s3fault.LostPutAcks(mergedKey, 4)}, action: s3fault.LoseResponse, want: 4, max: 40 * time.Second},
+		{name: "lost-entry-acks", rules: []s3fault.Rule{s3fault.LostPutAcks("/catalog/entries/", 4)}, action: s3fault.LoseResponse, want: 4, max: 20 * time.Second},
+		{name: "truncated", rules: []s3fault.Rule{{Action: s3fault.Truncate, Method: http.MethodGet, PathContains: "/segments/", Probability: 0.3, Count: 10}},
+			action: s3fault.Truncate, want: 10, max: 30 * time.Second},
 	}
 	for _, ph := range phases {
-		if err := e.Sleep(e.Between(8*time.Second, 12*time.Second)); err != nil {
+		if err := e.Sleep(e.Between(5*time.Second, 8*time.Second)); err != nil {
 			return err
 		}
-		before, _ := e.mergesDone()
-		e.Mark()
-		proxy.SetRules(ph.rules...)
-		err := e.Sleep(ph.hold)
-		proxy.Clear()
-		if err != nil {
+		if err := e.runS3Phase(proxy, ph); err != nil {
 			return err
 		}
-		after, _ := e.mergesDone()
-		e.Note("%s: merges=%d", ph.name, after-before)
 	}
-	st := proxy.Stats()
-	e.Note("s3_requests=%d failed=%d lost_acks=%d truncated=%d", st.Requests, st.Hits[s3fault.Fail], st.Hits[s3fault.LoseResponse], st.Hits[s3fault.Truncate])
 	if err := e.Sleep(10 * time.Second); err != nil {
 		return err
 	}
@@ -348,6 +338,49 @@ func mergeS3Errors(e *Env) error {
 		}
 	}
 	return joinViolations(append(vs, e.checkCollected(t)))
+}
+
+// s3Phase is one fault of merge-s3-errors: rules held for min, or until
+// want faults of action were injected (at most max).
+type s3Phase struct {
+	name     string
+	rules    []s3fault.Rule
+	action   s3fault.Action
+	min, max time.Duration
+	want     int64
+}
+
+// runS3Phase applies a phase's rules and notes how many faults it injected
+// and how many merges completed meanwhile; a phase that injected nothing is
+// an error (the scenario did not test what it says).
+func (e *Env) runS3Phase(proxy *s3fault.Proxy, ph s3Phase) error {
+	before, _ := e.mergesDone()
+	hits0 := proxy.Stats().Hits[ph.action]
+	e.Mark()
+	proxy.SetRules(ph.rules...)
+	start := time.Now()
+	var hits int64
+	for {
+		hits = proxy.Stats().Hits[ph.action] - hits0
+		if (ph.want == 0 && time.Since(start) >= ph.min) || (ph.want > 0 && (hits >= ph.want || time.Since(start) >= ph.max)) {
+			break
+		}
+		if err := e.Sleep(100 * time.Millisecond); err != nil {
+			proxy.Clear()
+			return err
+		}
+	}
+	proxy.Clear()
+	// Merges that were under way when the rules lifted finish in a few seconds.
+	if err := e.Sleep(3 * time.Second); err != nil {
+		return err
+	}
+	after, _ := e.mergesDone()
+	e.Note("%s: faults=%d in %s merges=%d", ph.name, hits, time.Since(start).Round(time.Second), after-before)
+	if hits == 0 {
+		return fmt.Errorf("phase %s injected no fault within %s", ph.name, time.Since(start).Round(time.Second))
+	}
+	return nil
 }
 
 // mergesDone sums tidemark_archiver_merges_total over the live archivers.
