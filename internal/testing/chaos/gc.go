@@ -362,6 +362,9 @@ func gcRacesRestore(e *Env) error {
 			return r.err
 		case r.out.ExitCode != 0:
 			vs = append(vs, violation("I3", "restore --to %s, racing merges and gc, exited %d: %s (see %s)", r.to, r.out.ExitCode, errText(r.out), r.out.LogPath))
+			if partial, err := partialTransactions(e.Ctx, e.H.SourceURL, r.target); err != nil || partial > 0 {
+				vs = append(vs, violation("I4", "the failed restore --to %s left %d partial transactions (%v)", r.to, partial, err))
+			}
 		default:
 			vs = append(vs, compareRestore(e.Ctx, e.H.SourceURL, r.target, r.to, r.out.Target)...)
 		}
