@@ -308,8 +308,8 @@ func mergeS3Errors(e *Env) error {
 	phases := []s3Phase{
 		{name: "storm", rules: []s3fault.Rule{s3fault.ErrorStorm(status, 0.5, 0)}, action: s3fault.Fail,
 			min: e.Between(6*time.Second, 10*time.Second)},
-		{name: "lost-merge-acks", rules: []s3fault.Rule{s3fault.LostPutAcks(mergedKey, 4)}, action: s3fault.LoseResponse, want: 4, max: 40 * time.Second},
-		{name: "lost-entry-acks", rules: []s3fault.Rule{s3fault.LostPutAcks("/catalog/entries/", 4)}, action: s3fault.LoseResponse, want: 4, max: 20 * time.Second},
+		{name: "lost-merge-acks", rules: []s3fault.Rule{s3fault.LostPutAcks(mergedKey, 0)}, action: s3fault.LoseResponse, want: 4, max: 40 * time.Second},
+		{name: "lost-entry-acks", rules: []s3fault.Rule{s3fault.LostPutAcks("/catalog/entries/", 0)}, action: s3fault.LoseResponse, want: 4, max: 20 * time.Second},
 		{name: "truncated", rules: []s3fault.Rule{{Action: s3fault.Truncate, Method: http.MethodGet, PathContains: "/segments/", Probability: 0.3, Count: 10}},
 			action: s3fault.Truncate, want: 10, max: 30 * time.Second},
 	}
@@ -343,7 +343,11 @@ func mergeS3Errors(e *Env) error {
 }
 
 // s3Phase is one fault of merge-s3-errors: rules held for min, or until
-// want faults of action were injected (at most max).
+// want faults of action were injected (at most max). Lost PUT answers are
+// counted by the proxy only when the server stored the object; the client's
+// retry of such a PUT (conditional, so the server answers 412) matches the
+// rule again, so those rules do not retire by count but when want is
+// reached.
 type s3Phase struct {
 	name     string
 	rules    []s3fault.Rule
