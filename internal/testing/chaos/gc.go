@@ -30,7 +30,7 @@ func init() {
 		},
 		Scenario{
 			Name: "gc-races-restore",
-			Injects: "two slow restores (their segment GETs slowed by 400 ms, --parallel 1) started under load while the archiver merges every second " +
+			Injects: "two slow restores (their segment GETs slowed by 1 s, --parallel 1) started under load while the archiver merges every second (a flush every 250 ms) " +
 				"and `archiver gc --grace 1s --interval 1s` deletes the segments they planned (s3 store)",
 			Checks: "I3, I4: both restores finish and equal the oracle at their instants (needs the restorer's re-plan on a deleted segment); " +
 				"a planned segment was deleted while they ran; then I1-I6",
@@ -313,7 +313,9 @@ func (e *Env) verifyClean(logName string) *Violation {
 func gcRacesRestore(e *Env) error {
 	var slowURL string
 	var proxy *s3fault.Proxy
-	err := e.Boot(Setup{Store: "s3", ArchiverArgs: mergeArgs(), BeforeStart: func(e *Env) error {
+	// A flush every 250 ms: a restore plans many young segments, which
+	// merges replace within seconds.
+	err := e.Boot(Setup{Store: "s3", ArchiverArgs: append(mergeArgs(), "--flush-interval", "250ms"), BeforeStart: func(e *Env) error {
 		var err error
 		proxy, slowURL, err = e.s3Proxy()
 		return err
@@ -329,7 +331,7 @@ func gcRacesRestore(e *Env) error {
 	if err := e.Sleep(20 * time.Second); err != nil {
 		return err
 	}
-	proxy.SetRules(s3fault.Rule{Action: s3fault.Slow, Method: http.MethodGet, PathContains: "/segments/", Delay: 400 * time.Millisecond})
+	proxy.SetRules(s3fault.Rule{Action: s3fault.Slow, Method: http.MethodGet, PathContains: "/segments/", Delay: time.Second})
 	cat, err := catalog.Load(e.Ctx, e.Store)
 	if err != nil {
 		return err
