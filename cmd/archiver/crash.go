@@ -36,8 +36,9 @@ func crashHook(spec string, w io.Writer) (func(string), error) {
 	if !ok || err != nil || n < 1 {
 		return nil, fmt.Errorf("%s=%q: want <stage>:<n> with n >= 1", crashEnv, spec)
 	}
-	if !slices.Contains(archive.Stages, stage) {
-		return nil, fmt.Errorf("%s=%q: unknown stage (want one of %s)", crashEnv, spec, strings.Join(archive.Stages, ", "))
+	all := append(slices.Clone(archive.Stages), archive.MergeStages...)
+	if !slices.Contains(all, stage) {
+		return nil, fmt.Errorf("%s=%q: unknown stage (want one of %s)", crashEnv, spec, strings.Join(all, ", "))
 	}
 	var (
 		mu   sync.Mutex

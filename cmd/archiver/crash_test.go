@@ -24,4 +24,9 @@ func TestCrashHook_Parse(t *testing.T) {
 	h(archive.StageUploaded) // other stages never count
 	h(archive.StageCataloged)
 	h(archive.StageCataloged) // the third hit would exit the test binary
+	for _, stage := range []string{archive.StageMergeWritten, archive.StageMergeUploaded, archive.StageMergeRecorded} {
+		if h, err := crashHook(stage+":1", nil); err != nil || h == nil {
+			t.Errorf("crashHook(%q): %v", stage+":1", err)
+		}
+	}
 }

@@ -142,6 +142,11 @@ const (
 // Stages lists the Stage* values in the order a flush reaches them.
 var Stages = []string{StageMidUpload, StageUploaded, StageCataloged, StageWatermarked, StageAcked}
 
+// MergeStages lists the StageMerge* values in the order a merge reaches
+// them; kept apart from Stages, which flush crash tests draw from (a test
+// without merges never reaches them).
+var MergeStages = []string{StageMergeWritten, StageMergeUploaded, StageMergeRecorded}
+
 // Validate fills in defaults and checks the values.
 func (c *Config) Validate() error {
 	setDefault(&c.Stream, DefaultStream)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/objstore"
+	"github.com/tidemark/tidemark/internal/segment"
 )
 
 // DefaultGCGrace is how long an object stays after it stops being needed
@@ -104,6 +105,7 @@ func (g *collector) segments(ctx context.Context, c *Catalog) error {
 	for k := range c.keys {
 		live[k] = true
 	}
+	adoptable := c.adoptableDebris(debris)
 	wm := c.wm.LSN
 	c.mu.RUnlock()
 	for _, s := range sup {
@@ -120,7 +122,9 @@ func (g *collector) segments(ctx context.Context, c *Catalog) error {
 	for _, d := range debris {
 		// Debris above the watermark may still be adopted by the writer
 		// re-archiving those positions; past it, no new segment can list it.
-		if live[d.Key] || d.At.After(g.cutoff) || d.LastEndLSN > wm {
+		// A merge's leftover lies below the watermark: it may be adopted
+		// while its inputs are live.
+		if live[d.Key] || d.At.After(g.cutoff) || d.LastEndLSN > wm || adoptable[d.Key] {
 			g.res.KeptInGrace++
 			continue
 		}
@@ -130,6 +134,30 @@ func (g *collector) segments(ctx context.Context, c *Catalog) error {
 		g.res.Debris++
 	}
 	return nil
+}
+
+// adoptableDebris returns the debris keys that are an interrupted merge's
+// output whose inputs may still be live: a live segment of the same table
+// and a lower level overlaps its positions. Merging those again produces
+// the same key, and the writer adopts the object it finds there, so gc
+// must not delete it — a deletion after gc's Load and after the adoption
+// would remove a live segment. Once no such segment is live, no group can
+// produce the key again. The caller holds c.mu.
+func (c *Catalog) adoptableDebris(debris []debrisRecord) map[string]bool {
+	out := map[string]bool{}
+	for _, d := range debris {
+		info, err := segment.ParseKey(d.Key)
+		if err != nil || info.Level == 0 {
+			continue
+		}
+		for _, s := range c.segments {
+			if s.TableID == info.TableID && s.Level < info.Level && s.FirstEndLSN <= d.LastEndLSN && d.FirstEndLSN <= s.LastEndLSN {
+				out[d.Key] = true
+				break
+			}
+		}
+	}
+	return out
 }
 
 // catalog deletes entries and checkpoints folded by the newest checkpoint

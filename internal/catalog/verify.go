@@ -233,12 +233,15 @@ func verifyEpochs(ctx context.Context, store objstore.Store, c *Catalog, r *Repo
 
 // verifyUnlisted reports objects under segments/ the catalog does not
 // list. Those it records as debris pass if they still hold what was
-// recorded; the others are a WARNING (restore never reads them).
+// recorded, and so do those the catalog cataloged since verify read it (a
+// writer flushed or merged meanwhile); the others are a WARNING (restore
+// never reads them).
 func verifyUnlisted(ctx context.Context, store objstore.Store, c *Catalog, r *Report) error {
 	objs, err := store.List(ctx, SegmentsPrefix, "")
 	if err != nil {
 		return fmt.Errorf("catalog: verify: list segments: %w", err)
 	}
+	later := newerCatalog{store: store}
 	for _, o := range objs {
 		if _, ok := c.keys[o.Key]; ok {
 			continue
@@ -263,6 +266,11 @@ func verifyUnlisted(ctx context.Context, store objstore.Store, c *Catalog, r *Re
 			r.Debris++
 			continue
 		}
+		if known, err := later.knows(ctx, o.Key); err != nil {
+			return err
+		} else if known {
+			continue
+		}
 		why := "neither listed nor recorded as debris: an injected object, or an upload whose writer stopped and no archiver has led since"
 		if info, err := segment.ParseKey(o.Key); err == nil && info.LastEndLSN > c.wm.LSN {
 			why = "beyond the watermark: probably an upload whose catalog entry is not written yet"
@@ -275,7 +283,38 @@ func verifyUnlisted(ctx context.Context, store objstore.Store, c *Catalog, r *Re
 	if r.Debris > 0 {
 		r.addf(OK, "unlisted", "", "", "%d objects left by interrupted uploads are recorded as debris and unchanged; restore never reads them", r.Debris)
 	}
+	if later.known > 0 {
+		r.addf(OK, "unlisted", "", "", "%d objects were cataloged by entries written while verify ran (after entry %d); the next verify checks them", later.known, c.NextSeq()-1)
+	}
 	return nil
+}
+
+// newerCatalog loads the catalog again, once, after verify listed the
+// segment objects: a writer that flushed or merged while verify ran has
+// stored objects and cataloged them after the catalog verify checks was
+// read, and those are not unlisted.
+type newerCatalog struct {
+	store objstore.Store
+	c     *Catalog
+	err   error
+	known int
+}
+
+// knows reports whether key is listed, superseded or recorded as debris in
+// the catalog as it is now (false when it cannot be loaded: the object
+// stays a warning). It returns an error only when ctx ends.
+func (n *newerCatalog) knows(ctx context.Context, key string) (bool, error) {
+	if n.c == nil && n.err == nil {
+		n.c, n.err = Load(ctx, n.store)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+	}
+	if n.err != nil || !n.c.Known(key) {
+		return false, nil
+	}
+	n.known++
+	return true, nil
 }
 
 // checkDebrisObject says how the object differs from its debris record, or

@@ -1,10 +1,12 @@
 package catalog
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/segment"
 )
 
@@ -175,5 +177,49 @@ func TestVerify_FindsDamage(t *testing.T) {
 				t.Fatalf("worst severity %s, want %s:%s", r.Worst(), tt.sev, findings(r))
 			}
 		})
+	}
+}
+
+// listHookStore runs during once, just before the first listing of prefix.
+type listHookStore struct {
+	objstore.Store
+	prefix string
+	during func()
+}
+
+func (s *listHookStore) List(ctx context.Context, prefix, startAfter string) ([]objstore.ObjectInfo, error) {
+	if prefix == s.prefix && s.during != nil {
+		during := s.during
+		s.during = nil
+		during()
+	}
+	return s.Store.List(ctx, prefix, startAfter)
+}
+
+// TestVerify_WriterAppendsWhileVerifying: verify reads the catalog, checks
+// every segment (minutes on a large archive), then lists segments/. A
+// segment a writer stored and cataloged in between is no unlisted object.
+func TestVerify_WriterAppendsWhileVerifying(t *testing.T) {
+	f := newFixture(t, fileStore(t), nil)
+	f.standard(3)
+	var added SegmentRef
+	st := &listHookStore{Store: f.st, prefix: SegmentsPrefix, during: func() { added = f.add(f.batch(5)) }}
+	r, err := Verify(ctxT(t), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Worst() != OK {
+		t.Fatalf("a segment cataloged while verify ran (%s) made it say %s:%s", added.Key, r.Worst(), findings(r))
+	}
+	if !hasFinding(r, OK, "unlisted", "") || r.Segments != 3 {
+		t.Fatalf("want the new object noted and the 3 segments read first verified:%s", findings(r))
+	}
+	// An object nobody cataloged is still a warning.
+	st.during = func() { f.upload(f.batch(2), "") }
+	if r, err = Verify(ctxT(t), st, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.Worst() != Warning {
+		t.Fatalf("an uncataloged object: worst %s:%s", r.Worst(), findings(r))
 	}
 }

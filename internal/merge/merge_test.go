@@ -319,6 +319,81 @@ func TestMerger_LeftoverOfAnotherGroupIsDebris(t *testing.T) {
 	a.check()
 }
 
+// adoptingStore runs adopt once, just before it deletes key.
+type adoptingStore struct {
+	objstore.Store
+	key   string
+	adopt func()
+}
+
+func (s *adoptingStore) Delete(ctx context.Context, key string) error {
+	if key == s.key && s.adopt != nil {
+		s.adopt()
+		s.adopt = nil
+	}
+	return s.Store.Delete(ctx, key)
+}
+
+// TestMerger_GCKeepsLeftoverWhileAdoptable: an interrupted merge's upload,
+// recorded as debris by the next term, lies below the watermark; if gc
+// deleted it past its grace while the writer adopts it (between gc's Load
+// and its Delete), the live merged segment would be gone. gc keeps it
+// while its inputs are live; the merger adopts it, and gc then collects the
+// inputs instead.
+func TestMerger_GCKeepsLeftoverWhileAdoptable(t *testing.T) {
+	a := newArchive(t, nil)
+	for range 70 {
+		a.flush(time.Second, 1, 2)
+	}
+	m := a.merger()
+	m.Hook = func(s Step) {
+		if s == StepUploaded {
+			panic(errCrash)
+		}
+	}
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = m.RunOnce(ctx(t))
+	}()
+	a.reload("writer")
+	m = a.merger()
+	if n, err := m.RecordLeftovers(ctx(t)); err != nil || n != 1 {
+		t.Fatalf("recorded %d leftovers, err %v; want 1", n, err)
+	}
+	var leftover string
+	for _, e := range a.cat.Entries() {
+		if len(e.Debris) == 1 {
+			leftover = e.Debris[0].Key
+		}
+	}
+	adopt := func() {
+		if res, err := m.RunOnce(ctx(t)); err != nil || res.Adopted != 1 {
+			t.Fatalf("merge after the leftover was recorded: %+v, %v; want one adopted", res, err)
+		}
+	}
+	st := &adoptingStore{Store: a.store, key: leftover, adopt: adopt}
+	a.clock = a.clock.Add(time.Minute) // the leftover's record is past the grace
+	res, err := catalog.Collect(ctx(t), st, catalog.GCOptions{Grace: time.Second, Clock: func() time.Time { return a.clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Debris != 0 {
+		t.Errorf("gc deleted %d debris objects while the leftover's inputs were live", res.Debris)
+	}
+	if st.adopt != nil {
+		st.adopt()
+	}
+	a.check()
+	a.clock = a.clock.Add(time.Minute)
+	if res, err = catalog.Collect(ctx(t), a.store, catalog.GCOptions{Grace: time.Second, Clock: func() time.Time { return a.clock }}); err != nil {
+		t.Fatal(err)
+	}
+	if res.Segments == 0 {
+		t.Errorf("gc deleted no superseded input after the adoption: %+v", res)
+	}
+	a.check()
+}
+
 // TestMerger_DamagedInputIsSkipped: an input whose bytes no longer match
 // the catalog is never merged (the merge would launder the damage).
 func TestMerger_DamagedInputIsSkipped(t *testing.T) {

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -38,47 +39,110 @@ type txnSeen struct {
 	bad   string // inconsistent Count or Index
 }
 
-// readArchive loads the catalog and decodes every segment it lists.
+// readArchive loads the catalog and decodes every live segment it lists
+// (what a restore reads: merged segments in place of their inputs). The
+// watermark check (ahead) runs over every flush entry the catalog still
+// holds, reading superseded inputs while garbage collection has left them.
 func readArchive(ctx context.Context, store objstore.Store) (*archiveContent, error) {
-	cat, err := catalog.LoadWith(ctx, store, catalog.LoadOptions{IgnoreCheckpoints: true})
+	cat, err := loadForChecks(ctx, store)
 	if err != nil {
 		return nil, fmt.Errorf("load catalog: %w", err)
 	}
 	a := &archiveContent{ids: map[uuid.UUID]uint16{}, txns: map[event.Position]*txnSeen{}, wm: cat.Watermark()}
-	var prev catalog.Watermark // the watermark before the entry being read
+	before := map[string]entryBefore{} // flush segment key → its entry and the watermark before it
+	var prev catalog.Watermark
+	var order []string
 	for _, en := range cat.Entries() {
-		before := prev
+		if en.Segment != nil {
+			before[en.Segment.Key] = entryBefore{seq: en.Seq, wm: prev}
+			order = append(order, en.Segment.Key)
+		}
 		prev = en.Watermark
-		if en.Segment == nil {
-			continue
-		}
-		ref := *en.Segment
-		data, err := objstore.ReadAll(ctx, store, ref.Key, maxSegmentBytes)
+	}
+	live := map[string]bool{}
+	for _, ref := range cat.Segments() {
+		live[ref.Key] = true
+		seg, err := decodeSegment(ctx, store, ref.Key)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", ref.Key, err)
-		}
-		seg, err := segment.Decode(ref.Key, data, segment.ReadOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("decode %s: %w", ref.Key, err)
+			return nil, err
 		}
 		a.segments++
-		idCol := event.LayoutOf(seg.Header.Table).EventID
-		for _, ev := range seg.Events {
-			a.events++
-			if ev.EndLSN <= before.LSN && a.ahead == "" && !ev.Snapshot {
-				a.ahead = fmt.Sprintf("catalog entry %d archives the transaction at %s (committed %s), but entry %d had already set the watermark to %s: "+
-					"the watermark ran ahead of the archived data (a crash in between would drop the transaction as a duplicate, and capture may confirm the slot past it)",
-					en.Seq, ev.EndLSN, ev.CommitTime.Format(time.RFC3339Nano), en.Seq-1, before.LSN)
-			}
-			id, err := uuid.ParseBytes(ev.Value(idCol))
-			if err != nil {
-				return nil, fmt.Errorf("%s: event without a valid id at %s: %w", ref.Key, ev.EndLSN, err)
-			}
-			a.ids[id]++
-			a.addTxn(ev)
+		if err := a.addSegment(ref.Key, seg); err != nil {
+			return nil, err
+		}
+		if b, ok := before[ref.Key]; ok {
+			a.checkAhead(b, seg)
 		}
 	}
+	for _, key := range order {
+		if live[key] {
+			continue
+		}
+		seg, err := decodeSegment(ctx, store, key)
+		if errors.Is(err, objstore.ErrNotFound) {
+			continue // superseded by a merge and collected
+		}
+		if err != nil {
+			return nil, err
+		}
+		a.checkAhead(before[key], seg)
+	}
 	return a, nil
+}
+
+// loadForChecks reads every catalog entry from seq 1, or, once garbage
+// collection has deleted entry 1, from the newest checkpoint (as Load and
+// verify do).
+func loadForChecks(ctx context.Context, store objstore.Store) (*catalog.Catalog, error) {
+	if _, err := store.Stat(ctx, catalog.EntryKey(1)); errors.Is(err, objstore.ErrNotFound) {
+		return catalog.Load(ctx, store)
+	}
+	return catalog.LoadWith(ctx, store, catalog.LoadOptions{IgnoreCheckpoints: true})
+}
+
+// entryBefore is a flush entry's seq and the watermark of the entry before it.
+type entryBefore struct {
+	seq uint64
+	wm  catalog.Watermark
+}
+
+func decodeSegment(ctx context.Context, store objstore.Store, key string) (*segment.Segment, error) {
+	data, err := objstore.ReadAll(ctx, store, key, maxSegmentBytes)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	seg, err := segment.Decode(key, data, segment.ReadOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return seg, nil
+}
+
+// addSegment counts a live segment's events and transactions.
+func (a *archiveContent) addSegment(key string, seg *segment.Segment) error {
+	idCol := event.LayoutOf(seg.Header.Table).EventID
+	for _, ev := range seg.Events {
+		a.events++
+		id, err := uuid.ParseBytes(ev.Value(idCol))
+		if err != nil {
+			return fmt.Errorf("%s: event without a valid id at %s: %w", key, ev.EndLSN, err)
+		}
+		a.ids[id]++
+		a.addTxn(ev)
+	}
+	return nil
+}
+
+// checkAhead records the first event of a flush entry's segment that the
+// watermark before the entry already covered.
+func (a *archiveContent) checkAhead(b entryBefore, seg *segment.Segment) {
+	for _, ev := range seg.Events {
+		if ev.EndLSN <= b.wm.LSN && a.ahead == "" && !ev.Snapshot {
+			a.ahead = fmt.Sprintf("catalog entry %d archives the transaction at %s (committed %s), but entry %d had already set the watermark to %s: "+
+				"the watermark ran ahead of the archived data (a crash in between would drop the transaction as a duplicate, and capture may confirm the slot past it)",
+				b.seq, ev.EndLSN, ev.CommitTime.Format(time.RFC3339Nano), b.seq-1, b.wm.LSN)
+		}
+	}
 }
 
 func (a *archiveContent) addTxn(ev *event.Event) {

@@ -385,9 +385,14 @@ func (e *Env) checkDetectors(o CheckOptions) ([]*Violation, error) {
 	}
 	if out.Verify != nil {
 		for _, n := range out.Verify.Notes {
-			var debris int
-			if _, err := fmt.Sscanf(n, "unlisted: %d objects", &debris); err == nil {
-				e.Note("debris=%d", debris) // uploads cut off by a crash, recorded by the next term
+			var count int
+			if _, err := fmt.Sscanf(n, "unlisted: %d objects", &count); err != nil {
+				continue
+			}
+			if strings.Contains(n, "replaced by merges") {
+				e.Note("superseded=%d", count) // merge inputs awaiting gc
+			} else {
+				e.Note("debris=%d", count) // uploads cut off by a crash, recorded by the next term
 			}
 		}
 	}

@@ -41,6 +41,8 @@ type Env struct {
 	// Archivers are the archivers started, in start order.
 	Archivers []*harness.Proc
 
+	helpers []*harness.Proc // other programs started (gc), for the failure tails
+
 	setup   Setup
 	logf    func(format string, args ...any)
 	slot    *slotWatch
@@ -279,7 +281,7 @@ func (e *Env) Between(lo, hi time.Duration) time.Duration {
 // tails returns the last lines of every program's log, for failures.
 func (e *Env) tails(n int) string {
 	var b strings.Builder
-	procs := append([]*harness.Proc(nil), e.Archivers...)
+	procs := append(append([]*harness.Proc(nil), e.Archivers...), e.helpers...)
 	if e.Capture != nil {
 		procs = append(procs, e.Capture)
 	}
