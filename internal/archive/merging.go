@@ -40,6 +40,11 @@ func (a *Archiver) startMerger(term, stop context.Context, endTerm context.Cance
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if n, err := m.RemoveStaleTemp(); err != nil {
+			s.log.Warn("remove temporary files of earlier merges", "err", err)
+		} else if n > 0 {
+			s.log.Info("removed temporary files an interrupted merge left", "files", n)
+		}
 		if n, err := m.RecordLeftovers(ctx); err != nil {
 			s.log.Warn("record leftovers of interrupted merges; the next term tries again", "err", err)
 		} else if n > 0 {

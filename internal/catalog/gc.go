@@ -108,7 +108,19 @@ func (g *collector) segments(ctx context.Context, c *Catalog) error {
 	adoptable := c.adoptableDebris(debris)
 	wm := c.wm.LSN
 	c.mu.RUnlock()
+	if len(sup)+len(debris) == 0 {
+		return nil
+	}
+	// Records stay in the catalog until the writer's next checkpoint sees
+	// their objects gone: delete (and count) only what is still there.
+	present, err := g.present(ctx)
+	if err != nil {
+		return err
+	}
 	for _, s := range sup {
+		if !present[s.Key] {
+			continue
+		}
 		if live[s.Key] || s.At.After(g.cutoff) {
 			g.res.KeptInGrace++
 			continue
@@ -120,6 +132,9 @@ func (g *collector) segments(ctx context.Context, c *Catalog) error {
 		g.res.SegmentBytes += s.Size
 	}
 	for _, d := range debris {
+		if !present[d.Key] {
+			continue
+		}
 		// Debris above the watermark may still be adopted by the writer
 		// re-archiving those positions; past it, no new segment can list it.
 		// A merge's leftover lies below the watermark: it may be adopted
@@ -134,6 +149,19 @@ func (g *collector) segments(ctx context.Context, c *Catalog) error {
 		g.res.Debris++
 	}
 	return nil
+}
+
+// present lists the segment objects in the store.
+func (g *collector) present(ctx context.Context) (map[string]bool, error) {
+	objs, err := g.store.List(ctx, SegmentsPrefix, "")
+	if err != nil {
+		return nil, fmt.Errorf("catalog: gc: list segments: %w", err)
+	}
+	out := make(map[string]bool, len(objs))
+	for _, o := range objs {
+		out[o.Key] = true
+	}
+	return out, nil
 }
 
 // adoptableDebris returns the debris keys that are an interrupted merge's

@@ -3,6 +3,8 @@ package merge
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/segment"
@@ -45,4 +47,31 @@ func (m *Merger) RecordLeftovers(ctx context.Context) (int, error) {
 		refs = refs[n:]
 	}
 	return recorded, nil
+}
+
+// tempPattern names every temporary file a merge creates (outputs, inputs
+// and objects read back), so a new term can find a crashed term's files.
+const tempPattern = "tidemark-merge-*"
+
+// RemoveStaleTemp deletes the temporary files merges of earlier terms left
+// in TempDir when their process was killed (kill -9, OOM). It runs at the
+// start of a term, before the first merge; a file a paused, deposed writer
+// still has open is only unlinked, which that writer does not notice. It
+// returns how many it removed.
+func (m *Merger) RemoveStaleTemp() (int, error) {
+	dir := m.TempDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	names, err := filepath.Glob(filepath.Join(dir, tempPattern))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, name := range names {
+		if err := os.Remove(name); err == nil {
+			n++
+		}
+	}
+	return n, nil
 }

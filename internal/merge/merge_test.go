@@ -538,3 +538,22 @@ func TestMerger_MergesArchiveV1InPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestMerger_RemoveStaleTemp: a term removes the temporary files a killed
+// merge left in its directory, and nothing else there.
+func TestMerger_RemoveStaleTemp(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"tidemark-merge-1.tms", "tidemark-merge-in-2.tms", "other.tms"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := (&Merger{TempDir: dir}).RemoveStaleTemp()
+	if err != nil || n != 2 {
+		t.Fatalf("removed %d, err %v; want 2", n, err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(left) != 1 || filepath.Base(left[0]) != "other.tms" {
+		t.Fatalf("left %v, want only other.tms", left)
+	}
+}
