@@ -138,7 +138,7 @@ func TestRestorer_DryRunListVerify(t *testing.T) {
 		t.Fatalf("verify --json: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	// damage: verify fails with 3 and names the object
-	dir := restoretest.CopyDir(t, f.Dir)
+	dir := testkit.CopyDir(t, f.Dir)
 	var victim string
 	_ = filepath.Walk(filepath.Join(dir, "segments"), func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() && victim == "" {
@@ -192,7 +192,7 @@ func TestRestorer_OutputFile(t *testing.T) {
 		t.Fatalf("--output -: exit %d, %d lines\nstderr: %s", r.code, strings.Count(r.stdout, "\n"), r.stderr)
 	}
 	// a failed restore leaves no file behind
-	damaged := restoretest.CopyDir(t, f.Dir)
+	damaged := testkit.CopyDir(t, f.Dir)
 	_ = filepath.Walk(filepath.Join(damaged, "segments"), func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {
 			return os.Remove(p)

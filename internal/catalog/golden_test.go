@@ -14,6 +14,7 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
 	"github.com/tidemark/tidemark/internal/testing/golden"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // update rewrites the golden files instead of comparing with them:
@@ -376,7 +377,7 @@ func TestEntry_GoldenPositions(t *testing.T) {
 // of every entry agrees, Verify finds nothing wrong and counts the
 // recorded debris, and Plan picks segments by their commit times.
 func TestLoad_GoldenArchiveV1(t *testing.T) {
-	st, err := file.Open(golden.CopyDir(t, golden.ArchiveV1Dir()))
+	st, err := file.Open(testkit.CopyDir(t, golden.ArchiveV1Dir()))
 	if err != nil {
 		t.Fatal(err)
 	}

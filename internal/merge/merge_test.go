@@ -19,6 +19,7 @@ import (
 	"github.com/tidemark/tidemark/internal/objstore/file"
 	"github.com/tidemark/tidemark/internal/segment"
 	"github.com/tidemark/tidemark/internal/testing/golden"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
@@ -508,7 +509,7 @@ func TestVerify_MergeDigestMismatch(t *testing.T) {
 // debris) is merged in place by this one; it then verifies clean and its
 // live segments hold the same events in the same order.
 func TestMerger_MergesArchiveV1InPlace(t *testing.T) {
-	st, err := file.Open(golden.CopyDir(t, golden.ArchiveV1Dir()))
+	st, err := file.Open(testkit.CopyDir(t, golden.ArchiveV1Dir()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/objstore/file"
 	"github.com/tidemark/tidemark/internal/testing/golden"
+	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
 // TestRestore_GoldenArchiveV1 restores archive-v1 — the archive today's
@@ -26,7 +27,7 @@ import (
 // must hold the same events.
 func TestRestore_GoldenArchiveV1(t *testing.T) {
 	ctx := context.Background()
-	dir := golden.CopyDir(t, golden.ArchiveV1Dir())
+	dir := testkit.CopyDir(t, golden.ArchiveV1Dir())
 	st, err := file.Open(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ func writeArchive(ctx context.Context, st objstore.Store, t event.Table, txns []
 	return restoretest.WriteArchive(ctx, st, t, txns, restoretest.Options{SegmentEvents: o.segmentEvents, Keyring: o.keyring, Seed: o.seed})
 }
 
-func copyArchive(tb testing.TB, src string) string { return restoretest.CopyDir(tb, src) }
+func copyArchive(tb testing.TB, src string) string { return testkit.CopyDir(tb, src) }
 
 // openArchive opens the archive in dir.
 func openArchive(tb testing.TB, dir string, kr *segment.Keyring) *Archive {

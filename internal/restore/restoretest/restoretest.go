@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -296,28 +294,4 @@ func PutSegment(ctx context.Context, st objstore.Store, t event.Table, txns [][]
 		Transactions: tr.Transactions, Table: t.QualifiedName(), TableID: t.ID(), KeyID: keyID,
 		Compression: "zstd", FirstEndLSN: tr.FirstEndLSN, LastEndLSN: tr.LastEndLSN,
 		PrevLSN: tr.PrevLSN, MinCommitTime: tr.MinCommitTime, MaxCommitTime: tr.MaxCommitTime, RawBytes: tr.RawBytes}, nil
-}
-
-// CopyDir copies an archive directory into a fresh test directory a test may damage.
-func CopyDir(tb testing.TB, src string) string {
-	tb.Helper()
-	dst := tb.TempDir()
-	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if info.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return dst
 }

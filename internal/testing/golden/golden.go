@@ -77,32 +77,3 @@ func Testdata() string {
 	}
 	return filepath.Join(filepath.Dir(file), "testdata")
 }
-
-// CopyDir copies the directory tree at src into a new temporary directory
-// of the test and returns it, so a test can open a fixture as a store
-// without any chance of changing the committed files.
-func CopyDir(tb testing.TB, src string) string {
-	tb.Helper()
-	dst := tb.TempDir()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return dst
-}
