@@ -102,7 +102,11 @@ func Age(ctx context.Context, cfg AgeConfig) (*AgeReport, error) {
 	}
 	rep := &AgeReport{}
 	rep.Config.Days, rep.Config.EventsPerFlush = cfg.Days, cfg.EventsPerFlush
-	rep.Config.Levels, rep.Config.Grace = merge.FormatLevels(s.merger.Policy.Levels), s.grace.String()
+	levels := s.merger.Policy.Levels
+	if levels == nil {
+		levels = merge.DefaultLevels
+	}
+	rep.Config.Levels, rep.Config.Grace = merge.FormatLevels(levels), s.grace.String()
 	marks := slices.Clone(cfg.Marks)
 	slices.Sort(marks)
 	for day := 1; day <= cfg.Days; day++ {
