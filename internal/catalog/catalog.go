@@ -194,9 +194,6 @@ func (c *Catalog) check(e Entry) string {
 		if reason := checkSegment(e.Segment); reason != "" {
 			return reason
 		}
-		if e.Segment.Level != 0 || e.Segment.EventsDigest != "" {
-			return "a flush segment has level 0 and no events digest"
-		}
 		if reason := c.checkNewKey(e.Segment.Key); reason != "" {
 			return reason
 		}

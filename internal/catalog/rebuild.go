@@ -178,7 +178,7 @@ func DescribeSegment(key string, data []byte, keyring *segment.Keyring) (ref Seg
 	ref = SegmentRef{Key: key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Events: tr.Events,
 		Transactions: tr.Transactions, Table: h.Table.QualifiedName(), TableID: h.Table.ID(), KeyID: h.KeyID,
 		Compression: h.Compression.String(), FirstEndLSN: tr.FirstEndLSN, LastEndLSN: tr.LastEndLSN, PrevLSN: tr.PrevLSN,
-		MinCommitTime: tr.MinCommitTime.UTC(), MaxCommitTime: tr.MaxCommitTime.UTC(), RawBytes: tr.RawBytes}
+		MinCommitTime: tr.MinCommitTime.UTC(), MaxCommitTime: tr.MaxCommitTime.UTC(), RawBytes: tr.RawBytes, Level: h.Level}
 	if reason := checkSegment(&ref); reason != "" {
 		return SegmentRef{}, "trailer", errors.New(reason)
 	}

@@ -45,6 +45,7 @@ type archive struct {
 	version map[string]int64
 	events  []*event.Event // every event appended, in chain order
 	keyring *segment.Keyring
+	lease   *catalog.Lease
 }
 
 func newArchive(t *testing.T, keyring *segment.Keyring) *archive {
@@ -65,6 +66,7 @@ func (a *archive) reload(holder string) {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	a.lease = lease
 	if a.cat, err = catalog.Load(ctx(a.t), a.store); err != nil {
 		a.t.Fatal(err)
 	}
@@ -557,4 +559,32 @@ func TestMerger_RemoveStaleTemp(t *testing.T) {
 	if len(left) != 1 || filepath.Base(left[0]) != "other.tms" {
 		t.Fatalf("left %v, want only other.tms", left)
 	}
+}
+
+// TestRebuild_MergedArchive: a catalog rebuilt from the segment objects of
+// a merged archive (merged outputs and superseded inputs side by side)
+// lists the merged segments with their levels and verifies clean.
+func TestRebuild_MergedArchive(t *testing.T) {
+	a := newArchive(t, nil)
+	for range 130 {
+		a.flush(time.Second, 1, 2)
+	}
+	if res, err := a.merger().RunOnce(ctx(t)); err != nil || res.Merges == 0 {
+		t.Fatalf("merges %d, err %v", res.Merges, err)
+	}
+	if err := a.lease.Release(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := catalog.Rebuild(ctx(t), a.store, nil, false); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	a.reload("writer")
+	levels := 0
+	for _, s := range a.cat.Segments() {
+		levels += s.Level
+	}
+	if levels == 0 {
+		t.Fatalf("the rebuilt catalog lists no merged segment: %v", a.cat.Segments())
+	}
+	a.check()
 }
