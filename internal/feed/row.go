@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/tidemark/tidemark/internal/event"
 )
@@ -18,6 +19,12 @@ var errRowSyntax = errors.New("malformed row object")
 func DecodeRow(t *event.Table, body []byte) ([][]byte, error) {
 	if !json.Valid(body) {
 		return nil, fmt.Errorf("decode row: body is not valid JSON")
+	}
+	// JSON is UTF-8 (RFC 8259) and capture writes nothing else; Go's
+	// json.Valid does not check it, and a value with invalid bytes would
+	// not survive a re-encoding unchanged.
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("decode row: body is not valid UTF-8")
 	}
 	values := make([][]byte, len(t.Columns))
 	seen := make([]bool, len(t.Columns))
