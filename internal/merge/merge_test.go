@@ -241,6 +241,24 @@ func TestMerger_EncryptedArchive(t *testing.T) {
 // errCrash stands for a kill -9 at a step of a merge.
 var errCrash = errors.New("crash")
 
+// crashAt runs m until it reaches step and stops it there (a panic
+// standing for kill -9); it fails the test if m never reaches step.
+func crashAt(t *testing.T, m *Merger, step Step) {
+	t.Helper()
+	m.Hook = func(s Step) {
+		if s == step {
+			panic(errCrash)
+		}
+	}
+	defer func() {
+		if r := recover(); r != errCrash {
+			panic(r)
+		}
+	}()
+	_, _ = m.RunOnce(ctx(t))
+	t.Fatalf("no crash at %s", step)
+}
+
 // TestMerger_CrashAtEveryStep stops a merge at each step (a panic standing
 // for kill -9), then starts a new term: the archive must verify clean, hold
 // every event once, and finish merging.
@@ -251,23 +269,9 @@ func TestMerger_CrashAtEveryStep(t *testing.T) {
 			for range 130 {
 				a.flush(time.Second, 1, 2)
 			}
-			m := a.merger()
-			m.Hook = func(s Step) {
-				if s == step {
-					panic(errCrash)
-				}
-			}
-			func() {
-				defer func() {
-					if r := recover(); r != errCrash {
-						panic(r)
-					}
-				}()
-				_, _ = m.RunOnce(ctx(t))
-				t.Fatalf("no crash at %s", step)
-			}()
+			crashAt(t, a.merger(), step)
 			a.reload("writer")
-			m = a.merger()
+			m := a.merger()
 			if _, err := m.RecordLeftovers(ctx(t)); err != nil {
 				t.Fatal(err)
 			}
@@ -287,21 +291,12 @@ func TestMerger_LeftoverOfAnotherGroupIsDebris(t *testing.T) {
 	for range 70 {
 		a.flush(time.Second, 1, 2)
 	}
-	m := a.merger()
-	m.Hook = func(s Step) {
-		if s == StepUploaded {
-			panic(errCrash)
-		}
-	}
-	func() {
-		defer func() { _ = recover() }()
-		_, _ = m.RunOnce(ctx(t))
-	}()
+	crashAt(t, a.merger(), StepUploaded)
 	a.reload("writer")
 	// More segments in the same minute change the group: the leftover's
 	// key is never produced again.
 	a.clock = a.clock.Add(-30 * time.Second)
-	m = a.merger()
+	m := a.merger()
 	n, err := m.RecordLeftovers(ctx(t))
 	if err != nil || n != 1 {
 		t.Fatalf("recorded %d leftovers, err %v; want 1", n, err)
@@ -348,18 +343,9 @@ func TestMerger_GCKeepsLeftoverWhileAdoptable(t *testing.T) {
 	for range 70 {
 		a.flush(time.Second, 1, 2)
 	}
-	m := a.merger()
-	m.Hook = func(s Step) {
-		if s == StepUploaded {
-			panic(errCrash)
-		}
-	}
-	func() {
-		defer func() { _ = recover() }()
-		_, _ = m.RunOnce(ctx(t))
-	}()
+	crashAt(t, a.merger(), StepUploaded)
 	a.reload("writer")
-	m = a.merger()
+	m := a.merger()
 	if n, err := m.RecordLeftovers(ctx(t)); err != nil || n != 1 {
 		t.Fatalf("recorded %d leftovers, err %v; want 1", n, err)
 	}

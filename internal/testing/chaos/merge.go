@@ -119,9 +119,16 @@ func mergeLevelsExact(e *Env) error {
 	if err := e.waitMerged(2, 90*time.Second, gc); err != nil {
 		return err
 	}
-	// The restorer of this branch does not re-plan when gc deletes a
-	// segment under it (gc-races-restore covers that): gc stops before the
-	// restores; merges go on.
+	// gc stops before the instants are checked, so they all read one
+	// stable set of live segments; merges go on. A restore racing gc is
+	// gc-races-restore's job.
+	return e.finishAfterGC(gc, 200, mergeSpans)
+}
+
+// finishAfterGC stops gc, notes what it deleted, runs the final checks
+// and, when instants > 0, checks that many instants; every segment the
+// final catalog lists must still be in the store.
+func (e *Env) finishAfterGC(gc *harness.Proc, instants int, spans []time.Duration) error {
 	if err := gc.Stop(10 * time.Second); err != nil {
 		e.Logf("gc: %v", err)
 	}
@@ -133,12 +140,14 @@ func mergeLevelsExact(e *Env) error {
 			return err
 		}
 	}
-	iv, err := e.CheckInstants(200, mergeSpans)
-	if err != nil {
-		return err
+	if instants > 0 {
+		iv, err := e.CheckInstants(instants, spans)
+		if err != nil {
+			return err
+		}
+		vs = append(vs, iv...)
 	}
-	vs = append(append(vs, iv...), e.checkCollected(t))
-	return joinViolations(vs)
+	return joinViolations(append(vs, e.checkCollected(t)))
 }
 
 // appendViolation appends err when it is a *Violation and returns any
@@ -192,23 +201,7 @@ func mergeCrashPoints(e *Env) error {
 	}
 	load.Stop()
 	e.noteMergeLeftovers(tmp)
-	if err := gc.Stop(10 * time.Second); err != nil {
-		e.Logf("gc: %v", err)
-	}
-	t := readGCTotals(gc)
-	e.Note("%s", t)
-	var vs []*Violation
-	if err := e.Finish(CheckOptions{Instants: 4}); err != nil {
-		if vs, err = appendViolation(vs, err); err != nil {
-			return err
-		}
-	}
-	iv, err := e.CheckInstants(40, nil)
-	if err != nil {
-		return err
-	}
-	vs = append(append(vs, iv...), e.checkCollected(t))
-	return joinViolations(vs)
+	return e.finishAfterGC(gc, 40, nil)
 }
 
 // crashAtMerge starts an archiver that exits at the merge step spec names
@@ -328,18 +321,7 @@ func mergeS3Errors(e *Env) error {
 	if err := e.waitMerged(2, 90*time.Second, gc); err != nil {
 		return err
 	}
-	if err := gc.Stop(10 * time.Second); err != nil {
-		e.Logf("gc: %v", err)
-	}
-	t := readGCTotals(gc)
-	e.Note("%s", t)
-	var vs []*Violation
-	if err := e.Finish(CheckOptions{Instants: 4}); err != nil {
-		if vs, err = appendViolation(vs, err); err != nil {
-			return err
-		}
-	}
-	return joinViolations(append(vs, e.checkCollected(t)))
+	return e.finishAfterGC(gc, 0, nil)
 }
 
 // s3Phase is one fault of merge-s3-errors: rules held for min, or until
