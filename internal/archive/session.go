@@ -227,7 +227,7 @@ func giveBackPumped(iter jetstream.MessagesContext, msgs <-chan jetstream.Msg, p
 // handle decodes one message and offers it to the chain.
 func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
 	nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
-	systemID := nm.Header.Get(feed.HeaderSystemID)
+	systemID := feed.SystemID(nm)
 	var (
 		res     addResult
 		evicted []*item

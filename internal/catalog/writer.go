@@ -69,7 +69,7 @@ func (w *Writer) Append(ctx context.Context, seg *SegmentRef, wm Watermark) (Ent
 // It fails like Append; ErrInvalidEntry also when a ref is malformed,
 // already recorded or listed, or there are more than MaxDebrisPerEntry.
 func (w *Writer) AppendDebris(ctx context.Context, refs []DebrisRef) (Entry, error) {
-	return w.write(ctx, Entry{Debris: refs, Watermark: w.c.Watermark()})
+	return w.writeWith(ctx, Entry{Debris: refs}, true)
 }
 
 // AppendMerge writes the next entry recording m: its output replaces its
@@ -77,7 +77,7 @@ func (w *Writer) AppendDebris(ctx context.Context, refs []DebrisRef) (Entry, err
 // Append; ErrInvalidEntry also when the inputs are not consecutive live
 // segments of one table, or the output does not span exactly their events.
 func (w *Writer) AppendMerge(ctx context.Context, m Merge) (Entry, error) {
-	return w.write(ctx, Entry{Merge: &m, Watermark: w.c.Watermark()})
+	return w.writeWith(ctx, Entry{Merge: &m}, true)
 }
 
 func (w *Writer) now() time.Time {
@@ -90,8 +90,20 @@ func (w *Writer) now() time.Time {
 // write appends the next entry with content's segment, debris and
 // watermark.
 func (w *Writer) write(ctx context.Context, content Entry) (Entry, error) {
+	return w.writeWith(ctx, content, false)
+}
+
+// writeWith is write; keepWatermark gives the entry the catalog's current
+// watermark.
+func (w *Writer) writeWith(ctx context.Context, content Entry, keepWatermark bool) (Entry, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if keepWatermark {
+		// Read under w.mu: a flush appending at the same time (the
+		// archiver's merger and its writer share this Writer) must not
+		// leave this entry with the watermark before its own.
+		content.Watermark = w.c.Watermark()
+	}
 	if err := checkNotFenced(ctx, w.store, w.epoch); err != nil {
 		return Entry{}, fmt.Errorf("catalog: append: %w", err)
 	}

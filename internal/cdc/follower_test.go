@@ -129,18 +129,12 @@ func (f *follower) add(m *nats.Msg) {
 			return
 		}
 		pos, prev = hb.LSN, hb.PrevLSN
-	case m.Header.Get(feed.HeaderKind) == "event":
-		var err error
-		if pos, err = event.ParsePosition(m.Header.Get(feed.HeaderEndLSN)); err != nil {
-			return
-		}
-		if prev, err = event.ParsePosition(m.Header.Get(feed.HeaderPrevLSN)); err != nil {
-			return
-		}
-		count = atoi(m.Header.Get(feed.HeaderCount))
-		index = atoi(m.Header.Get(feed.HeaderIndex))
 	default:
-		return
+		env, err := feed.DecodeEnvelope(m)
+		if err != nil {
+			return
+		}
+		pos, prev, count, index = env.EndLSN, env.PrevLSN, env.Count, env.Index
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -175,15 +169,4 @@ func (f *follower) advance() {
 		f.w = next
 		delete(f.items, next)
 	}
-}
-
-func atoi(s string) int {
-	n := 0
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return -1
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n
 }

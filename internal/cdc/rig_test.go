@@ -287,7 +287,7 @@ func readFeed(ctx context.Context, js jetstream.JetStream, stream string) (*feed
 				}
 				fl.events = append(fl.events, ev)
 				fl.eventMsgs = append(fl.eventMsgs, &jetstream.RawStreamMsg{Subject: nm.Subject, Header: nm.Header, Data: nm.Data})
-				fl.ids[nm.Header.Get(feed.HeaderEventID)]++
+				fl.ids[string(ev.Values[event.LayoutOf(*t).EventID])]++
 			}
 			if md != nil && md.Sequence.Stream >= last {
 				return fl, nil

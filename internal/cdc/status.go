@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tidemark/tidemark/internal/event"
@@ -89,16 +90,16 @@ func feedStatus(ctx context.Context, cfg Config, st *Status) error {
 		return fmt.Errorf("open stream %s: %w", cfg.Stream, err)
 	}
 	if m, err := stream.GetLastMsgForSubject(ctx, subj.Events()); err == nil {
-		if t, err := time.Parse(time.RFC3339Nano, m.Header.Get(feed.HeaderCommitTime)); err == nil {
-			st.LastEventCommitTime = &t
+		if env, err := feed.DecodeEnvelope(&nats.Msg{Subject: m.Subject, Header: m.Header}); err == nil {
+			st.LastEventCommitTime = &env.CommitTime
 		}
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("read last event: %w", err)
 	}
 	last := st.LastEventCommitTime
 	if m, err := stream.GetLastMsgForSubject(ctx, subj.Heartbeat()); err == nil {
-		if t, err := time.Parse(time.RFC3339Nano, m.Header.Get(feed.HeaderCommitTime)); err == nil && (last == nil || t.After(*last)) {
-			last = &t
+		if hb, err := feed.DecodeHeartbeat(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}); err == nil && (last == nil || hb.Time.After(*last)) {
+			last = &hb.Time
 		}
 	}
 	if last != nil {

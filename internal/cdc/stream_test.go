@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,26 +95,22 @@ func TestCapture_TransactionsArriveWhole(t *testing.T) {
 		}
 		found++
 		m := fl.eventMsgs[i]
+		sysid := e.pg.SystemIdentifier(t)
+		txn := strings.Join([]string{sysid, ev.EndLSN.String(), ev.PrevLSN.String(), ev.CommitLSN.String(),
+			ev.CommitTime.Format(feed.TimeLayout), strconv.FormatUint(uint64(ev.XID), 10), "1/3"}, " ")
 		want := map[string]string{
-			feed.HeaderEventID:       "0191f3a0-0000-7000-8000-000000000002",
-			feed.HeaderStreamID:      "order-2",
-			feed.HeaderStreamVersion: "1",
-			feed.HeaderEventType:     "OrderPlaced",
-			feed.HeaderIndex:         "1",
-			feed.HeaderCount:         "3",
-			feed.HeaderTable:         "public.eventcore_events",
-			feed.HeaderXID:           strconv.FormatUint(uint64(ev.XID), 10),
-			feed.HeaderCommitLSN:     ev.CommitLSN.String(),
-			feed.HeaderMsgID:         feed.MsgID(e.pg.SystemIdentifier(t), ev),
-			feed.HeaderSystemID:      e.pg.SystemIdentifier(t),
+			feed.HeaderMsgID: feed.MsgID(sysid, ev),
+			feed.HeaderFeed:  "2",
+			feed.HeaderKind:  "event",
+			feed.HeaderTxn:   txn,
 		}
 		for h, v := range want {
 			if got := m.Header.Get(h); got != v {
 				t.Errorf("header %s = %q, want %q", h, got, v)
 			}
 		}
-		if got := m.Header.Get(feed.HeaderCommitTime); len(got) != len("2026-11-25T10:15:30.123456Z") {
-			t.Errorf("commit time header %q is not RFC 3339 with microseconds", got)
+		if len(m.Header) != 5 {
+			t.Errorf("%d headers, want 5 (feed version 2): %v", len(m.Header), m.Header)
 		}
 		if m.Subject != "tidemark.events.public.eventcore_events.OrderPlaced.order-2" {
 			t.Errorf("subject %q", m.Subject)

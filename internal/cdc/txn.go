@@ -105,6 +105,7 @@ func (em *emitter) publishTxn(ctx context.Context, t *txn, endLSN, prev event.Po
 	}
 	ev := event.Event{CommitLSN: t.commitLSN, EndLSN: endLSN, PrevLSN: prev, CommitTime: t.commitTime,
 		XID: t.xid, Count: n, Snapshot: t.snapshot}
+	prefix := feed.NewTxnPrefix(em.systemID, &ev)
 	for i := 0; i < n; i++ {
 		ri, raw, err := r.Next()
 		if errors.Is(err, io.EOF) {
@@ -126,10 +127,7 @@ func (em *emitter) publishTxn(ctx context.Context, t *txn, endLSN, prev event.Po
 				t.xid, i, len(tup.Values), len(rel.table.Columns), rel.qualified)
 		}
 		ev.Table, ev.Index, ev.Values = rel.qualified, i, tup.Values
-		msg := em.subjects.EncodeEventFor(msgSystemID, rel.enc, &ev)
-		if msgSystemID != em.systemID {
-			msg.Header.Set(feed.HeaderSystemID, em.systemID)
-		}
+		msg := em.subjects.EncodeTxnEvent(prefix, msgSystemID, rel.enc, &ev)
 		var m *mark
 		if i == n-1 {
 			m = &mark{pos: endLSN, srcTime: t.commitTime, commitTime: t.commitTime, events: n}

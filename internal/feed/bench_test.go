@@ -21,7 +21,7 @@ func BenchmarkEncodeEventFor(b *testing.B) {
 	s := Subjects{Prefix: "tidemark"}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = s.EncodeEventFor("7301", et, e)
+		_ = s.EncodeEventFor("7301", "7301", et, e)
 	}
 }
 

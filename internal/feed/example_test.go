@@ -86,8 +86,8 @@ func Example_consumer() {
 	}
 }
 
-// Decoding one event message: the headers carry the position and identity,
-// the body the row.
+// Decoding one event message: the headers carry the chain position
+// (Tidemark-Txn) and the table definition, the body the row.
 func ExampleDecodeEvent() {
 	table := event.Table{Schema: "public", Name: "eventcore_events", Columns: []event.Column{
 		{Name: "event_id", Type: "uuid", OID: 2950, NotNull: true, Key: true},
@@ -104,23 +104,22 @@ func ExampleDecodeEvent() {
 	}
 	m := feed.Subjects{Prefix: "tidemark"}.EncodeEvent("7301", &table, event.LayoutOf(table), e)
 	fmt.Println(m.Subject)
-	for _, h := range []string{feed.HeaderMsgID, feed.HeaderEventID, feed.HeaderStreamID, feed.HeaderStreamVersion,
-		feed.HeaderCommitLSN, feed.HeaderEndLSN, feed.HeaderPrevLSN, feed.HeaderCommitTime} {
+	for _, h := range []string{feed.HeaderMsgID, feed.HeaderFeed, feed.HeaderKind, feed.HeaderSchemaID, feed.HeaderTxn} {
 		fmt.Printf("%s: %s\n", h, m.Header.Get(h))
 	}
 	fmt.Println(string(m.Data))
+	env, _ := feed.DecodeEnvelope(m)
+	fmt.Println(env.EndLSN, env.PrevLSN, env.CommitTime.Format(time.RFC3339Nano), env.Index, env.Count)
 	back, err := feed.DecodeEvent(m, &table)
 	fmt.Println(back.Equal(e), err)
 	// Output:
 	// tidemark.events.public.eventcore_events.OrderPlaced.order~2E42
 	// Nats-Msg-Id: 7301-16b374d848-0
-	// Tidemark-Event-Id: 0191f3a0-0000-7000-8000-000000000001
-	// Tidemark-Stream-Id: order.42
-	// Tidemark-Stream-Version: 7
-	// Tidemark-Commit-Lsn: 16/B374D848
-	// Tidemark-End-Lsn: 16/B374D880
-	// Tidemark-Prev-Lsn: 16/B374D000
-	// Tidemark-Commit-Time: 2026-11-25T10:15:30.123456Z
+	// Tidemark-Feed: 2
+	// Tidemark-Kind: event
+	// Tidemark-Table-Def: e50525ea7973ed5e
+	// Tidemark-Txn: 7301 16/B374D880 16/B374D000 16/B374D848 2026-11-25T10:15:30.123456Z 991 0/1
 	// {"event_id":"0191f3a0-0000-7000-8000-000000000001","stream_id":"order.42","stream_version":7,"event_type":"OrderPlaced","event_data":{"total": 12.5}}
+	// 16/B374D880 16/B374D000 2026-11-25T10:15:30.123456Z 0 1
 	// true <nil>
 }

@@ -112,11 +112,13 @@ type goldenMsg struct {
 	decode  func(t *testing.T, m *nats.Msg)
 }
 
-func goldenMsgs() []goldenMsg {
+// goldenMsgsV1 are the messages of feed version 1 (testdata/golden/v1),
+// which capture wrote before version 2; readers still decode them.
+func goldenMsgsV1() []goldenMsg {
 	et := feed.NewEventTable(&goldenTable)
 	return []goldenMsg{{
 		file:    "event.msg",
-		build:   func() *nats.Msg { return golden.CaptureEvent(goldenSubjects, goldenSystemID, 0, et, goldenEvent()) },
+		build:   func() *nats.Msg { return golden.CaptureEventV1(goldenSubjects, goldenSystemID, 0, et, goldenEvent()) },
 		subject: "tidemark.events.public.eventcore_events.OrderPlaced.order~2E42",
 		headers: map[string]string{
 			"Nats-Msg-Id": "7300000000000000001-16b37400c8-1", "Tidemark-Kind": "event",
@@ -134,7 +136,7 @@ func goldenMsgs() []goldenMsg {
 	}, {
 		file: "event-snapshot.msg",
 		build: func() *nats.Msg {
-			return golden.CaptureEvent(goldenSubjects, goldenSystemID, goldenCP, et, goldenSnapshotEvent())
+			return golden.CaptureEventV1(goldenSubjects, goldenSystemID, goldenCP, et, goldenSnapshotEvent())
 		},
 		subject: "tidemark.events.public.eventcore_events.~.kunde-~C3~BC",
 		headers: map[string]string{
@@ -151,7 +153,7 @@ func goldenMsgs() []goldenMsg {
 		decode: decodeEventCheck(goldenSnapshotEvent()),
 	}, {
 		file:    "heartbeat.msg",
-		build:   func() *nats.Msg { return golden.CaptureHeartbeat(goldenSubjects, goldenSystemID, goldenHeartbeat()) },
+		build:   func() *nats.Msg { return golden.CaptureHeartbeatV1(goldenSubjects, goldenSystemID, goldenHeartbeat()) },
 		subject: "tidemark.heartbeat",
 		headers: map[string]string{
 			"Nats-Msg-Id": "7300000000000000001-hb-16b3740400", "Tidemark-Kind": "heartbeat",
@@ -161,8 +163,10 @@ func goldenMsgs() []goldenMsg {
 		data:   `{"lsn":"16/B3740400","prev_lsn":"16/B37400F8","time":"2026-11-25T10:15:10.500000Z"}`,
 		decode: decodeHeartbeatCheck(goldenHeartbeat()),
 	}, {
-		file:    "heartbeat-snapshot-done.msg",
-		build:   func() *nats.Msg { return golden.CaptureHeartbeat(goldenSubjects, goldenSystemID, goldenSnapshotDone()) },
+		file: "heartbeat-snapshot-done.msg",
+		build: func() *nats.Msg {
+			return golden.CaptureHeartbeatV1(goldenSubjects, goldenSystemID, goldenSnapshotDone())
+		},
 		subject: "tidemark.heartbeat",
 		headers: map[string]string{
 			"Nats-Msg-Id": "7300000000000000001-hb-16b3740000", "Tidemark-Kind": "heartbeat",
@@ -174,7 +178,7 @@ func goldenMsgs() []goldenMsg {
 	}, {
 		file: "tamper-update.msg",
 		build: func() *nats.Msg {
-			return golden.CaptureTamper(goldenSubjects, goldenSystemID, "public", "eventcore_events", 0, goldenTamperUpdate())
+			return golden.CaptureTamperV1(goldenSubjects, goldenSystemID, "public", "eventcore_events", 0, goldenTamperUpdate())
 		},
 		subject: "tidemark.tamper.public.eventcore_events.update",
 		headers: map[string]string{
@@ -190,7 +194,7 @@ func goldenMsgs() []goldenMsg {
 	}, {
 		file: "tamper-truncate.msg",
 		build: func() *nats.Msg {
-			return golden.CaptureTamper(goldenSubjects, goldenSystemID, "public", "eventcore_events", 3, goldenTamperTruncate())
+			return golden.CaptureTamperV1(goldenSubjects, goldenSystemID, "public", "eventcore_events", 3, goldenTamperTruncate())
 		},
 		subject: "tidemark.tamper.public.eventcore_events.truncate",
 		headers: map[string]string{
@@ -203,14 +207,79 @@ func goldenMsgs() []goldenMsg {
 	}}
 }
 
+// goldenMsgsV2 are the messages of feed version 2 (testdata/golden/v2),
+// which capture writes: events carry five headers, every message
+// Tidemark-Feed: 2.
+func goldenMsgsV2() []goldenMsg {
+	var out []goldenMsg
+	for _, g := range goldenMsgsV1() {
+		g := g
+		h := map[string]string{"Nats-Msg-Id": g.headers["Nats-Msg-Id"], "Tidemark-Feed": "2", "Tidemark-Kind": g.headers["Tidemark-Kind"]}
+		switch g.file {
+		case "event.msg":
+			h["Tidemark-Table-Def"] = goldenTableID
+			h["Tidemark-Txn"] = goldenSystemID + " 16/B37400F8 16/B3740000 16/B37400C8 2026-11-25T10:15:00.000001Z 1001 1/3"
+			g.build = func() *nats.Msg { return golden.CaptureEvent(goldenSubjects, goldenSystemID, 0, et(), goldenEvent()) }
+		case "event-snapshot.msg":
+			h["Tidemark-Table-Def"] = goldenTableID
+			h["Tidemark-Txn"] = goldenSystemID + " 0/2 0/1 0/2 2026-11-25T10:14:59.500000Z 705 0/1 snapshot"
+			g.build = func() *nats.Msg {
+				return golden.CaptureEvent(goldenSubjects, goldenSystemID, goldenCP, et(), goldenSnapshotEvent())
+			}
+		default:
+			// Heartbeats and tamper reports are version 1's plus the version header.
+			for k, v := range g.headers {
+				h[k] = v
+			}
+			v1 := g.build
+			g.build = func() *nats.Msg {
+				m := v1()
+				m.Header.Set(feed.HeaderFeed, "2")
+				return m
+			}
+		}
+		g.headers = h
+		out = append(out, g)
+	}
+	// The builders above for heartbeats and tamper reports add the header
+	// by hand; require capture's own encoders to agree.
+	for i, g := range out {
+		switch g.file {
+		case "heartbeat.msg":
+			out[i].build = func() *nats.Msg { return golden.CaptureHeartbeat(goldenSubjects, goldenSystemID, goldenHeartbeat()) }
+		case "heartbeat-snapshot-done.msg":
+			out[i].build = func() *nats.Msg { return golden.CaptureHeartbeat(goldenSubjects, goldenSystemID, goldenSnapshotDone()) }
+		case "tamper-update.msg":
+			out[i].build = func() *nats.Msg {
+				return golden.CaptureTamper(goldenSubjects, goldenSystemID, "public", "eventcore_events", 0, goldenTamperUpdate())
+			}
+		case "tamper-truncate.msg":
+			out[i].build = func() *nats.Msg {
+				return golden.CaptureTamper(goldenSubjects, goldenSystemID, "public", "eventcore_events", 3, goldenTamperTruncate())
+			}
+		}
+	}
+	return out
+}
+
+func et() *feed.EventTable { return feed.NewEventTable(&goldenTable) }
+
+// goldenVersions maps each feed version's directory to its messages.
+var goldenVersions = []struct {
+	dir  string
+	msgs func() []goldenMsg
+}{{"v1", goldenMsgsV1}, {"v2", goldenMsgsV2}}
+
 // TestSubjects_EncodeGolden encodes each message as capture does and
 // requires the golden file: subject, every header and the body.
 func TestSubjects_EncodeGolden(t *testing.T) {
-	for _, g := range goldenMsgs() {
-		t.Run(g.file, func(t *testing.T) {
-			m := g.build()
-			golden.Check(t, filepath.Join(goldenDir, g.file), golden.MarshalMsgs(goldenComment, m), *update)
-		})
+	for _, v := range goldenVersions {
+		for _, g := range v.msgs() {
+			t.Run(v.dir+"/"+g.file, func(t *testing.T) {
+				m := g.build()
+				golden.Check(t, filepath.Join(goldenDir, v.dir, g.file), golden.MarshalMsgs(goldenComment, m), *update)
+			})
+		}
 	}
 }
 
@@ -221,9 +290,19 @@ form of internal/testing/golden. Regenerate: go test ./internal/feed -run Golden
 // every header and its body with the values above, then decodes it with
 // today's decoders and compares every field.
 func TestDecode_Golden(t *testing.T) {
-	for _, g := range goldenMsgs() {
-		t.Run(g.file, func(t *testing.T) {
-			msgs, err := golden.UnmarshalMsgs(golden.Read(t, filepath.Join(goldenDir, g.file)))
+	for _, v := range goldenVersions {
+		for _, g := range v.msgs() {
+			t.Run(v.dir+"/"+g.file, func(t *testing.T) {
+				testDecodeGolden(t, filepath.Join(goldenDir, v.dir, g.file), g)
+			})
+		}
+	}
+}
+
+func testDecodeGolden(t *testing.T, path string, g goldenMsg) {
+	{
+		{
+			msgs, err := golden.UnmarshalMsgs(golden.Read(t, path))
 			if err != nil || len(msgs) != 1 {
 				t.Fatalf("parse golden message: %d messages, %v", len(msgs), err)
 			}
@@ -236,7 +315,7 @@ func TestDecode_Golden(t *testing.T) {
 				t.Errorf("golden message: %s", d)
 			}
 			g.decode(t, m)
-		})
+		}
 	}
 }
 

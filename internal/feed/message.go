@@ -64,19 +64,12 @@ func NewEventTable(t *event.Table) *EventTable {
 	return &EventTable{Table: t, ID: t.ID(), Qualified: t.QualifiedName(), Layout: event.LayoutOf(*t)}
 }
 
-// EncodeEvent builds the message for e. The body is a JSON object of the
-// row: json and jsonb columns embedded as they are, integer columns as
-// numbers, everything else as strings, NULL as null. Callers on a hot path
-// use EncodeEventFor with a precomputed EventTable.
-func (s Subjects) EncodeEvent(systemID string, t *event.Table, l event.Layout, e *event.Event) *nats.Msg {
-	return s.EncodeEventFor(systemID, &EventTable{Table: t, ID: t.ID(), Qualified: t.QualifiedName(), Layout: l}, e)
-}
-
-// eventHeaders is how many headers EncodeEventFor sets at most.
-const eventHeaders = 17
-
-// EncodeEventFor is EncodeEvent with the table's derived facts precomputed.
-func (s Subjects) EncodeEventFor(systemID string, et *EventTable, e *event.Event) *nats.Msg {
+// EncodeEventV1For builds the version 1 message for e, as capture wrote it
+// before version 2: sixteen headers. msgSystemID is the system-id part of
+// its Nats-Msg-Id; a snapshot row's message also needs HeaderSystemID set
+// to the source's system id. Kept so that tests can write the feeds earlier
+// versions wrote (an upgrade reads both).
+func (s Subjects) EncodeEventV1For(msgSystemID string, et *EventTable, e *event.Event) *nats.Msg {
 	t, l := et.Table, et.Layout
 	m := &nats.Msg{
 		Subject: s.Event(t.Schema, t.Name, string(e.Value(l.EventType)), string(e.Value(l.StreamID))),
@@ -90,8 +83,8 @@ func (s Subjects) EncodeEventFor(systemID string, et *EventTable, e *event.Event
 		m.Header[k] = vals[n-1 : n : n]
 	}
 	set(HeaderKind, kindEvent)
-	set(HeaderMsgID, MsgID(systemID, e))
-	set(HeaderSystemID, systemID)
+	set(HeaderMsgID, MsgID(msgSystemID, e))
+	set(HeaderSystemID, msgSystemID)
 	set(HeaderTable, et.Qualified)
 	set(HeaderSchemaID, et.ID)
 	if l.EventID >= 0 {
@@ -116,16 +109,12 @@ func (s Subjects) EncodeEventFor(systemID string, et *EventTable, e *event.Event
 	if e.Snapshot {
 		set(HeaderSnapshot, "true")
 	}
-	size := 2
-	for i, c := range t.Columns {
-		size += len(c.Name) + 4
-		if i < len(e.Values) {
-			size += len(e.Values[i]) + 2
-		}
-	}
-	m.Data = AppendRow(make([]byte, 0, size+size/8), t, e.Values)
+	m.Data = AppendRow(make([]byte, 0, rowSizeHint(t, e.Values)), t, e.Values)
 	return m
 }
+
+// eventHeaders is how many headers a version 1 event message carries at most.
+const eventHeaders = 17
 
 // AppendRow appends the JSON object form of a row to dst.
 func AppendRow(dst []byte, t *event.Table, values [][]byte) []byte {
@@ -154,44 +143,19 @@ func AppendRow(dst []byte, t *event.Table, values [][]byte) []byte {
 	return append(dst, '}')
 }
 
-// DecodeEvent rebuilds an event from a message, given the definition of its
-// table (looked up by the HeaderSchemaID header).
+// DecodeEvent rebuilds an event from a message of either feed version,
+// given the definition of its table (looked up by the HeaderSchemaID
+// header).
 func DecodeEvent(m *nats.Msg, t *event.Table) (*event.Event, error) {
-	h := m.Header
-	if h.Get(HeaderKind) != kindEvent {
-		return nil, ErrNotEvent
-	}
-	e := &event.Event{Table: h.Get(HeaderTable), Snapshot: h.Get(HeaderSnapshot) == "true"}
-	var err error
-	parse := func(name string, f func(string) error) {
-		if err != nil {
-			return
-		}
-		if perr := f(h.Get(name)); perr != nil {
-			err = fmt.Errorf("decode event: header %s: %w", name, perr)
-		}
-	}
-	parse(HeaderCommitLSN, func(s string) (e2 error) { e.CommitLSN, e2 = event.ParsePosition(s); return })
-	parse(HeaderEndLSN, func(s string) (e2 error) { e.EndLSN, e2 = event.ParsePosition(s); return })
-	parse(HeaderPrevLSN, func(s string) (e2 error) { e.PrevLSN, e2 = event.ParsePosition(s); return })
-	parse(HeaderCommitTime, func(s string) (e2 error) { e.CommitTime, e2 = time.Parse(time.RFC3339Nano, s); return })
-	parse(HeaderXID, func(s string) error {
-		v, e2 := strconv.ParseUint(s, 10, 32)
-		e.XID = uint32(v)
-		return e2
-	})
-	parse(HeaderIndex, func(s string) (e2 error) { e.Index, e2 = strconv.Atoi(s); return })
-	parse(HeaderCount, func(s string) (e2 error) { e.Count, e2 = strconv.Atoi(s); return })
+	env, err := DecodeEnvelope(m)
 	if err != nil {
 		return nil, err
 	}
-	if e.Count < 1 || e.Index < 0 || e.Index >= e.Count {
-		return nil, fmt.Errorf("decode event: index %d of %d out of range", e.Index, e.Count)
+	if env.Version == FeedV1 && env.Table != t.QualifiedName() {
+		return nil, fmt.Errorf("decode event: table %q does not match definition %q", env.Table, t.QualifiedName())
 	}
-	if e.Table != t.QualifiedName() {
-		return nil, fmt.Errorf("decode event: table %q does not match definition %q", e.Table, t.QualifiedName())
-	}
-	e.CommitTime = e.CommitTime.UTC()
+	e := &event.Event{Table: t.QualifiedName(), CommitLSN: env.CommitLSN, EndLSN: env.EndLSN, PrevLSN: env.PrevLSN,
+		CommitTime: env.CommitTime, XID: env.XID, Index: env.Index, Count: env.Count, Snapshot: env.Snapshot}
 	if e.Values, err = DecodeRow(t, m.Data); err != nil {
 		return nil, err
 	}
@@ -215,6 +179,7 @@ type heartbeatBody struct {
 // deterministic from the system id and LSN.
 func (s Subjects) EncodeHeartbeat(systemID string, hb event.Heartbeat) *nats.Msg {
 	m := nats.NewMsg(s.Heartbeat())
+	m.Header.Set(HeaderFeed, feedV2Value)
 	m.Header.Set(HeaderKind, kindHeartbeat)
 	m.Header.Set(HeaderMsgID, systemID+"-hb-"+strconv.FormatUint(uint64(hb.LSN), 16))
 	m.Header.Set(HeaderSystemID, systemID)
@@ -255,6 +220,7 @@ type Tamper struct {
 // EncodeTamper builds the message for a tamper report.
 func (s Subjects) EncodeTamper(systemID, schema, table string, tp Tamper) *nats.Msg {
 	m := nats.NewMsg(s.Tamper(schema, table, tp.Op))
+	m.Header.Set(HeaderFeed, feedV2Value)
 	m.Header.Set(HeaderKind, kindTamper)
 	m.Header.Set(HeaderSystemID, systemID)
 	m.Header.Set(HeaderTable, tp.Table)

@@ -59,7 +59,8 @@ func StartLatencyProbe(ctx context.Context, natsURL, stream string, subjects fee
 
 func (p *LatencyProbe) handle(m jetstream.Msg) {
 	now := time.Now()
-	t, err := time.Parse(time.RFC3339Nano, m.Headers().Get(feed.HeaderCommitTime))
+	env, err := feed.DecodeEnvelope(&nats.Msg{Subject: m.Subject(), Header: m.Headers()})
+	t := env.CommitTime
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {

@@ -189,7 +189,7 @@ func FeedV1Events() []*event.Event {
 }
 
 // FeedV1Messages returns feed-v1's messages in publish order, composed as
-// capture composes them today.
+// capture composed them in feed version 1.
 func FeedV1Messages() []*nats.Msg {
 	t := FeedV1Table()
 	et := feed.NewEventTable(&t)
@@ -197,16 +197,16 @@ func FeedV1Messages() []*nats.Msg {
 	for _, it := range feedV1Items() {
 		switch {
 		case it.heartbeat != nil:
-			out = append(out, CaptureHeartbeat(FeedV1Subjects, FeedV1SystemID, *it.heartbeat))
+			out = append(out, CaptureHeartbeatV1(FeedV1Subjects, FeedV1SystemID, *it.heartbeat))
 		case it.tamper != nil:
-			out = append(out, CaptureTamper(FeedV1Subjects, FeedV1SystemID, t.Schema, t.Name, 0, *it.tamper))
+			out = append(out, CaptureTamperV1(FeedV1Subjects, FeedV1SystemID, t.Schema, t.Name, 0, *it.tamper))
 		default:
 			var cp event.Position
 			if it.snapshot {
 				cp = FeedV1CP
 			}
 			for _, e := range it.txn {
-				out = append(out, CaptureEvent(FeedV1Subjects, FeedV1SystemID, cp, et, e))
+				out = append(out, CaptureEventV1(FeedV1Subjects, FeedV1SystemID, cp, et, e))
 			}
 		}
 	}
