@@ -25,6 +25,7 @@ type options struct {
 	slot, publication      string
 	tables                 []string
 	confirmOn              string
+	publishMode            string
 	heartbeat, statusEvery time.Duration
 	maxPending             int
 	publishTimeout         time.Duration
@@ -51,6 +52,7 @@ func (o *options) register(cmd *cobra.Command) {
 	f.StringVar(&o.publication, "publication", d.Publication, "publication name (created or updated)")
 	f.StringSliceVar(&o.tables, "tables", d.Tables, "captured tables as schema.name (repeat or comma-separate)")
 	f.StringVar(&o.confirmOn, "confirm-on", string(d.ConfirmOn), "confirm the slot up to: archive (the archive's durable watermark) or jetstream (JetStream acknowledgement; feed-only deployments)")
+	f.StringVar(&o.publishMode, "publish-mode", string(d.PublishMode), "batch (JetStream fast-ingest batches, nats-server 2.14+; falls back to single on older servers) or single (one acknowledgement per message)")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "how often a heartbeat is written to the source")
 	f.DurationVar(&o.statusEvery, "status-interval", d.StatusInterval, "how often the slot is confirmed (standby status update)")
 	f.IntVar(&o.maxPending, "max-pending", d.MaxPending, "messages published but not yet acknowledged, at most")
@@ -88,7 +90,7 @@ func (o *options) config(log *slog.Logger) (cdc.Config, error) {
 	cfg := cdc.Config{
 		PGURL: o.pg, NATSURL: o.natsURL, NATSCreds: o.natsCreds,
 		Stream: o.stream, SubjectPrefix: o.prefix, Slot: o.slot, Publication: o.publication, Tables: o.tables,
-		ConfirmOn: cdc.ConfirmMode(o.confirmOn), HeartbeatInterval: o.heartbeat, StatusInterval: o.statusEvery,
+		ConfirmOn: cdc.ConfirmMode(o.confirmOn), PublishMode: cdc.PublishMode(o.publishMode), HeartbeatInterval: o.heartbeat, StatusInterval: o.statusEvery,
 		MaxPending: o.maxPending, PublishTimeout: o.publishTimeout, PublishRetries: o.publishRetries,
 		StallTimeout: o.stallTimeout, MaxTxnMemory: mem, SpillDir: o.spillDir, Replicas: o.replicas,
 		DuplicateWindow: o.dupWindow, MaxBytes: maxBytes, MaxAge: o.maxAge, Logger: log,

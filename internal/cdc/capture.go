@@ -26,13 +26,15 @@ type Capture struct {
 	cfg Config
 	log *slog.Logger
 
-	pool     *pgxpool.Pool
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	kv       jetstream.KeyValue
-	subjects feed.Subjects
-	sysid    string
-	tables   *tableRegistry
+	pool *pgxpool.Pool
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	// batchWarned is set once capture said why it cannot publish in batches.
+	batchWarned bool
+	kv          jetstream.KeyValue
+	subjects    feed.Subjects
+	sysid       string
+	tables      *tableRegistry
 
 	watermark   atomic.Uint64 // archive watermark from META
 	hasWM       atomic.Bool

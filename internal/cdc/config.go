@@ -21,6 +21,19 @@ const (
 	ConfirmJetStream ConfirmMode = "jetstream"
 )
 
+// PublishMode says how events go to JetStream.
+type PublishMode string
+
+const (
+	// PublishBatch sends new messages in JetStream fast-ingest batches
+	// (nats-server 2.14 and later): the server acknowledges every few
+	// hundred messages at once. On an older server capture falls back to
+	// PublishSingle and says so.
+	PublishBatch PublishMode = "batch"
+	// PublishSingle sends every message with its own acknowledgement.
+	PublishSingle PublishMode = "single"
+)
+
 // Config configures capture. Zero fields take the defaults of Defaults.
 type Config struct {
 	// PGURL is the source connection string; pgx honours PGHOST, PGUSER,
@@ -76,6 +89,8 @@ type Config struct {
 	SlotRetryInterval time.Duration
 	// DrainTimeout bounds waiting for in-flight publishes at shutdown (30s).
 	DrainTimeout time.Duration
+	// PublishMode is PublishBatch (default) or PublishSingle.
+	PublishMode PublishMode
 	// MaxTamperDetails bounds the tamper messages published per transaction
 	// (1000); the rest are counted and logged.
 	MaxTamperDetails int
@@ -105,6 +120,7 @@ func Defaults() Config {
 		SlotRetryInterval: time.Second,
 		DrainTimeout:      30 * time.Second,
 		MaxTamperDetails:  1000,
+		PublishMode:       PublishBatch,
 	}
 }
 
@@ -158,6 +174,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxTamperDetails <= 0 {
 		c.MaxTamperDetails = d.MaxTamperDetails
 	}
+	if c.PublishMode == "" {
+		c.PublishMode = d.PublishMode
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -166,6 +185,9 @@ func (c Config) withDefaults() (Config, error) {
 
 func (c Config) validate() error {
 	var errs []error
+	if c.PublishMode != PublishBatch && c.PublishMode != PublishSingle {
+		errs = append(errs, fmt.Errorf("publish mode %q: want batch or single", c.PublishMode))
+	}
 	if c.ConfirmOn != ConfirmArchive && c.ConfirmOn != ConfirmJetStream {
 		errs = append(errs, fmt.Errorf("confirm mode %q: want archive or jetstream", c.ConfirmOn))
 	}

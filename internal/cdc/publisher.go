@@ -54,6 +54,7 @@ var wallClock = clock{now: time.Now, after: time.After}
 // inflight is one message published and not yet acknowledged in order.
 type inflight struct {
 	msg      *nats.Msg
+	pos      event.Position           // of the chain item the message belongs to
 	ok       <-chan *jetstream.PubAck // nil while a re-send is scheduled
 	errc     <-chan error
 	sent     time.Time
@@ -78,6 +79,15 @@ type publisher struct {
 	// replication loop sends standby status updates from it).
 	tick func() error
 
+	// batch, when set, is js: new messages go into fast-ingest batches.
+	// direct then carries what the stream may already hold — re-sends,
+	// and items at or below directUntil (the stream's last item when the
+	// session started) — because a batch must not start with a duplicate.
+	batch       *batchSender
+	direct      asyncPublisher
+	directUntil event.Position
+	item        event.Position // of the messages being published
+
 	queue   []*inflight
 	head    int
 	acked   event.Position
@@ -96,6 +106,15 @@ func newPublisher(js asyncPublisher, maxPayload func() int64, cfg Config, tick f
 		tickEach: cfg.StatusInterval, log: cfg.Logger, tick: tick,
 	}
 }
+
+// useBatches makes the publisher send new messages through b, and
+// re-sends and the items up to directUntil through direct.
+func (p *publisher) useBatches(b *batchSender, direct asyncPublisher, directUntil event.Position) {
+	p.batch, p.js, p.direct, p.directUntil = b, b, direct, directUntil
+}
+
+// beginItem says which chain item the next messages belong to.
+func (p *publisher) beginItem(pos event.Position) { p.item = pos }
 
 // Pending returns the number of unacknowledged messages.
 func (p *publisher) Pending() int { return len(p.queue) - p.head }
@@ -116,7 +135,7 @@ func (p *publisher) Publish(ctx context.Context, msg *nats.Msg, m *mark, isEvent
 			msg.Header.Get(nats.MsgIdHdr), msg.Subject, msgSize(msg), limit, nats.ErrMaxPayload),
 			"raise max_payload in the NATS server configuration (up to 64 MB); capture cannot skip an event")
 	}
-	e := &inflight{msg: msg, mark: m, event: isEvent}
+	e := &inflight{msg: msg, mark: m, event: isEvent, pos: p.item}
 	p.send(e)
 	p.queue = append(p.queue, e)
 	return nil
@@ -138,9 +157,13 @@ func msgSize(m *nats.Msg) int {
 // like an asynchronous one, so it is retried, counted towards
 // PublishRetries and raises the stall gauge the same way.
 func (p *publisher) send(e *inflight) {
+	js := p.js
+	if p.direct != nil && (e.attempts > 0 || e.pos <= p.directUntil) {
+		js = p.direct
+	}
 	e.attempts++
 	e.sent = p.clock.now()
-	fut, err := p.js.PublishMsgAsync(e.msg)
+	fut, err := js.PublishMsgAsync(e.msg)
 	if err != nil {
 		errc := make(chan error, 1)
 		errc <- err
@@ -153,6 +176,32 @@ func (p *publisher) send(e *inflight) {
 func backoff(attempt int) time.Duration {
 	d := 100 * time.Millisecond << min(attempt-1, 6)
 	return min(d, 5*time.Second)
+}
+
+// batchSettleAfter is how long the source stays quiet before the open
+// batch is ended to have its tail acknowledged.
+const batchSettleAfter = 5 * time.Millisecond
+
+// settleDue returns when the open batch should be ended (zero if there
+// is none waiting).
+func (p *publisher) settleDue() time.Time {
+	if p.batch == nil {
+		return time.Time{}
+	}
+	open, last := p.batch.Unsettled()
+	if !open {
+		return time.Time{}
+	}
+	return last.Add(batchSettleAfter)
+}
+
+// SettleIdle ends the open batch once the source has been quiet for
+// batchSettleAfter, so that the batch's last messages are acknowledged
+// (and the slot can be confirmed) without waiting for more traffic.
+func (p *publisher) SettleIdle(ctx context.Context) {
+	if due := p.settleDue(); !due.IsZero() && !p.clock.now().Before(due) {
+		p.batch.Settle(ctx)
+	}
 }
 
 // Poll resolves acknowledged messages at the head without blocking.
@@ -177,6 +226,14 @@ func (p *publisher) waitHead(ctx context.Context) error {
 		done, err := p.resolveHead()
 		if err != nil || done {
 			return err
+		}
+		if p.batch != nil {
+			// The head may be in the open batch, whose tail the server
+			// acknowledges only when more arrives or the batch ends.
+			if open, _ := p.batch.Unsettled(); open {
+				p.batch.Settle(ctx)
+				continue
+			}
 		}
 		e := p.queue[p.head]
 		var wait <-chan time.Time

@@ -184,6 +184,9 @@ func StreamConfig(cfg Config) jetstream.StreamConfig {
 		MaxBytes:    cfg.MaxBytes,
 		MaxAge:      cfg.MaxAge,
 		MaxMsgs:     -1,
+		// Fast-ingest batches (nats-server 2.14+; older servers ignore it
+		// and capture publishes message by message).
+		AllowBatchPublish: cfg.PublishMode != PublishSingle,
 	}
 }
 

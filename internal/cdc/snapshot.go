@@ -57,6 +57,9 @@ func (c *Capture) snapshot(ctx context.Context, snapName string, cp event.Positi
 		cursors = append(cursors, cur)
 	}
 	pub := newPublisher(c.js, c.nc.MaxPayload, c.cfg, func() error { return nil })
+	if err := c.batchPublishing(ctx, pub); err != nil {
+		return err
+	}
 	em := &emitter{subjects: c.subjects, systemID: c.sysid, tables: c.tables, pub: pub, log: c.log}
 	s := &snapshotWriter{c: c, em: em, msgSysID: snapshotSystemID(c.sysid, cp), snapTime: snapTime}
 	for {

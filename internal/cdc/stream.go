@@ -43,6 +43,9 @@ type session struct {
 func (c *Capture) stream(ctx context.Context, conn *pgconn.PgConn, start event.Position) error {
 	s := &session{c: c, conn: conn, start: start, prev: start, rels: map[uint32]*relation{}}
 	s.pub = newPublisher(c.js, c.nc.MaxPayload, c.cfg, func() error { return s.sendStatus() })
+	if err := c.batchPublishing(ctx, s.pub); err != nil {
+		return err
+	}
 	s.em = &emitter{subjects: c.subjects, systemID: c.sysid, tables: c.tables, pub: s.pub, log: c.log}
 	c.log.Info("streaming started", "slot", c.cfg.Slot, "from", start.String())
 	c.kickHeartbeat()
@@ -76,7 +79,12 @@ func (s *session) loop(ctx context.Context) error {
 			return errRewind
 		default:
 		}
-		rctx, cancel := context.WithDeadline(ctx, s.lastStatus.Add(every))
+		s.pub.SettleIdle(ctx)
+		deadline := s.lastStatus.Add(every)
+		if due := s.pub.settleDue(); !due.IsZero() && due.Before(deadline) {
+			deadline = due
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
 		msg, err := s.conn.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
@@ -273,5 +281,6 @@ func (s *session) shutdown() {
 // publishHeartbeat publishes a heartbeat as a chain item.
 func (em *emitter) publishHeartbeat(ctx context.Context, hb event.Heartbeat) error {
 	msg := em.subjects.EncodeHeartbeat(em.systemID, hb)
+	em.pub.beginItem(hb.LSN)
 	return em.pub.Publish(ctx, msg, &mark{pos: hb.LSN, srcTime: hb.Time, heartbeat: true}, false)
 }

@@ -83,6 +83,7 @@ type emitter struct {
 // system id used in Nats-Msg-Id (it differs for snapshot rows). It returns
 // the number of events published.
 func (em *emitter) publishTxn(ctx context.Context, t *txn, endLSN, prev event.Position, msgSystemID string) (int, error) {
+	em.pub.beginItem(endLSN)
 	if err := em.publishTampers(ctx, t); err != nil {
 		return 0, err
 	}
