@@ -149,8 +149,14 @@ func (c *Capture) start(ctx context.Context) error {
 	rep := &SetupReport{}
 	if err := c.whileJetStreamStarts(ctx, func() error {
 		rep = &SetupReport{}
+		if err := checkNATSLimits(ctx, c.nc, c.js, c.cfg); err != nil {
+			return err
+		}
 		kv, err := setupNATS(ctx, c.js, c.cfg, false, rep)
 		if err != nil {
+			return err
+		}
+		if err := checkStreamLimits(ctx, c.nc, c.js, c.cfg); err != nil {
 			return err
 		}
 		c.kv = kv

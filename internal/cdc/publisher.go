@@ -291,8 +291,11 @@ func (p *publisher) failHead(e *inflight, err error) error {
 	if e.attempts >= p.retries {
 		return fmt.Errorf("publish %s after %d attempts: %w (%w)", e.msg.Subject, e.attempts, errPublishExhausted, err)
 	}
-	p.log.Warn("publish not acknowledged, retrying with the same message id",
-		"subject", e.msg.Subject, "msg_id", e.msg.Header.Get(nats.MsgIdHdr), "attempt", e.attempts, "err", err)
+	args := []any{"subject", e.msg.Subject, "msg_id", e.msg.Header.Get(nats.MsgIdHdr), "attempt", e.attempts, "err", err}
+	if hint := limitHint(err); hint != "" {
+		args = append(args, "hint", hint)
+	}
+	p.log.Warn("publish not acknowledged, retrying with the same message id", args...)
 	e.ok, e.errc = nil, nil
 	e.retryAt = p.clock.now().Add(backoff(e.attempts))
 	return nil
