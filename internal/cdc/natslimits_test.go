@@ -29,10 +29,10 @@ func TestCapture_NATSLimitsCheckedAtStart(t *testing.T) {
 		conf: []string{"max_payload: 16384"},
 		want: "max_payload",
 	}, {
-		name: "stream larger than the account's storage",
-		conf: []string{`accounts { TM { jetstream { max_file: 10MB, max_mem: 1MB }, users [{user: tm, password: tm}] } }`, "no_auth_user: tm"},
+		name:     "stream larger than the account's storage",
+		conf:     []string{`accounts { TM { jetstream { max_file: 10MB, max_mem: 1MB }, users [{user: tm, password: tm}] } }`, "no_auth_user: tm"},
 		maxBytes: 100 << 20,
-		want: "max_file",
+		want:     "max_file",
 	}, {
 		name: "account without file storage",
 		conf: []string{`accounts { TM { jetstream { max_file: 0, max_mem: 1MB }, users [{user: tm, password: tm}] } }`, "no_auth_user: tm"},
