@@ -60,11 +60,6 @@ func Example_consumer() {
 			return
 		}
 		nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
-		id := nm.Header.Get(feed.HeaderEventID)
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
 		def := nm.Header.Get(feed.HeaderSchemaID)
 		if tables[def] == nil {
 			entry, err := meta.Get(ctx, feed.TableKey(def))
@@ -81,6 +76,11 @@ func Example_consumer() {
 			log.Fatal(err)
 		}
 		l := event.LayoutOf(*tables[def])
+		if id := string(ev.Value(l.EventID)); seen[id] {
+			continue
+		} else {
+			seen[id] = true
+		}
 		fmt.Printf("%s v%s %s committed %s\n", ev.Value(l.StreamID), ev.Value(l.StreamVersion),
 			ev.Value(l.EventType), ev.CommitTime.Format(time.RFC3339Nano))
 	}
