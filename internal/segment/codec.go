@@ -105,7 +105,16 @@ func getZstdEncoder(level int, merged bool) (*zstd.Encoder, func(), error) {
 	e, ok := getPooled(p).(*zstd.Encoder)
 	if !ok {
 		var err error
-		e, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(1),
+		// A live segment's stream encoder compresses each block in the
+		// background while the next one fills (concurrency 2): the
+		// archiver's decoding and compression then run on two cores. The
+		// output is the same. A merged segment is encoded whole
+		// (EncodeAll), where concurrency does not apply.
+		conc := 2
+		if merged {
+			conc = 1
+		}
+		e, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(conc),
 			zstd.WithWindowSize(window), zstd.WithEncoderCRC(true))
 		if err != nil {
 			return nil, nil, fmt.Errorf("new zstd writer: %w", err)
