@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tidemark/tidemark/internal/event"
 )
 
@@ -47,5 +49,52 @@ func BenchmarkDecodeRow_MapBaseline(b *testing.B) {
 		if err := json.Unmarshal(body, &obj); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkEncodeEventV1For is version 1's encoding (sixteen headers), the
+// yardstick for version 2's.
+func BenchmarkEncodeEventV1For(b *testing.B) {
+	e, et := benchEvent(), NewEventTable(&testTable)
+	s := Subjects{Prefix: "tidemark"}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.EncodeEventV1For("7301", et, e)
+	}
+}
+
+// BenchmarkEncodeTxnEvent is capture's path: the transaction's header
+// prefix built once (here: once per 5 events, the bench backlog's mean).
+func BenchmarkEncodeTxnEvent(b *testing.B) {
+	e, et := benchEvent(), NewEventTable(&testTable)
+	s := Subjects{Prefix: "tidemark"}
+	b.ReportAllocs()
+	var p TxnPrefix
+	i := 0
+	for b.Loop() {
+		if i%5 == 0 {
+			p = NewTxnPrefix("7301", e)
+		}
+		i++
+		_ = s.EncodeTxnEvent(p, "7301", et, e)
+	}
+}
+
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	e, et := benchEvent(), NewEventTable(&testTable)
+	s := Subjects{Prefix: "tidemark"}
+	for _, v := range []struct {
+		name string
+		m    func() *nats.Msg
+	}{{"v1", func() *nats.Msg { return s.EncodeEventV1For("7301", et, e) }}, {"v2", func() *nats.Msg { return s.EncodeEventFor("7301", "7301", et, e) }}} {
+		b.Run(v.name, func(b *testing.B) {
+			m := v.m()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DecodeEnvelope(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
