@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // MicroResult is one machine limit measured with Go's benchmark harness.
@@ -60,6 +61,49 @@ func BenchJetStreamPublish(ctx context.Context, natsURL string, size int) (Micro
 	})
 	if runErr != nil {
 		return MicroResult{}, fmt.Errorf("publish: %w", runErr)
+	}
+	return MicroResult{N: r.N, PerSecond: rate(int64(r.N), r.T)}, nil
+}
+
+// BenchJetStreamFastPublish is BenchJetStreamPublish through a JetStream
+// fast-ingest batch (orbit.go jetstreamext, as capture publishes): one
+// flow acknowledgement per batch of messages instead of one PubAck each.
+func BenchJetStreamFastPublish(ctx context.Context, natsURL string, size int) (MicroResult, error) {
+	nc, err := nats.Connect(natsURL, nats.Name("tidemark-bench-fast-publish"))
+	if err != nil {
+		return MicroResult{}, fmt.Errorf("connect nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return MicroResult{}, fmt.Errorf("open jetstream: %w", err)
+	}
+	const name = "BENCH_FAST_PUBLISH"
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"benchfast.>"},
+		Storage: jetstream.FileStorage, AllowBatchPublish: true}); err != nil {
+		return MicroResult{}, fmt.Errorf("create scratch stream: %w", err)
+	}
+	defer js.DeleteStream(context.WithoutCancel(ctx), name)
+	body := bytes.Repeat([]byte("x"), size)
+	var runErr error
+	r := testing.Benchmark(func(b *testing.B) {
+		fp, err := jetstreamext.NewFastPublisher(js)
+		if err != nil {
+			runErr = err
+			b.FailNow()
+		}
+		for i := 0; i < b.N; i++ {
+			if _, err := fp.Add(fmt.Sprintf("benchfast.s%d", i%1000), body); err != nil {
+				runErr = err
+				b.FailNow()
+			}
+		}
+		if _, err := fp.Close(ctx); err != nil {
+			runErr = err
+		}
+	})
+	if runErr != nil {
+		return MicroResult{}, fmt.Errorf("fast publish: %w", runErr)
 	}
 	return MicroResult{N: r.N, PerSecond: rate(int64(r.N), r.T)}, nil
 }

@@ -106,6 +106,10 @@ func (r *Results) Rows() []Row {
 		add("segments: stored ÷ raw records", mib(r.SegmentBytes), mib(r.SegmentRawBytes),
 			ratio(float64(r.SegmentBytes), float64(r.SegmentRawBytes)), "context", "—")
 	}
+	if r.JetStreamFastPublish.N > 0 {
+		add("JetStream fast-ingest batch publish, 600 B (testing.Benchmark)", num(r.JetStreamFastPublish.PerSecond)+" msg/s",
+			fmt.Sprintf("%s ev/s capture", num(capRate)), ratio(capRate, r.JetStreamFastPublish.PerSecond), "context", "—")
+	}
 	if r.JetStreamPublish.N > 0 {
 		add("JetStream async publish, 600 B (testing.Benchmark)", num(r.JetStreamPublish.PerSecond)+" msg/s",
 			fmt.Sprintf("%s ev/s capture", num(capRate)), ratio(capRate, r.JetStreamPublish.PerSecond), "context", "—")

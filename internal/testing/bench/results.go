@@ -78,7 +78,7 @@ type Results struct {
 
 	// JetStreamPublish and Zstd are machine limits from testing.Benchmark
 	// (zero when skipped).
-	JetStreamPublish, Zstd MicroResult
+	JetStreamPublish, JetStreamFastPublish, Zstd MicroResult
 }
 
 // RecvLogicalMean is the mean pg_recvlogical drain time.

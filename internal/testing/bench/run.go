@@ -206,6 +206,10 @@ func (r *runner) microPublish(ctx context.Context) error {
 	}
 	res, err := BenchJetStreamPublish(ctx, r.h.NATSURL, 600)
 	r.res.JetStreamPublish = res
+	if err != nil {
+		return err
+	}
+	r.res.JetStreamFastPublish, err = BenchJetStreamFastPublish(ctx, r.h.NATSURL, 600)
 	return err
 }
 
