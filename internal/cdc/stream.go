@@ -65,6 +65,8 @@ func (s *session) loop(ctx context.Context) error {
 	if err := s.sendStatus(); err != nil {
 		return err
 	}
+	var rd recvDeadline
+	defer rd.stop()
 	for {
 		if err := s.pub.Poll(); err != nil {
 			return err
@@ -84,9 +86,7 @@ func (s *session) loop(ctx context.Context) error {
 		if due := s.pub.settleDue(); !due.IsZero() && due.Before(deadline) {
 			deadline = due
 		}
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		msg, err := s.conn.ReceiveMessage(rctx)
-		cancel()
+		msg, err := s.conn.ReceiveMessage(rd.until(ctx, deadline))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -99,6 +99,33 @@ func (s *session) loop(ctx context.Context) error {
 		if err := s.handle(ctx, msg); err != nil {
 			return err
 		}
+	}
+}
+
+// recvDeadline is the context the replication loop receives with. One
+// serves many messages: a context with a deadline (and its timer) per
+// message was a tenth of capture's CPU. It is replaced once its deadline
+// has passed, or when an earlier wake-up is needed (a batch to settle);
+// waking early only costs a turn of the loop.
+type recvDeadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	at     time.Time
+}
+
+// until returns a context of parent that ends no later than deadline.
+func (d *recvDeadline) until(parent context.Context, deadline time.Time) context.Context {
+	if d.ctx == nil || !time.Now().Before(d.at) || deadline.Before(d.at) {
+		d.stop()
+		d.ctx, d.cancel = context.WithDeadline(parent, deadline)
+		d.at = deadline
+	}
+	return d.ctx
+}
+
+func (d *recvDeadline) stop() {
+	if d.cancel != nil {
+		d.cancel()
 	}
 }
 

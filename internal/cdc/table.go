@@ -120,10 +120,11 @@ type tableRegistry struct {
 	done map[string]bool
 }
 
-// ensure writes t's definition under feed.TableKey(t.ID()) unless already
-// written by this process.
-func (r *tableRegistry) ensure(ctx context.Context, t *event.Table) error {
-	id := t.ID()
+// ensure writes et's definition under feed.TableKey(et.ID) unless
+// already written by this process. It runs for every transaction, so it
+// takes the precomputed ID (computing it is a JSON encoding and a SHA-256).
+func (r *tableRegistry) ensure(ctx context.Context, et *feed.EventTable) error {
+	id, t := et.ID, et.Table
 	if r.done[id] {
 		return nil
 	}

@@ -96,7 +96,7 @@ func (em *emitter) publishTxn(ctx context.Context, t *txn, endLSN, prev event.Po
 		em.log.Info("large transaction spilled to disk", "xid", t.xid, "events", n, "spilled_bytes", sp)
 	}
 	for _, rel := range t.rels {
-		if err := em.tables.ensure(ctx, &rel.table); err != nil {
+		if err := em.tables.ensure(ctx, rel.enc); err != nil {
 			return 0, err
 		}
 	}
