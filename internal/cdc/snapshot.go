@@ -57,7 +57,7 @@ func (c *Capture) snapshot(ctx context.Context, snapName string, cp event.Positi
 		cursors = append(cursors, cur)
 	}
 	pub := newPublisher(c.js, c.nc.MaxPayload, c.cfg, func() error { return nil })
-	em := &emitter{subjects: c.subjects, systemID: c.sysid, tables: c.tables, pub: pub, log: c.log}
+	em := c.newEmitter(pub)
 	s := &snapshotWriter{c: c, em: em, msgSysID: snapshotSystemID(c.sysid, cp), snapTime: snapTime}
 	for {
 		cur, row, err := nextSnapshotRow(ctx, tx, cursors)

@@ -43,7 +43,7 @@ type session struct {
 func (c *Capture) stream(ctx context.Context, conn *pgconn.PgConn, start event.Position) error {
 	s := &session{c: c, conn: conn, start: start, prev: start, rels: map[uint32]*relation{}}
 	s.pub = newPublisher(c.js, c.nc.MaxPayload, c.cfg, func() error { return s.sendStatus() })
-	s.em = &emitter{subjects: c.subjects, systemID: c.sysid, tables: c.tables, pub: s.pub, log: c.log}
+	s.em = c.newEmitter(s.pub)
 	c.log.Info("streaming started", "slot", c.cfg.Slot, "from", start.String())
 	c.kickHeartbeat()
 	err := s.loop(ctx)

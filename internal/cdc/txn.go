@@ -40,7 +40,7 @@ type tamperRec struct {
 func newTxn(xid uint32, commitLSN event.Position, commitTime time.Time, cfg Config) *txn {
 	return &txn{
 		xid: xid, commitLSN: commitLSN, commitTime: commitTime.UTC().Truncate(time.Microsecond),
-		relIdx: map[*relation]uint32{}, rows: newSpool(cfg.MaxTxnMemory, cfg.SpillDir),
+		relIdx: map[*relation]uint32{}, rows: newSpool(cfg.MaxTxnMemory, cfg.ExternalValueBytes, cfg.SpillDir),
 	}
 }
 
@@ -76,6 +76,13 @@ type emitter struct {
 	tables   *tableRegistry
 	pub      *publisher
 	log      *slog.Logger
+	// values is the object store of external values (feed.ValuesBucket),
+	// stream its stream; extBytes is Config.ExternalValueBytes and
+	// maxPayload the server's max_payload (0 if unknown).
+	values     valueStore
+	stream     string
+	extBytes   int64
+	maxPayload func() int64
 }
 
 // publishTxn publishes a committed transaction's events (and tamper
@@ -106,18 +113,26 @@ func (em *emitter) publishTxn(ctx context.Context, t *txn, endLSN, prev event.Po
 	ev := event.Event{CommitLSN: t.commitLSN, EndLSN: endLSN, PrevLSN: prev, CommitTime: t.commitTime,
 		XID: t.xid, Count: n, Snapshot: t.snapshot}
 	for i := 0; i < n; i++ {
-		ri, raw, err := r.Next()
+		row, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			return 0, fmt.Errorf("transaction %d: spool ended after %d of %d rows", t.xid, i, n)
 		}
 		if err != nil {
 			return 0, err
 		}
-		if int(ri) >= len(t.rels) {
-			return 0, fmt.Errorf("transaction %d: spooled row names relation %d of %d", t.xid, ri, len(t.rels))
+		if int(row.rel) >= len(t.rels) {
+			return 0, fmt.Errorf("transaction %d: spooled row names relation %d of %d", t.xid, row.rel, len(t.rels))
 		}
-		rel := t.rels[ri]
-		tup, err := DecodeTuple(raw)
+		rel := t.rels[row.rel]
+		var (
+			tup   Tuple
+			large largeValues
+		)
+		if row.large != nil {
+			tup, large, err = decodeLargeTuple(row.large, em.threshold())
+		} else {
+			tup, err = DecodeTuple(row.raw)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("transaction %d row %d: %w", t.xid, i, err)
 		}
@@ -125,10 +140,10 @@ func (em *emitter) publishTxn(ctx context.Context, t *txn, endLSN, prev event.Po
 			return 0, fmt.Errorf("transaction %d row %d: %d values for %d columns of %s",
 				t.xid, i, len(tup.Values), len(rel.table.Columns), rel.qualified)
 		}
-		ev.Table, ev.Index, ev.Values = rel.qualified, i, tup.Values
-		msg := em.subjects.EncodeEventFor(msgSystemID, rel.enc, &ev)
-		if msgSystemID != em.systemID {
-			msg.Header.Set(feed.HeaderSystemID, em.systemID)
+		ev.Table, ev.Index = rel.qualified, i
+		msg, err := em.encodeEvent(ctx, msgSystemID, rel, &ev, tup.Values, large)
+		if err != nil {
+			return 0, err
 		}
 		var m *mark
 		if i == n-1 {
