@@ -2,10 +2,14 @@ package feed_test
 
 import (
 	"crypto/sha256"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tidemark/tidemark/internal/feed"
+	"github.com/tidemark/tidemark/internal/testing/golden"
 )
 
 // sha256("abc") and sha256("") — the digests docs/feed.md uses.
@@ -88,4 +92,46 @@ func FuzzParseExternal(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestExternal_GoldenMessage pins an event message whose event_data
+// travelled outside it (docs/feed.md, "Large values"): the value null in
+// the body, the Tidemark-External header naming column 4, its size and
+// SHA-256; the object it names holds the value's text.
+func TestExternal_GoldenMessage(t *testing.T) {
+	value := []byte(`{"items": ["ü", "😀"], "total": 12.5}`)
+	e := goldenEvent()
+	e.Values[4] = nil
+	m := golden.CaptureEvent(goldenSubjects, goldenSystemID, 0, feed.NewEventTable(&goldenTable), e)
+	m.Header.Set(feed.HeaderExternal, feed.EncodeExternal([]feed.ExternalValue{{Column: 4, Size: int64(len(value)), SHA256: sha256.Sum256(value)}}))
+	path := filepath.Join(goldenDir, "event-external.msg")
+	golden.Check(t, path, golden.MarshalMsgs(goldenComment, m), *update)
+
+	msgs, err := golden.UnmarshalMsgs(golden.Read(t, path))
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("parse golden message: %d messages, %v", len(msgs), err)
+	}
+	got := msgs[0]
+	const wantHeader = "4=40:6ee17623ba6215e104bf36b0da3653dd76023af54294b8eb3ed1a70d13ab6f45"
+	hdr := got.Header.Get(feed.HeaderExternal)
+	if hdr != wantHeader {
+		t.Fatalf("header %s = %q", feed.HeaderExternal, hdr)
+	}
+	if name := feed.ValueObjectName(got.Header.Get(nats.MsgIdHdr), 4); name != "7300000000000000001-16b37400c8-1.4" {
+		t.Errorf("object name %q", name)
+	}
+	ev, err := feed.DecodeEvent(got, &goldenTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := feed.ParseExternal(hdr, len(goldenTable.Columns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ev.Values[4]) != "null" || vs[0].SHA256 != sha256.Sum256(value) || vs[0].Size != int64(len(value)) {
+		t.Fatalf("decoded %q, header %+v", ev.Values[4], vs)
+	}
+	if !strings.Contains(string(got.Data), `"event_data":null`) {
+		t.Fatalf("body %s", got.Data)
+	}
 }
