@@ -433,7 +433,8 @@ func (s *session) accept(ctx context.Context, it *item) error {
 		// So does a transaction holding a value fetched from the values
 		// object store: its segments, large and written from a temporary
 		// file, are left unmerged (merge.Policy.MaxEventBytes).
-		multi := it.tableCount() > 1 || len(it.events) > 0 && it.events[0] == nil || s.holdsExternal(it)
+		external := s.holdsExternal(it)
+		multi := it.tableCount() > 1 || len(it.events) > 0 && it.events[0] == nil || external
 		if b := s.roll.bucketOf(it.time); !s.roll.fits(b, it.systemID) || multi && !s.roll.empty() {
 			if err := s.flush(ctx, "bucket"); err != nil {
 				return err
@@ -447,6 +448,9 @@ func (s *session) accept(ctx context.Context, it *item) error {
 		}
 		if multi {
 			s.taken(it)
+			if external {
+				return s.flush(ctx, "external-value")
+			}
 			return s.flush(ctx, "multi-table")
 		}
 	}
