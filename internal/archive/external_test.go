@@ -119,4 +119,3 @@ func publishMsgs(t *testing.T, f *archivetest.Feed, msgs ...*nats.Msg) {
 		}
 	}
 }
-

@@ -127,6 +127,17 @@ func (em *emitter) encodeEvent(ctx context.Context, msgSystemID string, rel *rel
 	limit := em.threshold()
 	var ext []bool
 	for i, v := range vals {
+		if naming(rel, i) {
+			// Named in the subject and headers: always in the message.
+			if i < len(large) && large[i] != nil {
+				b, err := io.ReadAll(large[i])
+				if err != nil {
+					return nil, fmt.Errorf("read spooled value: %w", err)
+				}
+				vals[i], large[i] = b, nil
+			}
+			continue
+		}
 		if int64(len(v)) > limit || i < len(large) && large[i] != nil {
 			if ext == nil {
 				ext = make([]bool, len(vals))
@@ -210,10 +221,9 @@ func externalHeaderSize(ext []bool) int {
 // that may move out (ties: the lowest column), or -1. The columns that name
 // the event in subjects and headers never move.
 func largestInBody(rel *relation, vals [][]byte, ext []bool) int {
-	l := rel.layout
 	best := -1
 	for i, v := range vals {
-		if v == nil || ext != nil && ext[i] || i == l.EventID || i == l.StreamID || i == l.StreamVersion || i == l.EventType {
+		if v == nil || ext != nil && ext[i] || naming(rel, i) {
 			continue
 		}
 		if best < 0 || len(v) > len(vals[best]) {
@@ -221,6 +231,13 @@ func largestInBody(rel *relation, vals [][]byte, ext []bool) int {
 		}
 	}
 	return best
+}
+
+// naming reports whether column i names the event in its subject and
+// headers (event id, stream id, version, type): it never moves out.
+func naming(rel *relation, i int) bool {
+	l := rel.layout
+	return i == l.EventID || i == l.StreamID || i == l.StreamVersion || i == l.EventType
 }
 
 // putValue stores one value as the object name unless an object of that

@@ -240,7 +240,11 @@ func (s *snapshotWriter) add(ctx context.Context, rel *relation, r *snapRow) err
 	}
 	s.tuple = encodeTuple(s.tuple[:0], r.values)
 	s.rows++
-	return s.cur.addRow(rel, s.tuple)
+	err := s.cur.addRow(rel, s.tuple)
+	if cap(s.tuple) > 1<<20 {
+		s.tuple = nil // do not keep a large row's buffer for the rest of the snapshot
+	}
+	return err
 }
 
 func (s *snapshotWriter) flush(ctx context.Context) error {
