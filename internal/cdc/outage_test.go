@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -235,4 +236,33 @@ func TestCapture_ExternalValueResend(t *testing.T) {
 	if v3.Size != int64(len(other)) || !bytes.Equal(b, other) {
 		t.Fatalf("other content: object %d bytes, want %d", len(b), len(other))
 	}
+}
+
+// TestCapture_ExternalValueBytesAboveQuarterMaxPayload: a threshold the
+// server's max_payload cannot honour is refused at start, naming the
+// setting and the largest value it may take.
+func TestCapture_ExternalValueBytesAboveQuarterMaxPayload(t *testing.T) {
+	e := newEnv(t, nil)
+	node, err := testrig.StartNATSProcess(context.Background(), t.TempDir(), testrig.WithStockLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Stop() })
+	cfg := e.config()
+	cfg.NATSURL = node.URL
+	cfg.ExternalValueBytes = 512 << 10
+	err = e.runToError(cfg)
+	var fe *FatalError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "--external-value-bytes 524288") ||
+		!strings.Contains(fe.Hint, "--external-value-bytes to at most 262144") {
+		t.Fatalf("err = %v (hint %q)", err, hintOf(err))
+	}
+}
+
+func hintOf(err error) string {
+	var fe *FatalError
+	if errors.As(err, &fe) {
+		return fe.Hint
+	}
+	return ""
 }
