@@ -399,6 +399,17 @@ func (s *session) stream(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
+		// An event with external values gets a segment of its own here
+		// too, so that merges leave it alone (see accept).
+		external := s.ext.get(h.e) != nil
+		if external && !s.roll.empty() {
+			if err := s.flush(ctx, "external-value"); err != nil {
+				for _, m := range h.msgs {
+					_ = m.Nak()
+				}
+				return err
+			}
+		}
 		if err := s.roll.stream(h.e, h.t, it, time.Now()); err != nil {
 			for _, m := range h.msgs {
 				_ = m.Nak()
@@ -406,8 +417,12 @@ func (s *session) stream(ctx context.Context) error {
 			return fmt.Errorf("%w: %w", ErrUnarchivable, err)
 		}
 		s.streamAcks = append(s.streamAcks, h.msgs...)
-		if s.roll.maxRaw >= s.a.cfg.SegmentMaxBytes {
-			if err := s.flush(ctx, "size"); err != nil {
+		if external || s.roll.maxRaw >= s.a.cfg.SegmentMaxBytes {
+			reason := "size"
+			if external {
+				reason = "external-value"
+			}
+			if err := s.flush(ctx, reason); err != nil {
 				return err
 			}
 		}
