@@ -67,11 +67,7 @@ func (w *Writer) AppendLarge(e *event.Event, large []*LargeValue) error {
 			if err := w.flush(); err != nil {
 				return err
 			}
-			var dst io.Writer = w.comp
-			if w.events != nil {
-				dst = io.MultiWriter(w.comp, w.events)
-			}
-			c, err := io.CopyN(dst, l.R, l.Size)
+			c, err := io.CopyN(w.comp, l.R, l.Size)
 			if err == nil {
 				// The reader must end where it said it would.
 				var one [1]byte

@@ -50,10 +50,6 @@ type WriterOptions struct {
 	// microsecond); zero means now. A merge sets it so that the same inputs
 	// give the same bytes (without encryption, which is randomised).
 	Created time.Time
-	// DigestEvents makes the writer keep the EventsDigest of what it
-	// appends (Writer.EventsDigest), computed from the records as they
-	// pass, values from readers included (format version 1 only).
-	DigestEvents bool
 	// Format is the format version to write: 0 or Version (1) for records
 	// compressed as one stream; ColumnarVersion (2) for the columnar body,
 	// smaller but slower to write, for merged segments (MergeLevel ≥ 1) only.
@@ -81,8 +77,6 @@ type Writer struct {
 	evs         []event.Event
 	vals        [][]byte
 	block       []byte // the encoded block
-
-	events hash.Hash // the EventsDigest of the records, when asked for
 }
 
 // NewWriter validates opts, writes the segment's plaintext envelope (magic,
@@ -137,9 +131,6 @@ func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
 	if opts.Format == ColumnarVersion {
 		sw.blk = newBlockEncoder(opts.Compression, opts.Level, sw.ncols)
 		return sw, nil
-	}
-	if opts.DigestEvents {
-		sw.events = sha256.New()
 	}
 	if sw.comp, err = newCompressor(opts.Compression, opts.Level, opts.MergeLevel > 0, sw.inner); err != nil {
 		return nil, fmt.Errorf("new segment writer: %w", err)
@@ -250,24 +241,12 @@ func (w *Writer) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	if w.events != nil {
-		w.events.Write(w.buf)
-	}
 	if _, err := w.comp.Write(w.buf); err != nil {
 		w.err = fmt.Errorf("compress segment: %w", err)
 		return w.err
 	}
 	w.buf = w.buf[:0]
 	return nil
-}
-
-// EventsDigest returns the EventsDigest of the events appended so far, or
-// "" unless WriterOptions.DigestEvents was set. Call it after Close.
-func (w *Writer) EventsDigest() string {
-	if w.events == nil || !w.closed {
-		return ""
-	}
-	return hex.EncodeToString(w.events.Sum(nil))
 }
 
 // RawBytes returns the uncompressed size of the records appended so far.
