@@ -16,6 +16,7 @@ import (
 	"github.com/tidemark/tidemark/internal/archive/archivetest"
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
+	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/testing/testkit"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
@@ -117,5 +118,68 @@ func publishMsgs(t *testing.T, f *archivetest.Feed, msgs ...*nats.Msg) {
 		if _, err := f.JS.PublishMsg(ctx, m); err != nil {
 			t.Fatal(fmt.Errorf("publish: %w", err))
 		}
+	}
+}
+
+// TestArchiver_ExternalValueReupload: a writer finds the key of a segment
+// holding an external value already taken — the object a writer that died
+// between upload and catalog entry left behind (here copied from another
+// archive of the same feed) — and accepts it after comparing it event by
+// event (the bytes differ: another creation time), from temporary files.
+func TestArchiver_ExternalValueReupload(t *testing.T) {
+	ctx := context.Background()
+	node, err := testrig.StartNATSProcess(ctx, t.TempDir(), testrig.WithStockLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Stop() })
+	f := archivetest.NewFeed(t, node.URL, testStream)
+	obs, err := f.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: feed.ValuesBucket(testStream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := []byte(`{"blob": "` + strings.Repeat("fedcba9876543210", 1<<16) + `"}`) // 1 MiB
+	it := f.Txn(1, 0)
+	msg := externalMsg(t, f, obs, it, big, big)
+	hb := f.HeartbeatItem()
+	publishMsgs(t, f, msg)
+	f.Publish(t, false, hb)
+
+	first := fileStore(t)
+	r := start(t, f, first, nil, testConfig("a1"))
+	archivetest.WaitWatermark(t, first, hb.Pos(), 60*time.Second)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	left := archivetest.Load(t, first, nil)
+	if len(left.Keys) != 1 {
+		t.Fatalf("first archive lists %v, want one segment", left.Keys)
+	}
+	rc, info, err := first.Get(ctx, left.Keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := fileStore(t)
+	err = second.Put(ctx, left.Keys[0], rc, info.Size, objstore.PutOptions{})
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The rebuilt segment's header records a later creation time: its
+	// bytes differ from the object's, its events do not.
+	cfg := testConfig("a2")
+	cfg.Consumer = "second-archive"
+	start(t, f, second, nil, cfg)
+	archivetest.WaitWatermark(t, second, hb.Pos(), 60*time.Second)
+	arch := archivetest.Load(t, second, nil)
+	if len(arch.Keys) != 1 || arch.Keys[0] != left.Keys[0] {
+		t.Fatalf("catalog lists %v, want the object left behind %s", arch.Keys, left.Keys[0])
+	}
+	if ref := arch.Catalog.Segments()[0]; ref.SHA256 != left.Catalog.Segments()[0].SHA256 {
+		t.Fatalf("the listed object is not the one left behind")
+	}
+	if got := arch.Segments[0].Events[0].Values[4]; !bytes.Equal(got, big) {
+		t.Fatalf("archived value is %d bytes, want %d", len(got), len(big))
 	}
 }
