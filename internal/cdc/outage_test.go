@@ -266,3 +266,50 @@ func hintOf(err error) string {
 	}
 	return ""
 }
+
+// TestCapture_TamperOfLargeRow: an UPDATE of a row holding a value larger
+// than max_payload is still reported (without the new row, which no
+// message can carry) and capture keeps going.
+func TestCapture_TamperOfLargeRow(t *testing.T) {
+	e := newEnv(t, nil)
+	node, err := testrig.StartNATSProcess(context.Background(), t.TempDir(), testrig.WithStockLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Stop() })
+	nc, err := nats.Connect(node.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config()
+	cfg.NATSURL = node.URL
+	_, done := e.run(cfg)
+	testkit.WaitFor(t, 30*time.Second, "capture streaming", func() bool { return e.last.Ready() == nil })
+	e.exec(`INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data)
+		VALUES (gen_random_uuid(), 'big', 'Big', jsonb_build_object('x', repeat('y', 1500000)))`)
+	e.exec("ALTER TABLE eventcore_events DISABLE TRIGGER USER")
+	e.exec("UPDATE eventcore_events SET event_data = jsonb_build_object('x', repeat('z', 1500000)) WHERE stream_id = 'big'")
+	e.exec(`INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data)
+		VALUES (gen_random_uuid(), 'after', 'Small', '{}')`)
+	var fl *feedLog
+	testkit.WaitFor(t, 30*time.Second, "the tamper report and the event after it", func() bool {
+		rctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		fl, err = readFeed(rctx, js, cfg.Stream)
+		return err == nil && len(fl.tampers) == 1 && len(fl.events) == 2
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("capture stopped: %v", err)
+	default:
+	}
+	tp := fl.tampers[0]
+	if tp.Op != "update" || tp.New != nil || len(tp.Old) == 0 || len(tp.Old) > 1<<10 {
+		t.Fatalf("tamper report op %s, new %d bytes, old %.100s", tp.Op, len(tp.New), tp.Old)
+	}
+}

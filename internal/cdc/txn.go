@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
 )
@@ -168,13 +170,39 @@ func (em *emitter) publishTampers(ctx context.Context, t *txn) error {
 		tp := feed.Tamper{Op: tr.op, Table: tr.rel.qualified, XID: t.xid, CommitLSN: t.commitLSN,
 			CommitTime: t.commitTime.Format(feed.TimeLayout), Old: tr.old, New: tr.new}
 		em.log.Error("tampered row", "table", tp.Table, "op", tp.Op, "identity", string(tr.old), "xid", t.xid)
-		msg := em.subjects.EncodeTamper(em.systemID, tr.rel.table.Schema, tr.rel.table.Name, tp)
-		msg.Header.Set(feed.HeaderMsgID, em.systemID+"-tamper-"+strconv.FormatUint(uint64(t.commitLSN), 16)+"-"+strconv.Itoa(i))
+		msg := em.encodeTamper(tr.rel, tp, t.commitLSN, i)
 		if err := em.pub.Publish(ctx, msg, nil, false); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// encodeTamper builds the i-th tamper report of the transaction at
+// commitLSN. A report too large for a message (a row with large values)
+// leaves out the new row, then the old one: the report itself, its count
+// and its log line are what matter, and capture must not stop for it.
+func (em *emitter) encodeTamper(rel *relation, tp feed.Tamper, commitLSN event.Position, i int) *nats.Msg {
+	encode := func() *nats.Msg {
+		msg := em.subjects.EncodeTamper(em.systemID, rel.table.Schema, rel.table.Name, tp)
+		msg.Header.Set(feed.HeaderMsgID, em.systemID+"-tamper-"+strconv.FormatUint(uint64(commitLSN), 16)+"-"+strconv.Itoa(i))
+		return msg
+	}
+	msg := encode()
+	limit := int64(0)
+	if em.maxPayload != nil {
+		limit = em.maxPayload()
+	}
+	for _, drop := range []*json.RawMessage{&tp.New, &tp.Old} {
+		if limit <= 0 || int64(msgSize(msg)) <= limit {
+			break
+		}
+		em.log.Warn("tamper report too large for a message; leaving out a row", "table", tp.Table, "op", tp.Op,
+			"bytes", msgSize(msg), "max_payload", limit)
+		*drop = nil
+		msg = encode()
+	}
+	return msg
 }
 
 // rowJSON renders the sent columns of a tuple as a JSON object (columns
