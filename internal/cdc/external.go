@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -267,7 +268,8 @@ func (em *emitter) putValue(ctx context.Context, name string, col int, src io.Re
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		return v, fmt.Errorf("external value %s: rewind: %w", name, err)
 	}
-	info, err = em.values.Put(ctx, jetstream.ObjectMeta{Name: name}, src)
+	start := time.Now()
+	info, err = em.values.Put(ctx, jetstream.ObjectMeta{Name: name}, em.ticking(src))
 	if err != nil {
 		return v, fmt.Errorf("external value %s: put into %s: %w", name, feed.ValuesBucket(em.stream), err)
 	}
@@ -276,7 +278,36 @@ func (em *emitter) putValue(ctx context.Context, name string, col int, src io.Re
 	}
 	metricExternalPut.Inc()
 	metricExternalBytes.Add(float64(size))
+	em.log.Debug("external value stored", "object", name, "bytes", size, "seconds", time.Since(start).Seconds())
 	return v, nil
+}
+
+// ticking wraps r so that the publisher's tick (the replication loop's
+// standby status update) still runs while a large value is being put: the
+// server would otherwise end the replication connection after
+// wal_sender_timeout without feedback.
+func (em *emitter) ticking(r io.Reader) io.Reader {
+	if em.pub == nil || em.pub.tick == nil {
+		return r
+	}
+	return &tickReader{r: r, tick: em.pub.tick, every: em.pub.tickEach, last: time.Now()}
+}
+
+type tickReader struct {
+	r     io.Reader
+	tick  func() error
+	every time.Duration
+	last  time.Time
+}
+
+func (t *tickReader) Read(p []byte) (int, error) {
+	if time.Since(t.last) >= t.every {
+		t.last = time.Now()
+		if err := t.tick(); err != nil {
+			return 0, err
+		}
+	}
+	return t.r.Read(p)
 }
 
 var (
