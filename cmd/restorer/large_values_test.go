@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tidemark/tidemark/internal/catalog"
-	"github.com/tidemark/tidemark/internal/objstore/storeurl"
 	"github.com/tidemark/tidemark/internal/restore"
 	"github.com/tidemark/tidemark/internal/testing/eventcore"
 	"github.com/tidemark/tidemark/internal/testing/harness"
@@ -18,13 +18,13 @@ import (
 
 // TestRestorer_LargeValuesOnStockNATS runs capture and the archiver as
 // processes against a nats-server with its default limits (max_payload
-// 1 MiB), appends events whose jsonb event_data is 1.5 MiB and 20 MiB
+// 1 MiB) and the S3 server, appends events whose jsonb event_data is 1.5 MiB and 20 MiB
 // (text form) amid an ordinary workload, and restores the archive: every
 // row, the large ones included, equal to the source byte for byte.
 func TestRestorer_LargeValuesOnStockNATS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	h, err := harness.Start(ctx, harness.Options{Dir: t.TempDir(), Store: "file", NATS: "stock"})
+	h, err := harness.Start(ctx, harness.Options{Dir: t.TempDir(), Store: "s3", NATS: "stock"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestRestorer_LargeValuesOnStockNATS(t *testing.T) {
 		t.Fatalf("commit times: %v (%d)", err, len(times))
 	}
 	last := times[len(times)-1]
-	st, err := storeurl.Open(ctx, h.StoreURL)
+	st, err := h.OpenStore(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +96,10 @@ func TestRestorer_LargeValuesOnStockNATS(t *testing.T) {
 	conn.Close(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, kv := range h.Env() { // the S3 server's credentials, for the restorer run here
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
 	}
 	r := runCmd(t, "restore", "--store", h.StoreURL, "--target", target, "--to", "latest", "--json")
 	if r.code != 0 {
