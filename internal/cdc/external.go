@@ -27,14 +27,23 @@ type valueStore interface {
 	Put(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader) (*jetstream.ObjectInfo, error)
 }
 
+// valuesTTLMargin is how much longer than the stream's messages the values
+// are kept: a value is put before its message, and a re-send within the
+// margin finds it still there.
+const valuesTTLMargin = time.Hour
+
 // ValuesStoreConfig returns the object store holding external values: file
-// storage and the stream's replicas, its objects kept at least as long as
-// the stream keeps the messages that name them.
+// storage and the stream's replicas, its objects kept an hour longer than
+// the stream keeps messages (unlimited when the stream is).
 func ValuesStoreConfig(cfg Config) jetstream.ObjectStoreConfig {
+	ttl := time.Duration(0)
+	if cfg.MaxAge > 0 {
+		ttl = cfg.MaxAge + valuesTTLMargin
+	}
 	return jetstream.ObjectStoreConfig{
 		Bucket:      feed.ValuesBucket(cfg.Stream),
 		Description: "Tidemark feed: column values too large for an event message (see Tidemark-External)",
-		TTL:         cfg.MaxAge,
+		TTL:         ttl,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	}

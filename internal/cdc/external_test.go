@@ -116,3 +116,17 @@ func TestEncodeEvent_UnmovableTooLarge(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestValuesStoreConfig: the values outlive the messages naming them.
+func TestValuesStoreConfig(t *testing.T) {
+	cfg := Defaults()
+	cfg.Replicas = 3
+	oc := ValuesStoreConfig(cfg)
+	if oc.Bucket != "TIDEMARK_VALUES" || oc.TTL != 0 || oc.Replicas != 3 || oc.Storage != jetstream.FileStorage {
+		t.Fatalf("unlimited stream: %+v", oc)
+	}
+	cfg.MaxAge = 7 * 24 * time.Hour
+	if oc := ValuesStoreConfig(cfg); oc.TTL <= cfg.MaxAge {
+		t.Fatalf("TTL %s for a stream max age of %s", oc.TTL, cfg.MaxAge)
+	}
+}
