@@ -58,7 +58,7 @@ func (r *runOptions) register(cmd *cobra.Command) {
 	f.DurationVar(&r.mergeInterval, "merge-interval", archive.DefaultMergeInterval, "how often the writer looks for segments to merge")
 	f.DurationVar(&r.mergeSettle, "merge-settle", merge.DefaultSettle, "how long past a bucket's end (by commit time) a merge waits for late segments")
 	f.Int64Var(&r.mergeMaxBytes, "merge-max-bytes", merge.DefaultMaxRawBytes, "raw size cap of one merged segment")
-	f.StringVar(&r.tempDir, "temp-dir", "", "directory for the merger's temporary files (default the system's)")
+	f.StringVar(&r.tempDir, "temp-dir", "", "directory for temporary files: the merger's, and large values fetched from the values object store with the segments holding them (default the system's)")
 }
 
 // config turns the flags into an archive.Config.

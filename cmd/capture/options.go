@@ -32,6 +32,7 @@ type options struct {
 	publishRetries         int
 	stallTimeout           time.Duration
 	maxTxnMemory           string
+	externalValueBytes     string
 	spillDir               string
 	replicas               int
 	dupWindow, maxAge      time.Duration
@@ -60,6 +61,7 @@ func (o *options) register(cmd *cobra.Command) {
 	f.IntVar(&o.publishRetries, "publish-retries", d.PublishRetries, "re-sends of one message before rewinding to the slot")
 	f.DurationVar(&o.stallTimeout, "stall-timeout", d.StallTimeout, "raise tidemark_capture_publish_stalled when the oldest publish waits this long")
 	f.StringVar(&o.maxTxnMemory, "max-txn-memory", "64MiB", "memory for one transaction's rows before spilling to disk (e.g. 64MiB)")
+	f.StringVar(&o.externalValueBytes, "external-value-bytes", "256KiB", "column values larger than this travel outside the event message, in the <stream>_VALUES object store (at most the NATS server's max_payload/4)")
 	f.StringVar(&o.spillDir, "spill-dir", "", "directory for spill files (default: the system temporary directory)")
 	f.IntVar(&o.replicas, "replicas", d.Replicas, "stream and META bucket replicas")
 	f.DurationVar(&o.dupWindow, "duplicate-window", d.DuplicateWindow, "stream deduplication window")
@@ -80,6 +82,10 @@ func (o *options) config(log *slog.Logger) (cdc.Config, error) {
 	if err != nil || mem <= 0 {
 		return cdc.Config{}, cli.Usage(fmt.Errorf("--max-txn-memory %q: want a positive size like 64MiB", o.maxTxnMemory), "capture --help")
 	}
+	extBytes, err := parseSize(o.externalValueBytes)
+	if err != nil || extBytes <= 0 {
+		return cdc.Config{}, cli.Usage(fmt.Errorf("--external-value-bytes %q: want a positive size like 256KiB", o.externalValueBytes), "capture --help")
+	}
 	maxBytes, err := parseSize(o.maxBytes)
 	if err != nil {
 		return cdc.Config{}, cli.Usage(fmt.Errorf("--max-bytes %q: want a size like 10GiB or -1", o.maxBytes), "capture --help")
@@ -92,7 +98,7 @@ func (o *options) config(log *slog.Logger) (cdc.Config, error) {
 		Stream: o.stream, SubjectPrefix: o.prefix, Slot: o.slot, Publication: o.publication, Tables: o.tables,
 		ConfirmOn: cdc.ConfirmMode(o.confirmOn), PublishMode: cdc.PublishMode(o.publishMode), HeartbeatInterval: o.heartbeat, StatusInterval: o.statusEvery,
 		MaxPending: o.maxPending, PublishTimeout: o.publishTimeout, PublishRetries: o.publishRetries,
-		StallTimeout: o.stallTimeout, MaxTxnMemory: mem, SpillDir: o.spillDir, Replicas: o.replicas,
+		StallTimeout: o.stallTimeout, MaxTxnMemory: mem, ExternalValueBytes: extBytes, SpillDir: o.spillDir, Replicas: o.replicas,
 		DuplicateWindow: o.dupWindow, MaxBytes: maxBytes, MaxAge: o.maxAge, Logger: log,
 	}
 	return cfg, nil

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -29,6 +30,7 @@ type Archiver struct {
 
 	mu     sync.Mutex
 	status Status
+	values jetstream.ObjectStore // external values (feed.ValuesBucket), opened on first use
 }
 
 // Status is a snapshot of what an Archiver is doing.

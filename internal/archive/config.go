@@ -101,7 +101,8 @@ type Config struct {
 	Merge merge.Policy
 	// MergeInterval is how often the writer looks for merges to do (10 s).
 	MergeInterval time.Duration
-	// TempDir holds the merger's temporary files ("" = the system's).
+	// TempDir holds temporary files ("" = the system's): the merger's, and
+	// external values with the segments holding them.
 	TempDir string
 	// Compression is the segments' compression (zstd).
 	Compression segment.Compression

@@ -9,7 +9,9 @@
 // missing; it rolls segments by size, age and time bucket, and flushes in a
 // fixed order — upload (conditional create), catalog entry, META
 // watermark, acknowledgement — so nothing is acknowledged before it is
-// listed by a durable catalog entry. At the start of each term it records
+// listed by a durable catalog entry. Values that travelled outside their
+// messages are fetched from the values object store, checked and written
+// into segments from temporary files. At the start of each term it records
 // the debris an earlier writer left. Inspect reads the same state from
 // outside for `archiver status`. docs/archiver.md describes the behaviour,
 // docs/ARCHITECTURE.md the chain and watermark contract.

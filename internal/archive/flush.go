@@ -37,6 +37,12 @@ func (s *session) flush(ctx context.Context, reason string) (err error) {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		for _, sg := range segs {
+			sg.release()
+		}
+		s.ext.prune()
+	}()
 	target := catalog.Watermark{LSN: s.head, CommitTime: s.acceptedTime}
 	if len(segs) == 0 && target.LSN <= s.durable.LSN {
 		// Nothing is open: streamed messages still queued belong to

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -27,13 +29,17 @@ type roller struct {
 	maxRaw  int64                   // the largest open segment's raw bytes
 	rawSum  int64
 	evCount int
+	// ext holds the events whose values came from the values object
+	// store; tempDir is where segments holding them are written.
+	ext     *externals
+	tempDir string
 }
 
 // openSegment is one table's segment being written.
 type openSegment struct {
 	table *event.Table
 	id    string
-	buf   bytes.Buffer
+	out   spillWriter // memory, or a temporary file once it holds an external value
 	w     *segment.Writer
 	// first and last are the indexes of the first and last event within
 	// their transactions; streamed is set when the segment holds part of
@@ -49,7 +55,34 @@ type closedSegment struct {
 	table   *event.Table
 	tableID string
 	data    []byte
+	// file, when set, holds the segment instead of data (size bytes): it
+	// holds an external value. The uploader closes it.
+	file    *os.File
+	size    int64
 	trailer *segment.Trailer
+}
+
+// body returns a reader of the segment's bytes from the start.
+func (c *closedSegment) body() io.Reader {
+	if c.file != nil {
+		return io.NewSectionReader(c.file, 0, c.size)
+	}
+	return bytes.NewReader(c.data)
+}
+
+// storedSize returns the segment's size in bytes.
+func (c *closedSegment) storedSize() int64 {
+	if c.file != nil {
+		return c.size
+	}
+	return int64(len(c.data))
+}
+
+// release closes the segment's temporary file, if any.
+func (c *closedSegment) release() {
+	if c.file != nil {
+		_ = c.file.Close()
+	}
 }
 
 func newRoller(opts segment.WriterOptions, width time.Duration) *roller {
@@ -118,7 +151,15 @@ func (r *roller) appendEvent(e *event.Event, t *event.Table, id string, it *item
 	if err != nil {
 		return err
 	}
-	if err := seg.w.Append(e); err != nil {
+	if vs := r.ext.get(e); vs != nil {
+		if err := seg.out.toFile(r.tempDir); err != nil {
+			return fmt.Errorf("append %s to segment: %w", e, err)
+		}
+		if err := seg.w.AppendLarge(e, largeValues(vs, len(t.Columns))); err != nil {
+			return fmt.Errorf("append %s to segment: %w", e, err)
+		}
+		r.ext.done(e)
+	} else if err := seg.w.Append(e); err != nil {
 		return fmt.Errorf("append %s to segment: %w", e, err)
 	}
 	if seg.w.Events() == 1 {
@@ -139,7 +180,7 @@ func (r *roller) segment(t *event.Table, id string, it *item, now time.Time) (*o
 	opts := r.opts
 	opts.Table, opts.SystemID = *t, it.systemID
 	seg := &openSegment{table: t, id: id}
-	w, err := segment.NewWriter(&seg.buf, opts)
+	w, err := segment.NewWriter(&seg.out, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open segment for %s: %w", t.QualifiedName(), err)
 	}
@@ -191,6 +232,9 @@ func (r *roller) close() ([]*closedSegment, error) {
 		seg := r.open[id]
 		tr, err := seg.w.Close()
 		if err != nil {
+			for _, c := range out {
+				c.release()
+			}
 			r.reset()
 			return nil, fmt.Errorf("close segment of %s: %w", seg.table.QualifiedName(), err)
 		}
@@ -202,9 +246,12 @@ func (r *roller) close() ([]*closedSegment, error) {
 			key:     key,
 			table:   seg.table,
 			tableID: id,
-			data:    seg.buf.Bytes(),
+			data:    seg.out.buf.Bytes(),
+			file:    seg.out.file,
+			size:    seg.out.size,
 			trailer: tr,
 		})
+		seg.out.file = nil // the closed segment owns it now
 	}
 	r.reset()
 	return out, nil
@@ -222,6 +269,11 @@ func streamedKey(key string, first, last int) string {
 
 // reset drops the open segments.
 func (r *roller) reset() {
+	for _, seg := range r.open {
+		if seg.out.file != nil { // not handed to a closed segment
+			_ = seg.out.file.Close()
+		}
+	}
 	r.open = make(map[string]*openSegment)
 	r.maxRaw, r.rawSum, r.evCount = 0, 0, 0
 	r.bucket, r.system, r.opened = time.Time{}, "", time.Time{}

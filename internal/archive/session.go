@@ -38,6 +38,7 @@ type session struct {
 	// (or in durable ones, for redeliveries): the next flush settles them.
 	streamAcks []Msg
 	roll       *roller
+	ext        *externals // events holding values fetched from the values object store
 	puts       *putRate
 	closed     bool
 
@@ -83,9 +84,11 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 	s := &session{a: a, log: a.log.With("epoch", lease.Epoch()), lease: lease, cat: cat,
 		cw:      catalog.NewWriter(a.deps.Store, cat, a.cfg.Holder, lease.Epoch()),
 		roll:    newRoller(a.writerOptions(), a.cfg.BucketWidth),
+		ext:     newExternals(),
 		covered: make(map[string]event.Position),
 		puts:    a.puts,
 	}
+	s.roll.ext, s.roll.tempDir = s.ext, a.cfg.TempDir
 	s.durable = cat.Watermark()
 	if next := cat.NextSeq(); next > 0 {
 		s.seq = next - 1
@@ -262,6 +265,14 @@ func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
 		if err != nil {
 			return s.undecodable(m, err)
 		}
+		vs, err := s.fetchExternal(ctx, nm, t, e)
+		if err != nil {
+			externalErrorsTotal.Inc()
+			return s.undecodable(m, err)
+		}
+		if vs != nil {
+			s.ext.put(e, vs)
+		}
 		pos = e.EndLSN
 		res, evicted = s.chain.addEvent(e, t, systemID, s.settler(m))
 	}
@@ -388,6 +399,17 @@ func (s *session) stream(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
+		// An event with external values gets a segment of its own here
+		// too, so that merges leave it alone (see accept).
+		external := s.ext.get(h.e) != nil
+		if external && !s.roll.empty() {
+			if err := s.flush(ctx, "external-value"); err != nil {
+				for _, m := range h.msgs {
+					_ = m.Nak()
+				}
+				return err
+			}
+		}
 		if err := s.roll.stream(h.e, h.t, it, time.Now()); err != nil {
 			for _, m := range h.msgs {
 				_ = m.Nak()
@@ -395,8 +417,12 @@ func (s *session) stream(ctx context.Context) error {
 			return fmt.Errorf("%w: %w", ErrUnarchivable, err)
 		}
 		s.streamAcks = append(s.streamAcks, h.msgs...)
-		if s.roll.maxRaw >= s.a.cfg.SegmentMaxBytes {
-			if err := s.flush(ctx, "size"); err != nil {
+		if external || s.roll.maxRaw >= s.a.cfg.SegmentMaxBytes {
+			reason := "size"
+			if external {
+				reason = "external-value"
+			}
+			if err := s.flush(ctx, reason); err != nil {
 				return err
 			}
 		}
@@ -419,7 +445,11 @@ func (s *session) accept(ctx context.Context, it *item) error {
 		// transaction, so it gets segments of its own.
 		// So does the rest of a transaction whose first events an earlier
 		// term archived (it starts mid-way, and may end early per table).
-		multi := it.tableCount() > 1 || len(it.events) > 0 && it.events[0] == nil
+		// So does a transaction holding a value fetched from the values
+		// object store: its segments, large and written from a temporary
+		// file, are left unmerged (merge.Policy.MaxEventBytes).
+		external := s.holdsExternal(it)
+		multi := it.tableCount() > 1 || len(it.events) > 0 && it.events[0] == nil || external
 		if b := s.roll.bucketOf(it.time); !s.roll.fits(b, it.systemID) || multi && !s.roll.empty() {
 			if err := s.flush(ctx, "bucket"); err != nil {
 				return err
@@ -433,6 +463,9 @@ func (s *session) accept(ctx context.Context, it *item) error {
 		}
 		if multi {
 			s.taken(it)
+			if external {
+				return s.flush(ctx, "external-value")
+			}
 			return s.flush(ctx, "multi-table")
 		}
 	}
@@ -441,6 +474,16 @@ func (s *session) accept(ctx context.Context, it *item) error {
 		return s.flush(ctx, "size")
 	}
 	return nil
+}
+
+// holdsExternal reports whether any event of it has external values.
+func (s *session) holdsExternal(it *item) bool {
+	for _, e := range it.events {
+		if e != nil && s.ext.get(e) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // taken records that it is wholly in the open segments (or a heartbeat):

@@ -28,8 +28,11 @@ func (s *session) upload(ctx context.Context, sg *closedSegment) (*catalog.Segme
 	if exp := s.lease.Expires(); !start.Before(exp) {
 		return nil, fmt.Errorf("%w: it lapsed at %s, before the upload of %s", ErrLeaseLost, exp.Format(time.RFC3339Nano), sg.key)
 	}
-	body := &hookReader{data: sg.data, hook: s.a.hook}
-	err := s.a.deps.Store.Put(ctx, sg.key, body, int64(len(sg.data)), objstore.PutOptions{IfAbsent: true})
+	var body io.Reader = &hookReader{data: sg.data, hook: s.a.hook}
+	if sg.file != nil {
+		body = sg.body()
+	}
+	err := s.a.deps.Store.Put(ctx, sg.key, body, sg.storedSize(), objstore.PutOptions{IfAbsent: true})
 	for try := 1; err != nil && !errors.Is(err, objstore.ErrExists) && transient(err) && try < storeTries; try++ {
 		uploadErrorsTotal.WithLabelValues("put").Inc()
 		s.log.Warn("upload segment; retrying", "key", sg.key, "err", err, "try", try)
@@ -38,7 +41,7 @@ func (s *session) upload(ctx context.Context, sg *closedSegment) (*catalog.Segme
 		}
 		// A failed conditional put may still have stored the object; then
 		// the retry finds it and confirms it below.
-		err = s.a.deps.Store.Put(ctx, sg.key, bytes.NewReader(sg.data), int64(len(sg.data)), objstore.PutOptions{IfAbsent: true})
+		err = s.a.deps.Store.Put(ctx, sg.key, sg.body(), sg.storedSize(), objstore.PutOptions{IfAbsent: true})
 	}
 	ref := segmentRef(sg, s.a.keyID(), s.a.cfg.Compression.String(), sg.trailer)
 	switch {
@@ -46,7 +49,7 @@ func (s *session) upload(ctx context.Context, sg *closedSegment) (*catalog.Segme
 		uploadLatency.WithLabelValues("put").Observe(time.Since(start).Seconds())
 		segmentsUploadedTotal.Inc()
 		bytesInTotal.Add(float64(sg.trailer.RawBytes))
-		bytesOutTotal.Add(float64(len(sg.data)))
+		bytesOutTotal.Add(float64(sg.storedSize()))
 		s.puts.add(time.Now(), 1)
 	case errors.Is(err, objstore.ErrExists):
 		hdr, existing, cerr := s.confirm(ctx, sg)
@@ -71,6 +74,9 @@ func (s *session) upload(ctx context.Context, sg *closedSegment) (*catalog.Segme
 // events second. It returns the existing object's header (nil when it is
 // byte-identical to sg) and trailer.
 func (s *session) confirm(ctx context.Context, sg *closedSegment) (*segment.Header, *segment.Trailer, error) {
+	if sg.file != nil {
+		return s.confirmLarge(ctx, sg)
+	}
 	limit := int64(len(sg.data))*2 + 16<<20
 	data, err := objstore.ReadAll(ctx, s.a.deps.Store, sg.key, limit)
 	if err != nil {

@@ -26,15 +26,16 @@ type Capture struct {
 	cfg Config
 	log *slog.Logger
 
-	pool *pgxpool.Pool
-	nc   *nats.Conn
-	js   jetstream.JetStream
+	pool     *pgxpool.Pool
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	kv       jetstream.KeyValue
+	values   jetstream.ObjectStore // external values (feed.ValuesBucket)
+	subjects feed.Subjects
+	sysid    string
+	tables   *tableRegistry
 	// batchWarned is set once capture said why it cannot publish in batches.
 	batchWarned bool
-	kv          jetstream.KeyValue
-	subjects    feed.Subjects
-	sysid       string
-	tables      *tableRegistry
 
 	watermark   atomic.Uint64 // archive watermark from META
 	hasWM       atomic.Bool
@@ -141,6 +142,10 @@ func (c *Capture) start(ctx context.Context) error {
 		return err
 	}
 	c.natsConn.Store(c.nc)
+	if mp := c.nc.MaxPayload(); mp > 0 && c.cfg.ExternalValueBytes > mp/4 {
+		return fatal(fmt.Errorf("--external-value-bytes %d is more than a quarter of the NATS server's max_payload (%d)", c.cfg.ExternalValueBytes, mp),
+			fmt.Sprintf("set --external-value-bytes to at most %d", mp/4))
+	}
 	if c.js, err = jetstream.New(c.nc,
 		jetstream.WithPublishAsyncMaxPending(2*c.cfg.MaxPending),
 		jetstream.WithPublishAsyncTimeout(c.cfg.PublishTimeout)); err != nil {
@@ -160,6 +165,9 @@ func (c *Capture) start(ctx context.Context) error {
 			return err
 		}
 		c.kv = kv
+		if c.values, err = c.js.ObjectStore(ctx, feed.ValuesBucket(c.cfg.Stream)); err != nil {
+			return fmt.Errorf("open object store %s: %w", feed.ValuesBucket(c.cfg.Stream), err)
+		}
 		return checkSystemID(ctx, kv, c.sysid)
 	}); err != nil {
 		return err
@@ -172,6 +180,12 @@ func (c *Capture) start(ctx context.Context) error {
 	}
 	c.tables = &tableRegistry{kv: c.kv}
 	return nil
+}
+
+// newEmitter returns the emitter publishing through pub.
+func (c *Capture) newEmitter(pub *publisher) *emitter {
+	return &emitter{subjects: c.subjects, systemID: c.sysid, tables: c.tables, pub: pub, log: c.log,
+		values: c.values, stream: c.cfg.Stream, extBytes: c.cfg.ExternalValueBytes, maxPayload: c.nc.MaxPayload}
 }
 
 // jetStreamStartWait bounds how long capture waits at start for JetStream

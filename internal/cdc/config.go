@@ -73,6 +73,12 @@ type Config struct {
 	// MaxTxnMemory bounds the bytes of one transaction kept in memory
 	// before the rest is spilled to a temporary file (64 MiB).
 	MaxTxnMemory int64
+	// ExternalValueBytes is the size above which a column value travels
+	// outside its event message, in the object store
+	// feed.ValuesBucket(Stream) (256 KiB). It must not exceed the NATS
+	// server's max_payload/4; rows holding such a value are spooled to
+	// disk and streamed from there, never copied in memory.
+	ExternalValueBytes int64
 	// SpillDir holds spill files ("" = the system temporary directory).
 	SpillDir string
 	// Replicas is the stream's and META bucket's replica count (1).
@@ -101,26 +107,27 @@ type Config struct {
 // Defaults returns the default configuration (without URLs).
 func Defaults() Config {
 	return Config{
-		Stream:            "TIDEMARK",
-		SubjectPrefix:     "tidemark",
-		Slot:              "tidemark",
-		Publication:       "tidemark",
-		Tables:            []string{"public.eventcore_events"},
-		ConfirmOn:         ConfirmArchive,
-		HeartbeatInterval: 10 * time.Second,
-		StatusInterval:    time.Second,
-		MaxPending:        4096,
-		PublishTimeout:    10 * time.Second,
-		PublishRetries:    10,
-		StallTimeout:      30 * time.Second,
-		MaxTxnMemory:      64 << 20,
-		Replicas:          1,
-		DuplicateWindow:   2 * time.Minute,
-		MaxBytes:          -1,
-		SlotRetryInterval: time.Second,
-		DrainTimeout:      30 * time.Second,
-		MaxTamperDetails:  1000,
-		PublishMode:       PublishBatch,
+		Stream:             "TIDEMARK",
+		SubjectPrefix:      "tidemark",
+		Slot:               "tidemark",
+		Publication:        "tidemark",
+		Tables:             []string{"public.eventcore_events"},
+		ConfirmOn:          ConfirmArchive,
+		HeartbeatInterval:  10 * time.Second,
+		StatusInterval:     time.Second,
+		MaxPending:         4096,
+		PublishTimeout:     10 * time.Second,
+		PublishRetries:     10,
+		StallTimeout:       30 * time.Second,
+		MaxTxnMemory:       64 << 20,
+		ExternalValueBytes: 256 << 10,
+		Replicas:           1,
+		DuplicateWindow:    2 * time.Minute,
+		MaxBytes:           -1,
+		SlotRetryInterval:  time.Second,
+		DrainTimeout:       30 * time.Second,
+		MaxTamperDetails:   1000,
+		PublishMode:        PublishBatch,
 	}
 }
 
@@ -164,6 +171,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxTxnMemory <= 0 {
 		c.MaxTxnMemory = d.MaxTxnMemory
+	}
+	if c.ExternalValueBytes <= 0 {
+		c.ExternalValueBytes = d.ExternalValueBytes
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = d.Replicas

@@ -116,7 +116,7 @@ func TestDecodeTuple_RoundTrip(t *testing.T) {
 
 func TestSpool_MemoryAndSpill(t *testing.T) {
 	for _, limit := range []int64{0, 100, 1 << 20} {
-		s := newSpool(limit, t.TempDir())
+		s := newSpool(limit, 0, t.TempDir())
 		var want [][]byte
 		for i := range 5000 {
 			row := bytes.Repeat([]byte{byte(i)}, i%37)
@@ -136,15 +136,15 @@ func TestSpool_MemoryAndSpill(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, w := range want {
-			rel, row, err := r.Next()
+			row, err := r.Next()
 			if err != nil {
 				t.Fatalf("limit %d record %d: %v", limit, i, err)
 			}
-			if rel != uint32(i%3) || !bytes.Equal(row, w) {
+			if row.rel != uint32(i%3) || !bytes.Equal(row.raw, w) {
 				t.Fatalf("limit %d record %d differs", limit, i)
 			}
 		}
-		if _, _, err := r.Next(); err != io.EOF {
+		if _, err := r.Next(); err != io.EOF {
 			t.Fatalf("after last record: %v", err)
 		}
 		if err := s.Close(); err != nil {
@@ -204,4 +204,83 @@ func FuzzParseMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSpool_LargeTuplesStayInTheFile: a tuple above the direct limit goes
+// to the file even when memory has room, and comes back as a section of
+// the file (not a copy), in order with the others.
+func TestSpool_LargeTuplesStayInTheFile(t *testing.T) {
+	s := newSpool(1<<20, 1000, t.TempDir())
+	defer s.Close()
+	var want [][]byte
+	for i := range 20 {
+		n := 10 + i
+		if i%4 == 1 {
+			n = 1001 + i*100
+		}
+		row := bytes.Repeat([]byte{byte('a' + i)}, n)
+		want = append(want, row)
+		if err := s.Append(uint32(i), row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Spilled() == 0 {
+		t.Fatal("the large tuple was kept in memory")
+	}
+	r, err := s.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range want {
+		row, err := r.Next()
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		got := row.raw
+		if len(w) > 1000 {
+			if row.large == nil {
+				t.Fatalf("record %d (%d bytes) was read into memory", i, len(w))
+			}
+			if got, err = io.ReadAll(row.large); err != nil {
+				t.Fatal(err)
+			}
+		} else if row.large != nil {
+			t.Fatalf("record %d (%d bytes) left in the file", i, len(w))
+		}
+		if row.rel != uint32(i) || !bytes.Equal(got, w) {
+			t.Fatalf("record %d differs", i)
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after last record: %v", err)
+	}
+}
+
+func TestDecodeLargeTuple(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 5000)
+	vals := [][]byte{[]byte("id"), nil, big, {}, []byte("small")}
+	raw := encodeTuple(nil, vals)
+	sr := io.NewSectionReader(bytes.NewReader(append([]byte("junk"), raw...)), 4, int64(len(raw)))
+	tup, large, err := decodeLargeTuple(sr, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vals {
+		got := tup.Values[i]
+		if large[i] != nil {
+			if got != nil {
+				t.Fatalf("value %d both in memory and in the file", i)
+			}
+			got, _ = io.ReadAll(large[i])
+		}
+		if (v == nil) != (got == nil) || !bytes.Equal(v, got) {
+			t.Errorf("value %d differs", i)
+		}
+	}
+	if large[2] == nil || large[0] != nil {
+		t.Errorf("large = %v, want only column 2", large)
+	}
+	if _, _, err := decodeLargeTuple(io.NewSectionReader(bytes.NewReader(raw), 0, int64(len(raw)-1)), 100); err == nil {
+		t.Error("a truncated tuple decoded")
+	}
 }

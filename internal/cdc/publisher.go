@@ -133,7 +133,7 @@ func (p *publisher) Publish(ctx context.Context, msg *nats.Msg, m *mark, isEvent
 	if limit := p.maxPayload(); limit > 0 && int64(msgSize(msg)) > limit {
 		return fatal(fmt.Errorf("message %s (%s) is %d bytes, NATS accepts at most %d: %w",
 			msg.Header.Get(nats.MsgIdHdr), msg.Subject, msgSize(msg), limit, nats.ErrMaxPayload),
-			"raise max_payload in the NATS server configuration (up to 64 MB); capture cannot skip an event")
+			"lower --external-value-bytes, or raise max_payload in the NATS server configuration; capture cannot skip an event")
 	}
 	e := &inflight{msg: msg, mark: m, event: isEvent, pos: p.item}
 	p.send(e)

@@ -204,12 +204,18 @@ func setupNATS(ctx context.Context, js jetstream.JetStream, cfg Config, dryRun b
 	} else if err != nil {
 		return nil, fmt.Errorf("open META bucket %s: %w", bucket, err)
 	}
+	oc := ValuesStoreConfig(cfg)
+	rep.Actions = append(rep.Actions, fmt.Sprintf("create or update JetStream object store %s (file storage, %d replicas, max age %s)", oc.Bucket, oc.Replicas, oc.TTL))
 	if dryRun {
 		return kv, nil
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 		return nil, fatal(fmt.Errorf("create or update stream %s: %w", cfg.Stream, err),
 			"check that JetStream is enabled and has room for the stream (--max-bytes, --replicas)")
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, oc); err != nil {
+		return nil, fatal(fmt.Errorf("create or update object store %s: %w", oc.Bucket, err),
+			"check that JetStream is enabled and has room for it (--replicas)")
 	}
 	if kv == nil {
 		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{

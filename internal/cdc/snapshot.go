@@ -60,7 +60,7 @@ func (c *Capture) snapshot(ctx context.Context, snapName string, cp event.Positi
 	if err := c.batchPublishing(ctx, pub); err != nil {
 		return err
 	}
-	em := &emitter{subjects: c.subjects, systemID: c.sysid, tables: c.tables, pub: pub, log: c.log}
+	em := c.newEmitter(pub)
 	s := &snapshotWriter{c: c, em: em, msgSysID: snapshotSystemID(c.sysid, cp), snapTime: snapTime}
 	for {
 		cur, row, err := nextSnapshotRow(ctx, tx, cursors)
@@ -243,7 +243,11 @@ func (s *snapshotWriter) add(ctx context.Context, rel *relation, r *snapRow) err
 	}
 	s.tuple = encodeTuple(s.tuple[:0], r.values)
 	s.rows++
-	return s.cur.addRow(rel, s.tuple)
+	err := s.cur.addRow(rel, s.tuple)
+	if cap(s.tuple) > 1<<20 {
+		s.tuple = nil // do not keep a large row's buffer for the rest of the snapshot
+	}
+	return err
 }
 
 func (s *snapshotWriter) flush(ctx context.Context) error {

@@ -14,13 +14,20 @@ import (
 // is buffered in bounded memory until its commit arrives.
 //
 // A record is: relation index (uint32), length (uint32), tuple bytes.
+//
+// A tuple larger than direct goes to the file even when memory has room,
+// and the reader hands it back as a section of the file rather than a
+// copy: a row holding a value of hundreds of megabytes is held once (by
+// pgx, while it is received), never again by the spool or the encoder.
 type spool struct {
-	limit int64  // bytes kept in memory
-	dir   string // where the spill file goes ("" = os.TempDir())
+	limit  int64  // bytes kept in memory
+	direct int64  // tuples larger than this always go to the file (0 = none)
+	dir    string // where the spill file goes ("" = os.TempDir())
 
-	chunks  [][]byte // in-memory records, chunkSize each (the last may be shorter)
-	memUsed int64
-	records int
+	chunks     [][]byte // in-memory records, chunkSize each (the last may be shorter)
+	memUsed    int64
+	records    int
+	memRecords int // the first memRecords records are in chunks, the rest in the file
 
 	file    *os.File
 	w       *bufio.Writer
@@ -29,8 +36,8 @@ type spool struct {
 
 const chunkSize = 1 << 20
 
-func newSpool(limit int64, dir string) *spool {
-	return &spool{limit: limit, dir: dir}
+func newSpool(limit, direct int64, dir string) *spool {
+	return &spool{limit: limit, direct: direct, dir: dir}
 }
 
 // Append adds a record.
@@ -40,10 +47,11 @@ func (s *spool) Append(rel uint32, tuple []byte) error {
 	binary.BigEndian.PutUint32(hdr[4:], uint32(len(tuple)))
 	size := int64(len(hdr) + len(tuple))
 	s.records++
-	if s.file == nil && s.memUsed+size <= s.limit {
+	if s.file == nil && s.memUsed+size <= s.limit && (s.direct <= 0 || int64(len(tuple)) <= s.direct) {
 		s.memWrite(hdr[:])
 		s.memWrite(tuple)
 		s.memUsed += size
+		s.memRecords++
 		return nil
 	}
 	if s.file == nil {
@@ -92,17 +100,15 @@ func (s *spool) Spilled() int64 { return s.spilled }
 // Reader returns a reader over all records in order. Append must not be
 // called afterwards.
 func (s *spool) Reader() (*spoolReader, error) {
-	var r io.Reader = &chunkReader{chunks: s.chunks}
+	r := &spoolReader{mem: &chunkReader{chunks: s.chunks}, inMem: s.memRecords, left: s.records, direct: s.direct}
 	if s.file != nil {
 		if err := s.w.Flush(); err != nil {
 			return nil, fmt.Errorf("flush spill file: %w", err)
 		}
-		if _, err := s.file.Seek(0, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("rewind spill file: %w", err)
-		}
-		r = io.MultiReader(r, bufio.NewReaderSize(s.file, 256<<10))
+		r.file = s.file
+		r.fr = bufio.NewReaderSize(io.NewSectionReader(s.file, 0, 1<<62), 256<<10)
 	}
-	return &spoolReader{r: r, left: s.records}, nil
+	return r, nil
 }
 
 // Close releases the memory and the spill file.
@@ -119,31 +125,66 @@ func (s *spool) Close() error {
 
 // spoolReader yields records in order.
 type spoolReader struct {
-	r    io.Reader
-	left int
-	buf  []byte
+	mem    io.Reader // the in-memory records
+	inMem  int       // how many of the records left are in memory
+	file   *os.File  // the spill file, nil if none
+	fr     *bufio.Reader
+	off    int64 // file offset fr is at
+	direct int64
+	left   int
+	buf    []byte
 }
 
-// Next returns the next record; the tuple is valid until the next call.
-// It returns io.EOF after the last record.
-func (r *spoolReader) Next() (uint32, []byte, error) {
+// spooledRow is one record: the tuple's bytes, or for a tuple larger than
+// the spool's direct limit a section of the spill file holding them.
+type spooledRow struct {
+	rel   uint32
+	raw   []byte            // valid until the next call of Next
+	large *io.SectionReader // the tuple in the spill file, when raw is nil
+}
+
+// Next returns the next record. It returns io.EOF after the last record.
+func (r *spoolReader) Next() (spooledRow, error) {
 	if r.left == 0 {
-		return 0, nil, io.EOF
+		return spooledRow{}, io.EOF
+	}
+	src := r.mem
+	if r.inMem == 0 {
+		if r.fr == nil {
+			return spooledRow{}, fmt.Errorf("read spooled record: %w", io.ErrUnexpectedEOF)
+		}
+		src = r.fr
 	}
 	var hdr [8]byte
-	if _, err := io.ReadFull(r.r, hdr[:]); err != nil {
-		return 0, nil, fmt.Errorf("read spooled record: %w", noEOF(err))
+	if _, err := io.ReadFull(src, hdr[:]); err != nil {
+		return spooledRow{}, fmt.Errorf("read spooled record: %w", noEOF(err))
 	}
 	n := int(binary.BigEndian.Uint32(hdr[4:]))
+	row := spooledRow{rel: binary.BigEndian.Uint32(hdr[:4])}
+	if r.inMem > 0 {
+		r.inMem--
+	} else {
+		r.off += int64(len(hdr))
+		if r.direct > 0 && int64(n) > r.direct {
+			// Left in the file: skip it and hand out a view.
+			row.large = io.NewSectionReader(r.file, r.off, int64(n))
+			r.off += int64(n)
+			r.fr.Reset(io.NewSectionReader(r.file, r.off, 1<<62))
+			r.left--
+			return row, nil
+		}
+		r.off += int64(n)
+	}
 	if cap(r.buf) < n {
 		r.buf = make([]byte, n)
 	}
 	r.buf = r.buf[:n]
-	if _, err := io.ReadFull(r.r, r.buf); err != nil {
-		return 0, nil, fmt.Errorf("read spooled record: %w", noEOF(err))
+	if _, err := io.ReadFull(src, r.buf); err != nil {
+		return spooledRow{}, fmt.Errorf("read spooled record: %w", noEOF(err))
 	}
 	r.left--
-	return binary.BigEndian.Uint32(hdr[:4]), r.buf, nil
+	row.raw = r.buf
+	return row, nil
 }
 
 func noEOF(err error) error {

@@ -46,7 +46,7 @@ func (c *Capture) stream(ctx context.Context, conn *pgconn.PgConn, start event.P
 	if err := c.batchPublishing(ctx, s.pub); err != nil {
 		return err
 	}
-	s.em = &emitter{subjects: c.subjects, systemID: c.sysid, tables: c.tables, pub: s.pub, log: c.log}
+	s.em = c.newEmitter(s.pub)
 	c.log.Info("streaming started", "slot", c.cfg.Slot, "from", start.String())
 	c.kickHeartbeat()
 	err := s.loop(ctx)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/feed"
 )
@@ -40,7 +42,7 @@ type tamperRec struct {
 func newTxn(xid uint32, commitLSN event.Position, commitTime time.Time, cfg Config) *txn {
 	return &txn{
 		xid: xid, commitLSN: commitLSN, commitTime: commitTime.UTC().Truncate(time.Microsecond),
-		relIdx: map[*relation]uint32{}, rows: newSpool(cfg.MaxTxnMemory, cfg.SpillDir),
+		relIdx: map[*relation]uint32{}, rows: newSpool(cfg.MaxTxnMemory, cfg.ExternalValueBytes, cfg.SpillDir),
 	}
 }
 
@@ -76,6 +78,13 @@ type emitter struct {
 	tables   *tableRegistry
 	pub      *publisher
 	log      *slog.Logger
+	// values is the object store of external values (feed.ValuesBucket),
+	// stream its stream; extBytes is Config.ExternalValueBytes and
+	// maxPayload the server's max_payload (0 if unknown).
+	values     valueStore
+	stream     string
+	extBytes   int64
+	maxPayload func() int64
 }
 
 // publishTxn publishes a committed transaction's events (and tamper
@@ -108,18 +117,26 @@ func (em *emitter) publishTxn(ctx context.Context, t *txn, endLSN, prev event.Po
 		XID: t.xid, Count: n, Snapshot: t.snapshot}
 	prefix := feed.NewTxnPrefix(em.systemID, &ev)
 	for i := 0; i < n; i++ {
-		ri, raw, err := r.Next()
+		row, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			return 0, fmt.Errorf("transaction %d: spool ended after %d of %d rows", t.xid, i, n)
 		}
 		if err != nil {
 			return 0, err
 		}
-		if int(ri) >= len(t.rels) {
-			return 0, fmt.Errorf("transaction %d: spooled row names relation %d of %d", t.xid, ri, len(t.rels))
+		if int(row.rel) >= len(t.rels) {
+			return 0, fmt.Errorf("transaction %d: spooled row names relation %d of %d", t.xid, row.rel, len(t.rels))
 		}
-		rel := t.rels[ri]
-		tup, err := DecodeTuple(raw)
+		rel := t.rels[row.rel]
+		var (
+			tup   Tuple
+			large largeValues
+		)
+		if row.large != nil {
+			tup, large, err = decodeLargeTuple(row.large, em.threshold())
+		} else {
+			tup, err = DecodeTuple(row.raw)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("transaction %d row %d: %w", t.xid, i, err)
 		}
@@ -127,8 +144,11 @@ func (em *emitter) publishTxn(ctx context.Context, t *txn, endLSN, prev event.Po
 			return 0, fmt.Errorf("transaction %d row %d: %d values for %d columns of %s",
 				t.xid, i, len(tup.Values), len(rel.table.Columns), rel.qualified)
 		}
-		ev.Table, ev.Index, ev.Values = rel.qualified, i, tup.Values
-		msg := em.subjects.EncodeTxnEvent(prefix, msgSystemID, rel.enc, &ev)
+		ev.Table, ev.Index = rel.qualified, i
+		msg, err := em.encodeEvent(ctx, prefix, msgSystemID, rel, &ev, tup.Values, large)
+		if err != nil {
+			return 0, err
+		}
 		var m *mark
 		if i == n-1 {
 			m = &mark{pos: endLSN, srcTime: t.commitTime, commitTime: t.commitTime, events: n}
@@ -152,13 +172,39 @@ func (em *emitter) publishTampers(ctx context.Context, t *txn) error {
 		tp := feed.Tamper{Op: tr.op, Table: tr.rel.qualified, XID: t.xid, CommitLSN: t.commitLSN,
 			CommitTime: t.commitTime.Format(feed.TimeLayout), Old: tr.old, New: tr.new}
 		em.log.Error("tampered row", "table", tp.Table, "op", tp.Op, "identity", string(tr.old), "xid", t.xid)
-		msg := em.subjects.EncodeTamper(em.systemID, tr.rel.table.Schema, tr.rel.table.Name, tp)
-		msg.Header.Set(feed.HeaderMsgID, em.systemID+"-tamper-"+strconv.FormatUint(uint64(t.commitLSN), 16)+"-"+strconv.Itoa(i))
+		msg := em.encodeTamper(tr.rel, tp, t.commitLSN, i)
 		if err := em.pub.Publish(ctx, msg, nil, false); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// encodeTamper builds the i-th tamper report of the transaction at
+// commitLSN. A report too large for a message (a row with large values)
+// leaves out the new row, then the old one: the report itself, its count
+// and its log line are what matter, and capture must not stop for it.
+func (em *emitter) encodeTamper(rel *relation, tp feed.Tamper, commitLSN event.Position, i int) *nats.Msg {
+	encode := func() *nats.Msg {
+		msg := em.subjects.EncodeTamper(em.systemID, rel.table.Schema, rel.table.Name, tp)
+		msg.Header.Set(feed.HeaderMsgID, em.systemID+"-tamper-"+strconv.FormatUint(uint64(commitLSN), 16)+"-"+strconv.Itoa(i))
+		return msg
+	}
+	msg := encode()
+	limit := int64(0)
+	if em.maxPayload != nil {
+		limit = em.maxPayload()
+	}
+	for _, drop := range []*json.RawMessage{&tp.New, &tp.Old} {
+		if limit <= 0 || int64(msgSize(msg)) <= limit {
+			break
+		}
+		em.log.Warn("tamper report too large for a message; leaving out a row", "table", tp.Table, "op", tp.Op,
+			"bytes", msgSize(msg), "max_payload", limit)
+		*drop = nil
+		msg = encode()
+	}
+	return msg
 }
 
 // rowJSON renders the sent columns of a tuple as a JSON object (columns

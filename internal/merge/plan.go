@@ -34,7 +34,9 @@ func (g Group) RawBytes() int64 {
 // table, each below level k, complete up to the watermark, whose earliest
 // commit time falls in the same level-k bucket; the bucket is done when a
 // later segment of the table starts in a later bucket, or when the
-// watermark's commit time is Settle past the bucket's end. Merges only ever
+// watermark's commit time is Settle past the bucket's end. A segment whose
+// events average more than MaxEventBytes is never merged (nor are its
+// neighbours merged across it). Merges only ever
 // join neighbours, so commit times that are not monotonic in chain order
 // cost merging, never correctness.
 func Plan(live []catalog.SegmentRef, wm catalog.Watermark, p Policy) []Group {
@@ -70,7 +72,7 @@ func byTable(live []catalog.SegmentRef) [][]catalog.SegmentRef {
 func planLevel(segs []catalog.SegmentRef, wm catalog.Watermark, k int, p Policy) []Group {
 	span := p.Levels[k-1]
 	mergeable := func(s catalog.SegmentRef) bool {
-		return s.Level < k && s.Events > 0 && s.LastEndLSN <= wm.LSN
+		return s.Level < k && s.Events > 0 && s.LastEndLSN <= wm.LSN && s.RawBytes/int64(s.Events) <= p.MaxEventBytes
 	}
 	var out []Group
 	for i := 0; i < len(segs); {

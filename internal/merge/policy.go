@@ -17,6 +17,8 @@ const (
 	// DefaultMaxRawBytes caps the uncompressed records of one merged
 	// segment; a larger bucket becomes several merged segments.
 	DefaultMaxRawBytes = 1 << 30
+	// DefaultMaxEventBytes is Policy.MaxEventBytes when it is 0.
+	DefaultMaxEventBytes = 16 << 20
 )
 
 // DefaultLevels are the spans of merge levels 1, 2 and 3: the flush
@@ -36,6 +38,12 @@ type Policy struct {
 	MaxRawBytes int64
 	// MaxInputs caps the segments one merge replaces (catalog.MaxMergeInputs).
 	MaxInputs int
+	// MaxEventBytes leaves unmerged a segment whose events average more
+	// raw bytes than this (DefaultMaxEventBytes): a merge holds an event,
+	// and a block of them, in memory, and a segment holding a value of
+	// hundreds of megabytes (a transaction with an external value gets
+	// segments of its own) would not fit the archiver's memory.
+	MaxEventBytes int64
 }
 
 // withDefaults returns p with zero fields set to their defaults.
@@ -48,6 +56,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.MaxRawBytes <= 0 {
 		p.MaxRawBytes = DefaultMaxRawBytes
+	}
+	if p.MaxEventBytes <= 0 {
+		p.MaxEventBytes = DefaultMaxEventBytes
 	}
 	if p.MaxInputs <= 1 || p.MaxInputs > catalog.MaxMergeInputs {
 		p.MaxInputs = catalog.MaxMergeInputs

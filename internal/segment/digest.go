@@ -2,6 +2,7 @@ package segment
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"hash"
 
@@ -29,9 +30,26 @@ func (d *EventsDigest) Add(e *event.Event) {
 	if d.h == nil {
 		d.h = sha256.New()
 	}
+	d.n++
+	if size := payloadSize(e); size > 1<<20 {
+		// A large event is hashed piece by piece, never copied whole.
+		d.buf = binary.AppendUvarint(d.buf[:0], uint64(size))
+		d.buf = appendRecordHead(d.buf, e)
+		for _, v := range e.Values {
+			if v == nil {
+				d.buf = append(d.buf, 0)
+				continue
+			}
+			d.buf = binary.AppendUvarint(d.buf, uint64(len(v))+1)
+			d.h.Write(d.buf)
+			d.buf = d.buf[:0]
+			d.h.Write(v)
+		}
+		d.h.Write(d.buf)
+		return
+	}
 	d.buf, _ = appendRecord(d.buf[:0], e)
 	d.h.Write(d.buf)
-	d.n++
 	if cap(d.buf) > 1<<20 {
 		d.buf = nil // do not keep one huge event's buffer
 	}

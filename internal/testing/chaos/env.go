@@ -61,7 +61,8 @@ type Env struct {
 type Setup struct {
 	// Store is "file" (default) or "s3".
 	Store string
-	// NATS is "embedded" (default), "process" or "cluster".
+	// NATS is "embedded" (default), "process", "stock" (a process with
+	// the server's default limits) or "cluster".
 	NATS string
 	// PGOptions adjust the source server.
 	PGOptions []testrig.PGOption

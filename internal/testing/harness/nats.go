@@ -24,13 +24,18 @@ func (h *Harness) startNATS(ctx context.Context) error {
 			return err
 		}
 		h.NATSURL = h.NATSNode.URL
+	case "stock":
+		if h.NATSNode, err = testrig.StartNATSProcess(ctx, dir, testrig.WithStockLimits()); err != nil {
+			return err
+		}
+		h.NATSURL = h.NATSNode.URL
 	case "cluster":
 		if h.NATSCluster, err = testrig.StartNATSClusterProcess(ctx, dir, 3); err != nil {
 			return err
 		}
 		h.NATSURL = h.NATSCluster.URLs()
 	default:
-		return fmt.Errorf("harness: unknown NATS mode %q (want embedded, process or cluster)", h.Opts.NATS)
+		return fmt.Errorf("harness: unknown NATS mode %q (want embedded, process, stock or cluster)", h.Opts.NATS)
 	}
 	return nil
 }
