@@ -28,7 +28,7 @@ import (
 // until the object is right.
 func TestArchiver_ExternalValues(t *testing.T) {
 	ctx := context.Background()
-	node, err := testrig.StartNATSProcess(ctx, t.TempDir(), testrig.WithStockLimits())
+	node, err := testrig.StartNATSProcess(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func publishMsgs(t *testing.T, f *archivetest.Feed, msgs ...*nats.Msg) {
 // event (the bytes differ: another creation time), from temporary files.
 func TestArchiver_ExternalValueReupload(t *testing.T) {
 	ctx := context.Background()
-	node, err := testrig.StartNATSProcess(ctx, t.TempDir(), testrig.WithStockLimits())
+	node, err := testrig.StartNATSProcess(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func TestCapture_SurvivesNATSOutage(t *testing.T) {
 func TestCapture_EventLargerThanMaxPayload(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
-	node, err := testrig.StartNATSProcess(ctx, t.TempDir(), testrig.WithStockLimits())
+	node, err := testrig.StartNATSProcess(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestCapture_EventLargerThanMaxPayload(t *testing.T) {
 // replaced.
 func TestCapture_ExternalValueResend(t *testing.T) {
 	ctx := context.Background()
-	node, err := testrig.StartNATSProcess(ctx, t.TempDir(), testrig.WithStockLimits())
+	node, err := testrig.StartNATSProcess(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestCapture_ExternalValueResend(t *testing.T) {
 // setting and the largest value it may take.
 func TestCapture_ExternalValueBytesAboveQuarterMaxPayload(t *testing.T) {
 	e := newEnv(t, nil)
-	node, err := testrig.StartNATSProcess(context.Background(), t.TempDir(), testrig.WithStockLimits())
+	node, err := testrig.StartNATSProcess(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func hintOf(err error) string {
 // message can carry) and capture keeps going.
 func TestCapture_TamperOfLargeRow(t *testing.T) {
 	e := newEnv(t, nil)
-	node, err := testrig.StartNATSProcess(context.Background(), t.TempDir(), testrig.WithStockLimits())
+	node, err := testrig.StartNATSProcess(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

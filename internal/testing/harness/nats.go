@@ -25,7 +25,7 @@ func (h *Harness) startNATS(ctx context.Context) error {
 		}
 		h.NATSURL = h.NATSNode.URL
 	case "stock":
-		if h.NATSNode, err = testrig.StartNATSProcess(ctx, dir, testrig.WithStockLimits()); err != nil {
+		if h.NATSNode, err = testrig.StartNATSProcess(ctx, dir); err != nil {
 			return err
 		}
 		h.NATSURL = h.NATSNode.URL

@@ -47,8 +47,7 @@ func StartNATSServer(dir string) (*NATS, error) {
 		StoreDir:   store,
 		NoSigs:     true,
 		NoLog:      true,
-		// Generous limits so big test transactions fit one message.
-		MaxPayload: 8 << 20,
+		// Stock limits otherwise (max_payload 1 MiB), as users run it.
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -53,7 +53,7 @@ func StartNATSClusterProcess(ctx context.Context, dir string, n int) (*NATSClust
 	c := &NATSCluster{}
 	for i := range n {
 		name := fmt.Sprintf("n%d", i)
-		node, err := newNATSNode(bin, filepath.Join(dir, name), name, ports[i], routes[i], routes, nil, false)
+		node, err := newNATSNode(bin, filepath.Join(dir, name), name, ports[i], routes[i], routes, nil)
 		if err != nil {
 			return nil, err
 		}

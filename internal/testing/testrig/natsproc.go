@@ -48,13 +48,6 @@ type NATSOption func(*natsOptions)
 
 type natsOptions struct {
 	extra []string
-	stock bool
-}
-
-// WithStockLimits leaves max_payload and the JetStream limits at the
-// server's defaults (1 MiB; a share of memory and disk), as users run it.
-func WithStockLimits() NATSOption {
-	return func(o *natsOptions) { o.stock = true }
 }
 
 // WithNATSConfig appends raw nats-server configuration lines.
@@ -78,7 +71,7 @@ func StartNATSProcess(ctx context.Context, dir string, opts ...NATSOption) (*NAT
 	if err != nil {
 		return nil, err
 	}
-	n, err := newNATSNode(bin, dir, "standalone", port, 0, nil, o.extra, o.stock)
+	n, err := newNATSNode(bin, dir, "standalone", port, 0, nil, o.extra)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +87,7 @@ func natsServerBinary(ctx context.Context) (string, error) {
 
 // newNATSNode writes the node's configuration; routes lists the cluster
 // ports of all cluster members (nil for a standalone node).
-func newNATSNode(bin, dir, name string, port, clusterPort int, routes []int, extra []string, stock bool) (*NATSNode, error) {
+func newNATSNode(bin, dir, name string, port, clusterPort int, routes []int, extra []string) (*NATSNode, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("resolve nats dir: %w", err)
@@ -115,13 +108,10 @@ func newNATSNode(bin, dir, name string, port, clusterPort int, routes []int, ext
 	var b strings.Builder
 	fmt.Fprintf(&b, "server_name: %q\n", name)
 	fmt.Fprintf(&b, "listen: \"127.0.0.1:%d\"\n", port)
-	if stock {
-		fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n}\n", filepath.Join(dir, "jetstream"))
-	} else {
-		b.WriteString("max_payload: 8MB\n")
-		fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n  max_memory_store: 256MB\n  max_file_store: 4GB\n}\n",
-			filepath.Join(dir, "jetstream"))
-	}
+	// Stock limits, as users run nats-server: max_payload 1 MiB and the
+	// JetStream limits the server derives from the machine. Only the store
+	// directory is set.
+	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n}\n", filepath.Join(dir, "jetstream"))
 	if clusterPort != 0 {
 		b.WriteString("cluster {\n  name: \"tidemark\"\n")
 		fmt.Fprintf(&b, "  listen: \"127.0.0.1:%d\"\n  routes: [\n", clusterPort)
