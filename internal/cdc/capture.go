@@ -142,6 +142,10 @@ func (c *Capture) start(ctx context.Context) error {
 		return err
 	}
 	c.natsConn.Store(c.nc)
+	if mp := c.nc.MaxPayload(); mp > 0 && mp < minPayload {
+		return fatal(fmt.Errorf("the NATS server's max_payload is %d bytes; capture needs at least %d", mp, minPayload),
+			"raise max_payload in the server configuration (its default, 1MB, is enough)")
+	}
 	if mp := c.nc.MaxPayload(); mp > 0 && c.cfg.ExternalValueBytes > mp/4 {
 		return fatal(fmt.Errorf("--external-value-bytes %d is more than a quarter of the NATS server's max_payload (%d)", c.cfg.ExternalValueBytes, mp),
 			fmt.Sprintf("set --external-value-bytes to at most %d", mp/4))
@@ -154,14 +158,14 @@ func (c *Capture) start(ctx context.Context) error {
 	rep := &SetupReport{}
 	if err := c.whileJetStreamStarts(ctx, func() error {
 		rep = &SetupReport{}
-		if err := checkNATSLimits(ctx, c.nc, c.js, c.cfg); err != nil {
+		if err := checkNATSLimits(ctx, c.js, c.cfg); err != nil {
 			return err
 		}
 		kv, err := setupNATS(ctx, c.js, c.cfg, false, rep)
 		if err != nil {
 			return err
 		}
-		if err := checkStreamLimits(ctx, c.nc, c.js, c.cfg); err != nil {
+		if err := checkStreamLimits(ctx, c.js, c.cfg); err != nil {
 			return err
 		}
 		c.kv = kv

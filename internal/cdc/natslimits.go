@@ -16,16 +16,12 @@ import (
 // it. The server's default is 1 MiB.
 const minPayload = 64 << 10
 
-// checkNATSLimits checks, at start, the NATS and JetStream settings that
-// would otherwise stop capture later with the slot holding WAL: the
-// server's max_payload, the account's JetStream limits and the stream's
-// max_msg_size. Every failure names the setting. None of them needs to
+// checkNATSLimits checks, at start, the JetStream settings that would
+// otherwise stop capture later with the slot holding WAL: the account's
+// JetStream limits (and, in checkStreamLimits, the stream's max_msg_size;
+// Capture.Run checks the server's max_payload on connecting). Every failure names the setting. None of them needs to
 // change from nats-server's defaults.
-func checkNATSLimits(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config) error {
-	if mp := nc.MaxPayload(); mp > 0 && mp < minPayload {
-		return fatal(fmt.Errorf("the NATS server's max_payload is %d bytes; capture needs at least %d", mp, minPayload),
-			"raise max_payload in the server configuration (its default, 1MB, is enough)")
-	}
+func checkNATSLimits(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	ai, err := js.AccountInfo(ctx)
 	if err != nil {
 		var apiErr *jetstream.APIError
@@ -68,7 +64,7 @@ func streamExists(ctx context.Context, js jetstream.JetStream, name string) bool
 // checkStreamLimits checks the stream as it is after setup: capture owns
 // its configuration, but a stream changed by hand, or by an older server,
 // may limit message size below what capture sends.
-func checkStreamLimits(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config) error {
+func checkStreamLimits(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	st, err := js.Stream(ctx, cfg.Stream)
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", cfg.Stream, err)

@@ -134,7 +134,7 @@ func TestCapture_EventLargerThanMaxPayload(t *testing.T) {
 	}
 	wantExternal := map[string]string{"before": "", "big": "event_data", "two": "event_data,metadata", "after": ""}
 	for i, m := range fl.eventMsgs {
-		sid := m.Header.Get(feed.HeaderStreamID)
+		sid := string(fl.events[i].Values[1]) // stream_id
 		var src [2]string
 		e.queryRow(`SELECT event_data::text, metadata::text FROM eventcore_events WHERE stream_id = '`+sid+`'`, &src[0], &src[1])
 		hdr := m.Header.Get(feed.HeaderExternal)
