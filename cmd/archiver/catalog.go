@@ -49,7 +49,7 @@ reports what it would write.`,
 	}
 	rebuild.Flags().BoolVar(&dryRun, "dry-run", false, "report without writing")
 	rebuild.Flags().BoolVar(&asJSON, "json", false, "print the full result as JSON")
-	cmd.AddCommand(rebuild)
+	cmd.AddCommand(rebuild, newKnownGapCmd(g))
 	return cmd
 }
 

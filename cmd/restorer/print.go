@@ -108,7 +108,11 @@ func printReport(w io.Writer, r *restore.Report) {
 		if p.Stream != "" {
 			where += fmt.Sprintf(" stream %q", p.Stream)
 		}
-		fmt.Fprintf(w, "%-8s %s%s: %s\n", strings.ToUpper(p.Severity), p.Check, where, p.Message)
+		known := ""
+		if p.KnownGap != 0 {
+			known = fmt.Sprintf(" (accepted by known-gap entry %d)", p.KnownGap)
+		}
+		fmt.Fprintf(w, "%-8s %s%s: %s%s\n", strings.ToUpper(p.Severity), p.Check, where, p.Message, known)
 	}
 	fmt.Fprintf(w, "Result:      %s\n", r.Status)
 }

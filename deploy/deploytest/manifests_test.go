@@ -189,8 +189,10 @@ func TestVerifyCronJob_Contract(t *testing.T) {
 	if !slices.Equal(c.Command, []string{"/usr/local/bin/restorer"}) || len(c.Args) == 0 || c.Args[0] != "verify" {
 		t.Errorf("command %q args %q, want restorer verify", c.Command, c.Args)
 	}
-	if !failsJobOnExit(cj.Spec.JobTemplate.Spec.PodFailurePolicy, c.Name, 3) {
-		t.Error("exit code 3 (verification found problems) does not fail the Job at once")
+	for _, code := range []int{3, 4} {
+		if !failsJobOnExit(cj.Spec.JobTemplate.Spec.PodFailurePolicy, c.Name, code) {
+			t.Errorf("exit code %d (verification found problems or warnings) does not fail the Job at once", code)
+		}
 	}
 	if env := tree.env(t, &c); !strings.HasPrefix(env["TIDEMARK_RESTORER_STORE"], "s3://") {
 		t.Errorf("TIDEMARK_RESTORER_STORE = %q, want the archive's s3:// URL", env["TIDEMARK_RESTORER_STORE"])
@@ -211,6 +213,35 @@ func failsJobOnExit(p *podFailurePolicy, containerName string, code int) bool {
 		}
 	}
 	return false
+}
+
+// TestDrillCronJob_Contract: the drill CronJob runs restorer drill, fails
+// at once on the exit codes that are not transient (2 usage, 3 a step
+// failed, 4 warnings), and takes the scratch server from a Secret.
+func TestDrillCronJob_Contract(t *testing.T) {
+	cj := base(t).find(t, "CronJob", "tidemark-drill")
+	pod := cj.pod()
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Spec.Containers))
+	}
+	c := pod.Spec.Containers[0]
+	if !slices.Equal(c.Command, []string{"/usr/local/bin/restorer"}) || len(c.Args) == 0 || c.Args[0] != "drill" {
+		t.Errorf("command %q args %q, want restorer drill", c.Command, c.Args)
+	}
+	for _, code := range []int{2, 3, 4} {
+		if !failsJobOnExit(cj.Spec.JobTemplate.Spec.PodFailurePolicy, c.Name, code) {
+			t.Errorf("exit code %d is retried; it cannot be transient", code)
+		}
+	}
+	scratch := false
+	for _, e := range c.Env {
+		if e.Name == "TIDEMARK_RESTORER_SCRATCH" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == "tidemark-drill" {
+			scratch = true
+		}
+	}
+	if !scratch {
+		t.Error("TIDEMARK_RESTORER_SCRATCH does not come from the tidemark-drill Secret")
+	}
 }
 
 func TestRestoreJob_Template(t *testing.T) {

@@ -3,6 +3,7 @@ package deploytest
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -28,13 +29,19 @@ var externalMetrics = map[string]externalMetric{
 	// runs it and checks these names).
 	"tidemark_verify_last_exit_code":                 {source: textfileScript},
 	"tidemark_verify_last_success_timestamp_seconds": {source: textfileScript},
+	// The drill timer on VMs: deploy/systemd/tidemark-drill-report.
+	"tidemark_drill_job_last_exit_code":                 {source: drillTextfileScript},
+	"tidemark_drill_job_last_success_timestamp_seconds": {source: drillTextfileScript},
 }
 
 // targetLabels are attached to every scraped series by Prometheus and the
 // scrape configurations (scrape-kubernetes.yaml adds namespace and pod).
 var targetLabels = []string{"job", "instance", "namespace", "pod"}
 
-const textfileScript = "deploy/systemd/tidemark-verify-report"
+const (
+	textfileScript      = "deploy/systemd/tidemark-verify-report"
+	drillTextfileScript = "deploy/systemd/tidemark-drill-report"
+)
 
 // exportDirs are the source trees of the programs.
 var exportDirs = []string{"internal", "cmd"}
@@ -225,16 +232,20 @@ func checkLabels(t *testing.T, src sourceMetrics, e promExpr) {
 // written by the script that claims them.
 func TestExternalMetrics_Listed(t *testing.T) {
 	src := collectMetrics(t, exportDirs...)
-	script, err := os.ReadFile(deployPath(t, "systemd", "tidemark-verify-report"))
-	if err != nil {
-		t.Fatal(err)
+	scripts := map[string]string{}
+	for _, path := range []string{textfileScript, drillTextfileScript} {
+		b, err := os.ReadFile(filepath.Join(repoRoot(t), path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		scripts[path] = string(b)
 	}
 	for name, ext := range externalMetrics {
 		if m, ok := src.metrics[name]; ok {
 			t.Errorf("%s is listed as external (%s) but declared at %s", name, ext.source, m.pos)
 		}
-		if ext.source == textfileScript && !strings.Contains(string(script), "\n"+name+" ") {
-			t.Errorf("%s is claimed by %s, which does not write it", name, textfileScript)
+		if script, ok := scripts[ext.source]; ok && !strings.Contains(script, "\n"+name+" ") {
+			t.Errorf("%s is claimed by %s, which does not write it", name, ext.source)
 		}
 	}
 }
@@ -242,6 +253,8 @@ func TestExternalMetrics_Listed(t *testing.T) {
 var requiredAlerts = []string{
 	"CaptureLagHigh", "SlotRetainedWALHigh", "CaptureDown", "ArchiveStale", "UploadErrors",
 	"ConsumerPendingGrowing", "VerifyFailed", "TamperEvent", "ChainHolePersisting", "NoArchiverLeader",
+	"DrillFailed", "DrillStale", "DrillRTOAboveObjective",
+	"IntegrityViolation", "SlotAheadOfWatermark", "MonitorNotRunning",
 }
 
 // headingRE finds Markdown headings.
@@ -374,6 +387,11 @@ func TestDashboard_Panels(t *testing.T) {
 		"tidemark_archiver_watermark_lag_seconds",                  // RPO
 		"tidemark_capture_tamper_events_total",                     // tamper events
 		"kube_cronjob_status_last_successful_time",                 // verify
+		"tidemark_drill_rto_seconds",                               // drills: RTO
+		"tidemark_drill_last_success_timestamp_seconds",            // drills: stale
+		"tidemark_drill_failures_total",                            // drills: failed steps
+		"tidemark_monitor_violations_total",                        // integrity monitor
+		"tidemark_monitor_slot_ahead_bytes",                        // slot vs watermark
 	} {
 		if !used[n] {
 			t.Errorf("no panel queries %s", n)

@@ -65,7 +65,7 @@ func parseUnit(tb testing.TB, path string) unitFile {
 func systemdServices(tb testing.TB) []unitFile {
 	tb.Helper()
 	var out []unitFile
-	for _, n := range []string{"tidemark-capture.service", "tidemark-archiver.service", "tidemark-verify.service"} {
+	for _, n := range []string{"tidemark-capture.service", "tidemark-archiver.service", "tidemark-verify.service", "tidemark-drill.service", "tidemark-monitor.service"} {
 		out = append(out, parseUnit(tb, deployPath(tb, "systemd", n)))
 	}
 	return out
@@ -135,31 +135,50 @@ func TestSystemd_EnvExamplesHoldNoSecrets(t *testing.T) {
 	}
 }
 
-func TestSystemd_VerifyTimer(t *testing.T) {
-	timer := parseUnit(t, deployPath(t, "systemd", "tidemark-verify.timer"))
+func TestSystemd_VerifyAndDrillTimers(t *testing.T) {
+	for _, name := range []string{"verify", "drill"} {
+		t.Run(name, func(t *testing.T) { checkTimer(t, name) })
+	}
+}
+
+// checkTimer checks tidemark-<name>.timer and the oneshot service it starts:
+// restorer <name>, with the textfile report after every run.
+func checkTimer(t *testing.T, name string) {
+	timer := parseUnit(t, deployPath(t, "systemd", "tidemark-"+name+".timer"))
 	if timer.get("Timer", "OnCalendar") == "" || timer.get("Timer", "Persistent") != "true" {
 		t.Errorf("timer: OnCalendar=%q Persistent=%q", timer.get("Timer", "OnCalendar"), timer.get("Timer", "Persistent"))
 	}
-	if timer.get("Timer", "Unit") != "tidemark-verify.service" || timer.get("Install", "WantedBy") != "timers.target" {
-		t.Error("the timer does not start tidemark-verify.service or is not installable")
+	if timer.get("Timer", "Unit") != "tidemark-"+name+".service" || timer.get("Install", "WantedBy") != "timers.target" {
+		t.Errorf("the timer does not start tidemark-%s.service or is not installable", name)
 	}
-	svc := parseUnit(t, deployPath(t, "systemd", "tidemark-verify.service"))
+	svc := parseUnit(t, deployPath(t, "systemd", "tidemark-"+name+".service"))
 	if svc.get("Service", "Type") != "oneshot" {
 		t.Errorf("Type=%q, want oneshot", svc.get("Service", "Type"))
 	}
-	if f := strings.Fields(svc.get("Service", "ExecStart")); len(f) < 2 || filepath.Base(f[0]) != "restorer" || f[1] != "verify" {
-		t.Errorf("ExecStart=%q, want restorer verify", svc.get("Service", "ExecStart"))
+	if f := strings.Fields(svc.get("Service", "ExecStart")); len(f) < 2 || filepath.Base(f[0]) != "restorer" || f[1] != name {
+		t.Errorf("ExecStart=%q, want restorer %s", svc.get("Service", "ExecStart"), name)
 	}
 	post := strings.TrimPrefix(svc.get("Service", "ExecStopPost"), "+")
-	if filepath.Base(post) != "verify-report" {
-		t.Errorf("ExecStopPost=%q, want the textfile report (tidemark-verify-report installed as verify-report)", post)
+	if filepath.Base(post) != name+"-report" {
+		t.Errorf("ExecStopPost=%q, want the textfile report (tidemark-%s-report installed as %s-report)", post, name, name)
 	}
 }
 
 // TestVerifyReport_Textfile runs the ExecStopPost script the way systemd
 // does and parses what it writes as node_exporter's textfile collector would.
 func TestVerifyReport_Textfile(t *testing.T) {
-	script := deployPath(t, "systemd", "tidemark-verify-report")
+	for _, tc := range []struct{ name, file, metric string }{
+		{"verify", "tidemark_verify", "tidemark_verify"},
+		{"drill", "tidemark_drill", "tidemark_drill_job"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkReport(t, "tidemark-"+tc.name+"-report", tc.file, tc.metric) })
+	}
+}
+
+// checkReport runs one report script for files file.prom and
+// file_success.prom holding metric_… gauges.
+func checkReport(t *testing.T, scriptName, file, metric string) {
+	script := deployPath(t, "systemd", scriptName)
 	dir := filepath.Join(t.TempDir(), "textfile")
 	run := func(result, status string) {
 		t.Helper()
@@ -193,29 +212,29 @@ func TestVerifyReport_Textfile(t *testing.T) {
 	before := float64(time.Now().Unix())
 
 	run("success", "0")
-	res := read("tidemark_verify.prom")
-	if res["tidemark_verify_last_exit_code"] != 0 || res["tidemark_verify_last_run_timestamp_seconds"] < before {
+	res := read(file + ".prom")
+	if res[metric+"_last_exit_code"] != 0 || res[metric+"_last_run_timestamp_seconds"] < before {
 		t.Errorf("after success: %v", res)
 	}
-	ok := read("tidemark_verify_success.prom")["tidemark_verify_last_success_timestamp_seconds"]
+	ok := read(file + "_success.prom")[metric+"_last_success_timestamp_seconds"]
 	if ok < before {
 		t.Errorf("success timestamp %v < %v", ok, before)
 	}
 
 	run("exit-code", "3")
-	if got := read("tidemark_verify.prom")["tidemark_verify_last_exit_code"]; got != 3 {
+	if got := read(file + ".prom")[metric+"_last_exit_code"]; got != 3 {
 		t.Errorf("after a failed verification: exit code %v, want 3", got)
 	}
-	if got := read("tidemark_verify_success.prom")["tidemark_verify_last_success_timestamp_seconds"]; got != ok {
+	if got := read(file + "_success.prom")[metric+"_last_success_timestamp_seconds"]; got != ok {
 		t.Errorf("a failure moved the success timestamp: %v → %v", ok, got)
 	}
 
 	run("signal", "KILL")
-	if got := read("tidemark_verify.prom")["tidemark_verify_last_exit_code"]; got == 0 {
+	if got := read(file + ".prom")[metric+"_last_exit_code"]; got == 0 {
 		t.Error("a killed run reports exit code 0")
 	}
 	run("timeout", "0")
-	if got := read("tidemark_verify.prom")["tidemark_verify_last_exit_code"]; got == 0 {
+	if got := read(file + ".prom")[metric+"_last_exit_code"]; got == 0 {
 		t.Errorf("a timed-out run reports exit code %s", strconv.FormatFloat(got, 'f', -1, 64))
 	}
 	entries, _ := os.ReadDir(dir)

@@ -37,9 +37,13 @@ type Catalog struct {
 	hasFirst   bool
 	checkpoint uint64 // seq of the checkpoint Load started from, 0 for none
 	warnings   []string
+	knownGaps  []KnownGapRecord // chain order
 	// afterApply, when set, runs after each entry readEntries applies
 	// (without the lock held); Verify compares checkpoints there.
 	afterApply func(seq uint64) error
+	// afterBody, when set, sees each applied entry's stored bytes (without
+	// the lock held); Verify checks they are the canonical encoding.
+	afterBody func(key string, body []byte)
 }
 
 func newCatalog() *Catalog {
@@ -112,6 +116,9 @@ func (c *Catalog) readEntries(ctx context.Context, store objstore.Store) error {
 		for i, o := range batch {
 			if err := c.applyObject(o.Key, bodies[i]); err != nil {
 				return err
+			}
+			if c.afterBody != nil {
+				c.afterBody(o.Key, bodies[i])
 			}
 			if c.afterApply != nil {
 				if err := c.afterApply(c.next - 1); err != nil {
@@ -198,6 +205,9 @@ func (c *Catalog) check(e Entry) string {
 			return reason
 		}
 	}
+	if e.KnownGap != nil {
+		return c.checkKnownGap(e)
+	}
 	if e.Merge != nil {
 		switch {
 		case e.Segment != nil || len(e.Debris) > 0:
@@ -221,6 +231,9 @@ func (c *Catalog) apply(e Entry) {
 	}
 	for _, d := range e.Debris {
 		c.debris[d.Key] = debrisRecord{DebrisRef: d, Seq: e.Seq, At: e.Written.UTC()}
+	}
+	if e.KnownGap != nil {
+		c.knownGaps = append(c.knownGaps, KnownGapRecord{KnownGap: *e.KnownGap, Seq: e.Seq, At: e.Written.UTC()})
 	}
 	c.wm = e.Watermark
 	c.next = e.Seq + 1

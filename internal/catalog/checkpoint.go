@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,8 +50,10 @@ type checkpoint struct {
 	// Superseded are the objects merges replaced whose deletion has not
 	// been seen yet, in key order (version 2).
 	Superseded []SupersededRef `json:"superseded,omitempty"`
-	Writer     string          `json:"writer"`
-	Written    time.Time       `json:"written"`
+	// KnownGaps are the known gaps recorded up to Seq, in chain order.
+	KnownGaps []KnownGapRecord `json:"known_gaps,omitempty"`
+	Writer    string           `json:"writer"`
+	Written   time.Time        `json:"written"`
 	// Digest is the SHA-256 of the checkpoint's canonical JSON without it.
 	Digest string `json:"digest,omitempty"`
 }
@@ -81,6 +84,7 @@ func (c *Catalog) snapshot(writer string, now time.Time) checkpoint {
 	}
 	cp.Debris = c.sortedDebris()
 	cp.Superseded = c.sortedSuperseded()
+	cp.KnownGaps = slices.Clone(c.knownGaps)
 	cp.Digest = cp.computeDigest()
 	return cp
 }
@@ -136,11 +140,24 @@ func loadCheckpoint(ctx context.Context, store objstore.Store) (*Catalog, error)
 // readCheckpoint reads checkpoint seq and the entry it links to, and checks
 // the digest and the link. Errors say why the checkpoint is unusable.
 func readCheckpoint(ctx context.Context, store objstore.Store, seq uint64) (checkpoint, Entry, error) {
-	var cp checkpoint
-	b, err := objstore.ReadAll(ctx, store, CheckpointKey(seq), MaxCheckpointBytes, objstore.WithRetry(objstore.DefaultRetry))
+	cp, head, _, err := readCheckpointBody(ctx, store, seq)
+	return cp, head, err
+}
+
+// readCheckpointBody is readCheckpoint that also returns the stored bytes.
+func readCheckpointBody(ctx context.Context, store objstore.Store, seq uint64) (cp checkpoint, head Entry, b []byte, err error) {
+	b, err = objstore.ReadAll(ctx, store, CheckpointKey(seq), MaxCheckpointBytes, objstore.WithRetry(objstore.DefaultRetry))
 	if err != nil {
-		return cp, Entry{}, err
+		return cp, Entry{}, nil, err
 	}
+	cp, head, err = checkCheckpoint(ctx, store, seq, b)
+	return cp, head, b, err
+}
+
+// checkCheckpoint parses checkpoint seq's bytes and checks its digest and
+// its link to the entry it folds.
+func checkCheckpoint(ctx context.Context, store objstore.Store, seq uint64, b []byte) (checkpoint, Entry, error) {
+	var cp checkpoint
 	if err := json.Unmarshal(b, &cp); err != nil {
 		return cp, Entry{}, fmt.Errorf("not a checkpoint: %w", err)
 	}
@@ -238,6 +255,12 @@ func (c *Catalog) restore(cp checkpoint, head Entry) error {
 		}
 		c.debris[d.Key] = d
 	}
+	for _, g := range cp.KnownGaps {
+		if g.Seq == 0 || g.Seq > cp.Seq {
+			return fmt.Errorf("known gap of entry %d: out of range", g.Seq)
+		}
+	}
+	c.knownGaps = slices.Clone(cp.KnownGaps)
 	if cp.Epoch == 0 {
 		return errors.New("epoch 0")
 	}

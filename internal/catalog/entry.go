@@ -136,6 +136,9 @@ type Entry struct {
 	// Merge records a merged segment that replaces consecutive live
 	// segments (see Merge); absent except in merge entries.
 	Merge *Merge `json:"merge,omitempty"`
+	// KnownGap records damage an operator accepted (see KnownGap); absent
+	// except in known-gap entries.
+	KnownGap *KnownGap `json:"known_gap,omitempty"`
 	// Watermark is the archive's watermark after this entry.
 	Watermark Watermark `json:"watermark"`
 	// Prev is the Hash of entry Seq-1 ("" for entry 1).

@@ -48,12 +48,20 @@ type Finding struct {
 	Stream string `json:"stream,omitempty"`
 	// Message says what was found.
 	Message string `json:"message"`
+	// KnownGap is the seq of the known-gap entry that accepts this
+	// finding (0 for none): it is reported, and does not count towards
+	// the report's status (Worst).
+	KnownGap uint64 `json:"known_gap,omitempty"`
 }
 
 // String formats the finding on one line.
 func (f Finding) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-7s %s", f.Severity, f.Check)
+	sev := f.Severity.String()
+	if f.KnownGap != 0 {
+		sev = "KNOWN"
+	}
+	fmt.Fprintf(&b, "%-7s %s", sev, f.Check)
 	if f.Object != "" {
 		fmt.Fprintf(&b, " %s", f.Object)
 	}
@@ -61,6 +69,9 @@ func (f Finding) String() string {
 		fmt.Fprintf(&b, " stream %s", f.Stream)
 	}
 	fmt.Fprintf(&b, ": %s", f.Message)
+	if f.KnownGap != 0 {
+		fmt.Fprintf(&b, " (accepted by known-gap entry %d)", f.KnownGap)
+	}
 	return b.String()
 }
 
@@ -89,6 +100,14 @@ type Report struct {
 	Superseded int `json:"superseded"`
 	// Watermark is the catalog's watermark.
 	Watermark Watermark `json:"watermark"`
+	// Known counts the findings known gaps accept (see Finding.KnownGap).
+	Known int `json:"known"`
+	// Sampled is set when only a share of the segments was read
+	// (VerifyOptions.Sample): the checks across segments did not run.
+	Sampled bool `json:"sampled,omitempty"`
+
+	// catalog is the catalog as verify folded it from the entries.
+	catalog *Catalog
 
 	perCheck   map[string]int
 	suppressed map[string]int
@@ -98,7 +117,14 @@ func (r *Report) add(f Finding) {
 	if r.perCheck == nil {
 		r.perCheck, r.suppressed = map[string]int{}, map[string]int{}
 	}
+	if f.Severity > OK && f.Check != "chain" && r.catalog != nil {
+		f.KnownGap = r.catalog.knownGapFor(f.Object, f.Stream)
+	}
 	key := f.Check + "/" + f.Severity.String()
+	if f.KnownGap != 0 {
+		key = f.Check + "/KNOWN"
+		r.Known++
+	}
 	r.perCheck[key]++
 	if r.perCheck[key] > maxFindingsPerCheck {
 		r.suppressed[key]++
@@ -121,21 +147,31 @@ func (r *Report) finish() {
 	for _, key := range keys {
 		n := r.suppressed[key]
 		check, sev, _ := strings.Cut(key, "/")
-		s := Warning
-		if sev == Failure.String() {
+		s, known := Warning, uint64(0)
+		switch sev {
+		case Failure.String():
 			s = Failure
+		case "KNOWN": // only set when the catalog records known gaps
+			s, known = Failure, r.catalog.knownGaps[0].Seq
 		}
-		r.Findings = append(r.Findings, Finding{Severity: s, Check: check,
+		r.Findings = append(r.Findings, Finding{Severity: s, Check: check, KnownGap: known,
 			Message: fmt.Sprintf("%d more findings of this check not listed", n)})
 	}
 	r.suppressed = map[string]int{}
 }
 
+// Catalog returns the catalog as verify folded it from the entries (up to
+// a break in the chain, if any): its segments, watermark and window, with
+// no second read of the catalog.
+func (r *Report) Catalog() *Catalog { return r.catalog }
+
 // Worst returns the highest severity found (OK when there is nothing else).
 func (r *Report) Worst() Severity {
 	w := OK
 	for _, f := range r.Findings {
-		w = max(w, f.Severity)
+		if f.KnownGap == 0 {
+			w = max(w, f.Severity)
+		}
 	}
 	return w
 }

@@ -1,14 +1,17 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"math/rand/v2"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/objstore"
@@ -40,6 +43,44 @@ import (
 // with the archive is a finding. Verify keeps per-stream versions and a
 // 16-byte digest per event id in memory.
 func Verify(ctx context.Context, store objstore.Store, keyring *segment.Keyring) (*Report, error) {
+	return VerifyWith(ctx, store, VerifyOptions{Keyring: keyring})
+}
+
+// DefaultVerifyParallel is how many segments verify downloads at once.
+const DefaultVerifyParallel = 4
+
+// VerifyOptions tune VerifyWith.
+type VerifyOptions struct {
+	// Keyring decrypts encrypted segments; nil reads plaintext only.
+	Keyring *segment.Keyring
+	// Parallel is how many segments download at once (default
+	// DefaultVerifyParallel); they are checked in chain order all the same.
+	Parallel int
+	// Sample, when between 0 and 1, reads only that share of the segments,
+	// chosen at random (at least one): every object-level check runs on
+	// those read, the checks across segments (transactions, streams, event
+	// ids) do not. 0 (or 1 and above) reads every segment.
+	Sample float64
+	// StreamsFromOne requires each stream's first archived version to be
+	// 1 (an archive holds every stream from its start: capture snapshots
+	// first). Without it a stream may start anywhere (synthetic feeds).
+	StreamsFromOne bool
+	// Visit, when set, sees every event of every segment that passed its
+	// object checks, in chain order, from one goroutine, with the event's
+	// index in its segment and the segment's table definition.
+	Visit func(ref SegmentRef, index int, t *event.Table, e *event.Event)
+	// Planned, when set, is told which segments will be read before the
+	// first download; Done after each one is checked, with the bytes read.
+	Planned func(refs []SegmentRef)
+	Done    func(ref SegmentRef, bytes int64)
+	// TempDir holds the downloaded segments ("" = os.TempDir()).
+	TempDir string
+}
+
+// VerifyWith is Verify with options: it reads each segment object once,
+// Parallel at a time, and streams its events through the checks in chain
+// order.
+func VerifyWith(ctx context.Context, store objstore.Store, opts VerifyOptions) (*Report, error) {
 	r := &Report{}
 	checkpoints, err := listCheckpoints(ctx, store, r)
 	if err != nil {
@@ -49,29 +90,91 @@ func Verify(ctx context.Context, store objstore.Store, keyring *segment.Keyring)
 	if err != nil {
 		return nil, err
 	}
+	r.catalog = c
 	r.Entries = len(c.Entries())
 	r.Segments = len(c.Segments())
 	r.Watermark = c.Watermark()
 	if err := verifyEpochs(ctx, store, c, r); err != nil {
 		return nil, err
 	}
-	v := newSegmentVerifier(c, keyring, r)
-	for _, i := range v.order() {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	for _, g := range c.knownGaps {
+		r.addf(OK, "known-gap", EntryKey(g.Seq), "", "known gap recorded %s by %q: %s (objects %v, streams %v)",
+			g.At.Format(time.RFC3339), g.Operator, g.Reason, g.Objects, g.Streams)
+	}
+	v := newSegmentVerifier(c, opts.Keyring, r)
+	order := v.order()
+	for _, i := range order {
+		v.checkRef(i)
+	}
+	read := order
+	if opts.Sample > 0 && opts.Sample < 1 {
+		read = sample(order, opts.Sample)
+		v.sampled = true
+		r.Sampled = true
+	}
+	v.visit = opts.Visit
+	v.fromOne = opts.StreamsFromOne
+	if opts.Planned != nil {
+		refs := make([]SegmentRef, len(read))
+		for k, i := range read {
+			refs[k] = c.segments[i]
 		}
-		if err := v.verify(ctx, store, i); err != nil {
-			return nil, err
-		}
+		opts.Planned(refs)
+	}
+	if err := v.verifyAll(ctx, store, read, opts); err != nil {
+		return nil, err
 	}
 	v.finish()
 	if err := verifyUnlisted(ctx, store, c, r); err != nil {
 		return nil, err
 	}
+	if r.Sampled {
+		r.addf(OK, "summary", "", "", "sampled: %d of %d segments read (the checks across segments did not run)", len(read), r.Segments)
+	}
 	r.addf(OK, "summary", "", "", "%d entries, %d of %d segments verified, %d events in %d transactions, %d streams, watermark %s",
 		r.Entries, r.Verified, r.Segments, r.Events, r.Transactions, r.Streams, r.Watermark.LSN)
 	r.finish()
 	return r, nil
+}
+
+// sample picks a random share of idx (at least one), keeping its order.
+func sample(idx []int, share float64) []int {
+	var out []int
+	for _, i := range idx {
+		if rand.Float64() < share {
+			out = append(out, i)
+		}
+	}
+	if len(out) == 0 && len(idx) > 0 {
+		out = append(out, idx[rand.IntN(len(idx))])
+	}
+	return out
+}
+
+// verifyAll downloads the segments idx names, Parallel at a time, and
+// checks each in that order. It returns an error only when ctx ends.
+func (v *segmentVerifier) verifyAll(ctx context.Context, store objstore.Store, idx []int, opts VerifyOptions) error {
+	parallel := opts.Parallel
+	if parallel <= 0 {
+		parallel = DefaultVerifyParallel
+	}
+	p := startPrefetch(ctx, store, v.c.segments, idx, parallel, opts.TempDir)
+	defer p.stop()
+	for {
+		d, ok := p.next()
+		if !ok {
+			break
+		}
+		err := v.verify(ctx, d)
+		p.release(d)
+		if err != nil {
+			return err
+		}
+		if opts.Done != nil {
+			opts.Done(v.c.segments[d.i], d.n)
+		}
+	}
+	return ctx.Err()
 }
 
 // listCheckpoints returns the seqs of the well-formed checkpoint objects,
@@ -105,6 +208,11 @@ func verifyChain(ctx context.Context, store objstore.Store, checkpoints []uint64
 			pending[seq] = true
 		}
 	}
+	c.afterBody = func(key string, body []byte) {
+		if !canonicalEntry(body) {
+			r.addf(Warning, "chain", key, "", "its bytes are not the canonical encoding of what it says (altered where the hash cannot see, e.g. the name of an empty member)")
+		}
+	}
 	c.afterApply = func(seq uint64) error {
 		if !pending[seq] {
 			return nil
@@ -113,7 +221,7 @@ func verifyChain(ctx context.Context, store objstore.Store, checkpoints []uint64
 		return verifyCheckpointAt(ctx, store, c, seq, r)
 	}
 	err = c.readEntries(ctx, store)
-	c.afterApply = nil
+	c.afterApply, c.afterBody = nil, nil
 	var ce *ChainError
 	switch {
 	case errors.As(err, &ce):
@@ -159,7 +267,7 @@ func verifyStart(ctx context.Context, store objstore.Store, checkpoints []uint64
 // verifyCheckpointAt compares checkpoint seq with the catalog folded up to
 // the same entry.
 func verifyCheckpointAt(ctx context.Context, store objstore.Store, c *Catalog, seq uint64, r *Report) error {
-	cp, _, err := readCheckpoint(ctx, store, seq)
+	cp, _, body, err := readCheckpointBody(ctx, store, seq)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -170,7 +278,24 @@ func verifyCheckpointAt(ctx context.Context, store objstore.Store, c *Catalog, s
 	if msg := compareCheckpoint(cp, c); msg != "" {
 		r.addf(Failure, "checkpoint", CheckpointKey(seq), "", "disagrees with the entries it folds: %s", msg)
 	}
+	if canon, err := canonicalJSON(cp); err != nil || !bytes.Equal(body, canon) {
+		r.addf(Warning, "checkpoint", CheckpointKey(seq), "", "its bytes are not the canonical encoding of what it says (altered where the digest cannot see, e.g. the name of an empty member)")
+	}
 	return nil
+}
+
+// canonicalEntry reports whether an entry object's bytes are exactly the
+// canonical encoding of the entry they decode to: the hash covers what an
+// entry says, not how it is spelt, so a flipped byte in the name of an
+// empty member ("prev" of entry 1, an empty "key_id") leaves the hash
+// valid and only this comparison sees it.
+func canonicalEntry(body []byte) bool {
+	e, err := decodeEntry(body)
+	if err != nil {
+		return false
+	}
+	enc, err := e.encode()
+	return err == nil && bytes.Equal(body, enc)
 }
 
 // compareCheckpoint reports how cp differs from the catalog folded up to
@@ -200,6 +325,15 @@ func compareCheckpoint(cp checkpoint, c *Catalog) string {
 			return fmt.Sprintf("debris record %s is not one the entries record", d.Key)
 		}
 	}
+	if len(cp.KnownGaps) != len(c.knownGaps) {
+		return fmt.Sprintf("%d known gaps, the entries record %d", len(cp.KnownGaps), len(c.knownGaps))
+	}
+	for i, g := range cp.KnownGaps {
+		w := c.knownGaps[i]
+		if g.Seq != w.Seq || !sameKnownGap(&g.KnownGap, &w.KnownGap) {
+			return fmt.Sprintf("known gap %d is not the one entry %d records", i, w.Seq)
+		}
+	}
 	for _, s := range cp.Superseded {
 		got, ok := c.superseded[s.Key]
 		if !ok || got.MergeInput != s.MergeInput || got.Seq != s.Seq {
@@ -209,7 +343,15 @@ func compareCheckpoint(cp checkpoint, c *Catalog) string {
 	return ""
 }
 
-// verifyEpochs checks that every epoch the entries carry was acquired.
+// verifyEpochs checks that every epoch the entries carry was acquired,
+// and that every epoch object is intact: it parses, re-encodes to the very
+// bytes stored (a flipped byte in a member name, a quote or a brace shows
+// there), names its own epoch, holds times in order and, for epochs that
+// wrote entries, names the writer those entries name. An epoch object is
+// rewritten by every lease renewal, so no hash commits to it; a flip that
+// leaves another well-formed record (a digit of a time) cannot be told
+// apart. Findings are WARNINGs: epochs fence writers, restore never reads
+// them.
 func verifyEpochs(ctx context.Context, store objstore.Store, c *Catalog, r *Report) error {
 	objs, err := store.List(ctx, EpochsPrefix, "")
 	if err != nil {
@@ -219,16 +361,64 @@ func verifyEpochs(ctx context.Context, store objstore.Store, c *Catalog, r *Repo
 	for _, o := range objs {
 		if n, ok := parseSeqKey(EpochsPrefix, o.Key); ok {
 			have[n] = true
+		} else {
+			r.addf(Warning, "epoch", o.Key, "", "unexpected object among the epochs")
 		}
 	}
+	writers := map[uint64]string{}
 	seen := map[uint64]bool{}
 	for _, e := range c.Entries() {
 		if !seen[e.Epoch] && !have[e.Epoch] {
 			r.addf(Warning, "epoch", EpochKey(e.Epoch), "", "entry %d carries epoch %d but no epoch object exists", e.Seq, e.Epoch)
 		}
 		seen[e.Epoch] = true
+		if _, ok := writers[e.Epoch]; !ok {
+			writers[e.Epoch] = e.Writer
+		}
+	}
+	for n := range have {
+		msg, err := checkEpochObject(ctx, store, n, writers)
+		if err != nil {
+			return err
+		}
+		if msg != "" {
+			r.addf(Warning, "epoch", EpochKey(n), "", "damaged: %s", msg)
+		}
 	}
 	return nil
+}
+
+// checkEpochObject says what is wrong with epoch object n, or "". It
+// returns an error only when ctx ends.
+func checkEpochObject(ctx context.Context, store objstore.Store, n uint64, writers map[uint64]string) (string, error) {
+	b, err := objstore.ReadAll(ctx, store, EpochKey(n), MaxEpochBytes, objstore.WithRetry(objstore.DefaultRetry))
+	switch {
+	case ctx.Err() != nil:
+		return "", ctx.Err()
+	case errors.Is(err, objstore.ErrNotFound):
+		return "", nil // deleted since it was listed: nothing to check
+	case err != nil:
+		return fmt.Sprintf("unreadable (%v)", err), nil
+	}
+	var info LeaseInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return fmt.Sprintf("not an epoch record (%v)", err), nil
+	}
+	canon, err := json.Marshal(info)
+	switch {
+	case err != nil || !bytes.Equal(bytes.TrimSpace(b), canon):
+		return "its bytes are not the record they parse to (altered)", nil
+	case info.Epoch != n:
+		return fmt.Sprintf("it says epoch %d", info.Epoch), nil
+	case info.Holder == "":
+		return "it names no holder", nil
+	case info.Renewed.Before(info.Acquired) || info.Expires.Before(info.Renewed):
+		return "its acquired, renewed and expiry times are out of order", nil
+	}
+	if w, ok := writers[n]; ok && w != info.Holder {
+		return fmt.Sprintf("holder %q, but the entries of epoch %d name writer %q", info.Holder, n, w), nil
+	}
+	return "", nil
 }
 
 // verifyUnlisted reports objects under segments/ the catalog does not
@@ -323,7 +513,7 @@ func checkDebrisObject(ctx context.Context, store objstore.Store, o objstore.Obj
 	if o.Size != d.Size {
 		return fmt.Sprintf("it has %d bytes, not the %d recorded", o.Size, d.Size), nil
 	}
-	data, err := objstore.ReadAll(ctx, store, o.Key, d.Size)
+	data, err := objstore.ReadAll(ctx, store, o.Key, d.Size, objstore.WithRetry(objstore.DefaultRetry))
 	switch {
 	case ctx.Err() != nil:
 		return "", ctx.Err()
@@ -356,6 +546,13 @@ type segmentVerifier struct {
 	versions map[streamKey]int64
 	ids      map[[16]byte]int32 // event id digest → segment index
 	systems  map[string]bool
+
+	// sampled turns the checks across segments off (not every segment is read).
+	sampled bool
+	// fromOne requires a stream's first version to be 1.
+	fromOne bool
+	// visit, when set, sees every event checked.
+	visit func(ref SegmentRef, index int, t *event.Table, e *event.Event)
 }
 
 type streamKey struct{ table, stream string }
@@ -402,8 +599,9 @@ func (v *segmentVerifier) order() []int {
 	return idx
 }
 
-// verify checks segment i; it returns an error only for context ends.
-func (v *segmentVerifier) verify(ctx context.Context, store objstore.Store, i int) error {
+// checkRef checks segment i's catalog reference against the watermarks
+// and the segment before it (no download).
+func (v *segmentVerifier) checkRef(i int) {
 	ref := v.c.segments[i]
 	if before, ok := v.before[ref.Key]; ok && ref.FirstEndLSN <= before {
 		v.r.addf(Failure, "continuity", ref.Key, "", "starts at %s, at or below the watermark %s that preceded its entry: it repeats archived positions",
@@ -419,12 +617,14 @@ func (v *segmentVerifier) verify(ctx context.Context, store objstore.Store, i in
 	if ref.PrevLSN >= ref.FirstEndLSN && ref.Events > 0 {
 		v.r.addf(Failure, "continuity", ref.Key, "", "chain link %s is not before its first position %s", ref.PrevLSN, ref.FirstEndLSN)
 	}
-	f, err := os.CreateTemp("", "tidemark-verify-*.tms")
-	if err != nil {
-		return fmt.Errorf("catalog: verify: %w", err)
-	}
-	defer func() { f.Close(); os.Remove(f.Name()) }()
-	n, sum, err := objstore.Download(ctx, store, ref.Key, f, ref.Size, objstore.WithRetry(objstore.DefaultRetry))
+}
+
+// verify checks one downloaded segment; it returns an error only for
+// context ends.
+func (v *segmentVerifier) verify(ctx context.Context, d *download) error {
+	i := d.i
+	ref := v.c.segments[i]
+	n, sum, err := d.n, d.sum, d.err
 	var tooLarge *objstore.TooLargeError
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
@@ -448,7 +648,7 @@ func (v *segmentVerifier) verify(ctx context.Context, store objstore.Store, i in
 		v.r.addf(Failure, "checksum", ref.Key, "", "SHA-256 %.16s does not match the catalog's %s", sum, short(ref.SHA256))
 		return nil
 	}
-	rd, err := segment.OpenReader(ref.Key, f, n, segment.ReadOptions{Keyring: v.keyring})
+	rd, err := segment.OpenReader(ref.Key, d.file, n, segment.ReadOptions{Keyring: v.keyring})
 	switch {
 	case errors.Is(err, segment.ErrNoKey):
 		v.r.addf(Failure, "decode", ref.Key, "", "cannot decrypt: %v", err)
@@ -502,10 +702,11 @@ func compareTrailer(ref SegmentRef, h *segment.Header, tr *segment.Trailer) stri
 // the end of the stream).
 func (v *segmentVerifier) events(i int, rd *segment.Reader) error {
 	ref := v.c.segments[i]
-	layout := event.LayoutOf(rd.Header().Table)
-	tableID := rd.Header().Table.ID()
+	table := rd.Header().Table
+	layout := event.LayoutOf(table)
+	tableID := table.ID()
 	var digest segment.EventsDigest
-	for {
+	for k := 0; ; k++ {
 		e, err := rd.Next()
 		if err == io.EOF {
 			break
@@ -513,7 +714,16 @@ func (v *segmentVerifier) events(i int, rd *segment.Reader) error {
 		if err != nil {
 			return err
 		}
+		if msg := outsideRef(ref, e); msg != "" {
+			return errors.New(msg)
+		}
 		digest.Add(e)
+		if v.visit != nil {
+			v.visit(ref, k, &table, e)
+		}
+		if v.sampled {
+			continue
+		}
 		v.transaction(i, ref.Key, e)
 		if layout.StreamID >= 0 && layout.StreamVersion >= 0 {
 			v.stream(ref.Key, tableID, e.Value(layout.StreamID), e.Value(layout.StreamVersion))
@@ -527,6 +737,18 @@ func (v *segmentVerifier) events(i int, rd *segment.Reader) error {
 			digest.Sum(), ref.EventsDigest)
 	}
 	return nil
+}
+
+// outsideRef says how an event falls outside the positions and commit
+// times its segment's catalog reference records, or "".
+func outsideRef(ref SegmentRef, e *event.Event) string {
+	switch {
+	case e.EndLSN < ref.FirstEndLSN || e.EndLSN > ref.LastEndLSN:
+		return fmt.Sprintf("event at %s outside the catalog's positions %s…%s", e.EndLSN, ref.FirstEndLSN, ref.LastEndLSN)
+	case e.CommitTime.Before(ref.MinCommitTime) || e.CommitTime.After(ref.MaxCommitTime):
+		return fmt.Sprintf("event at %s: commit time %s outside the catalog's range", e.EndLSN, e.CommitTime.UTC().Format(time.RFC3339Nano))
+	}
+	return ""
 }
 
 // transaction records the event's chain link and counts it towards its
@@ -557,7 +779,9 @@ func (v *segmentVerifier) transaction(i int, key string, e *event.Event) {
 	}
 }
 
-// stream checks that stream_version rises by one per event of a stream.
+// stream checks the one continuity rule for streams: in chain order, a
+// stream's versions are 1, 2, 3, … — each event's is the one before it
+// plus one, starting from 1 (with StreamsFromOne; else from anywhere).
 func (v *segmentVerifier) stream(key, tableID string, id, version []byte) {
 	if id == nil || version == nil {
 		return
@@ -571,7 +795,9 @@ func (v *segmentVerifier) stream(key, tableID string, id, version []byte) {
 	last, seen := v.versions[sk]
 	v.versions[sk] = ver
 	switch {
+	case !seen && (ver == 1 || !v.fromOne):
 	case !seen:
+		v.r.addf(Failure, "stream", key, sk.stream, "versions 1 to %d are missing (the stream's first archived version is %d)", ver-1, ver)
 	case ver == last+1:
 	case ver <= last:
 		v.r.addf(Failure, "stream", key, sk.stream, "version %d follows version %d: repeated or out of order", ver, last)
@@ -601,6 +827,9 @@ func (v *segmentVerifier) eventID(i int, key, tableID string, id []byte) {
 // finish runs the checks that need every segment: chain links between
 // transactions and transactions left incomplete.
 func (v *segmentVerifier) finish() {
+	if v.sampled {
+		return
+	}
 	ends := make([]event.Position, 0, len(v.links))
 	for end := range v.links {
 		ends = append(ends, end)

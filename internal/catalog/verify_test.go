@@ -223,3 +223,31 @@ func TestVerify_WriterAppendsWhileVerifying(t *testing.T) {
 		t.Fatalf("an uncataloged object: worst %s:%s", r.Worst(), findings(r))
 	}
 }
+
+// TestVerify_FlipTheHashCannotSee: a flipped byte in the name of an empty
+// member ("prev" of entry 1, an empty "debris"-less entry's "key_id") keeps
+// the decoded entry and so its hash; verify still reports the entry, as
+// not canonical, and likewise for a checkpoint.
+func TestVerify_FlipTheHashCannotSee(t *testing.T) {
+	f := newFixture(t, fileStore(t), nil)
+	f.w.CheckpointEvery = 2
+	f.standard(2)
+	for _, tc := range []struct{ key, from, to string }{
+		{EntryKey(1), `"prev":""`, `"psev":""`},
+		{CheckpointKey(2), `"entry_hash"`, `"Entry_hash"`}, // encoding/json matches names case-insensitively
+	} {
+		raw := getRaw(t, f.st, tc.key)
+		if !strings.Contains(string(raw), tc.from) {
+			t.Fatalf("%s lacks %s: %s", tc.key, tc.from, raw)
+		}
+		putRaw(t, f.st, tc.key, []byte(strings.Replace(string(raw), tc.from, tc.to, 1)))
+		r, err := Verify(ctxT(t), f.st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Worst() != Warning || !hasFinding(r, Warning, map[bool]string{true: "chain", false: "checkpoint"}[strings.HasPrefix(tc.key, EntriesPrefix)], tc.key) {
+			t.Fatalf("%s altered: worst %s:%s", tc.key, r.Worst(), findings(r))
+		}
+		putRaw(t, f.st, tc.key, raw)
+	}
+}

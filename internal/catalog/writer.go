@@ -151,7 +151,7 @@ func (w *Writer) build(content Entry) (Entry, []byte, error) {
 			ErrFenced, w.c.lastEpoch, w.epoch)
 	}
 	e := Entry{Seq: w.c.next, Epoch: w.epoch, Writer: w.holder, Written: w.now(), Segment: content.Segment,
-		Debris: content.Debris, Merge: content.Merge, Watermark: content.Watermark, Prev: w.c.lastHash}
+		Debris: content.Debris, Merge: content.Merge, KnownGap: content.KnownGap, Watermark: content.Watermark, Prev: w.c.lastHash}
 	e.normalize()
 	e.Hash = e.ComputeHash()
 	if reason := w.c.check(e); reason != "" {
@@ -168,7 +168,7 @@ func (w *Writer) build(content Entry) (Entry, []byte, error) {
 // and set the same watermark.
 func sameContent(a, b Entry) bool {
 	return sameSegment(a.Segment, b.Segment) && slices.Equal(a.Debris, b.Debris) && sameMerge(a.Merge, b.Merge) &&
-		sameWatermark(a.Watermark, b.Watermark)
+		sameKnownGap(a.KnownGap, b.KnownGap) && sameWatermark(a.Watermark, b.Watermark)
 }
 
 func sameMerge(a, b *Merge) bool {

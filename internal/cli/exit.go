@@ -14,10 +14,13 @@ import (
 
 // Exit codes shared by every Tidemark command (docs/exit-codes.md).
 const (
-	ExitOK          = 0
-	ExitFailure     = 1
-	ExitUsage       = 2
-	ExitVerify      = 3
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+	ExitVerify  = 3
+	// ExitWarning: a check (restorer verify, restorer drill) found
+	// something that needs a look but does not make the archive wrong.
+	ExitWarning     = 4
 	ExitOutOfWindow = 10
 	ExitCredentials = 12
 	ExitInterrupted = 130

@@ -4,13 +4,11 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/maphash"
-	"io"
 	"maps"
 	"slices"
-	"strings"
+	"strconv"
 
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/event"
@@ -29,6 +27,9 @@ const (
 const (
 	SeverityWarning = "warning"
 	SeverityFailure = "failure"
+	// SeverityKnown is a warning or failure a known-gap catalog entry
+	// accepts (catalog.KnownGap): reported, not counted in Status.
+	SeverityKnown = "known"
 )
 
 // VerifyOptions configures Verify.
@@ -47,6 +48,12 @@ type VerifyOptions struct {
 	MaxSegmentBytes int64
 	// Progress, when set, is updated as segments are checked.
 	Progress *Progress
+	// Sample, when between 0 and 1, reads only that share of the segments
+	// (catalog.VerifyOptions.Sample); 0 reads every one.
+	Sample float64
+	// Visit, when set, sees every event of every segment that passed its
+	// object checks, in chain order (the drill builds its oracle there).
+	Visit func(t *event.Table, e *event.Event)
 }
 
 // Report is the outcome of Verify. Its JSON form is part of the --json
@@ -69,17 +76,22 @@ type Report struct {
 	Problems []Problem `json:"problems"`
 	// Notes are informational findings (what was checked and passed).
 	Notes []string `json:"notes,omitempty"`
+	// Known counts the problems known gaps accept.
+	Known int `json:"known"`
+	// Sampled is set when only a share of the segments was read: the
+	// checks across segments did not run.
+	Sampled bool `json:"sampled,omitempty"`
 	// Against is the comparison with the live source, when requested.
 	Against *AgainstReport `json:"against,omitempty"`
 }
 
 // Problem is one finding of Verify.
 type Problem struct {
-	// Severity is "failure" or "warning".
+	// Severity is "failure", "warning" or "known" (accepted by a known gap).
 	Severity string `json:"severity"`
 	// Check names the check: those of catalog.Verify (chain, checkpoint,
 	// epoch, object, checksum, decode, trailer, continuity, merge,
-	// transaction, stream, event-id, unlisted) and "structure", "versions",
+	// transaction, stream, event-id, unlisted) and "structure",
 	// "merge" (a merged segment's events digest), "against".
 	Check string `json:"check"`
 	// Object is the object key concerned ("" when none).
@@ -88,6 +100,8 @@ type Problem struct {
 	Stream string `json:"stream,omitempty"`
 	// Message says what is wrong.
 	Message string `json:"message"`
+	// KnownGap is the seq of the known-gap entry that accepts it (0: none).
+	KnownGap uint64 `json:"known_gap,omitempty"`
 }
 
 // AgainstReport compares the archive with the live source.
@@ -114,10 +128,11 @@ type verifier struct {
 	rep     *Report
 	dropped map[string]int
 	seed    maphash.Seed
-	ids     []idRef       // digest of every archived event id, with its segment
-	stats   *versionStats // per-stream version continuity, order-independent
-	segs    []string      // segment keys by index
-	named   map[string]bool
+	ids     []idRef  // digest of every archived event id, with its segment
+	segs    []string // segment keys by index
+	lastSeg string
+	keepIDs bool
+	known   *catalog.Catalog // accepts problems by known gap, once loaded
 }
 
 // idRef is an archived event id's 64-bit digest and the segment holding it.
@@ -127,16 +142,19 @@ type idRef struct {
 }
 
 func (v *verifier) problem(sev, check, object, stream, format string, args ...any) {
-	if sev == SeverityFailure {
-		v.rep.Status = StatusFailure
-	} else if v.rep.Status == StatusOK {
-		v.rep.Status = StatusWarning
+	var known uint64
+	if v.known != nil {
+		if known = v.known.KnownGapFor(object, stream); known != 0 {
+			sev = SeverityKnown
+			v.rep.Known++
+		}
 	}
+	v.status(sev)
 	if v.dropped[check] > 0 || v.count(check) >= maxProblems {
 		v.dropped[check]++
 		return
 	}
-	v.rep.Problems = append(v.rep.Problems, Problem{Severity: sev, Check: check, Object: object, Stream: stream, Message: fmt.Sprintf(format, args...)})
+	v.rep.Problems = append(v.rep.Problems, Problem{Severity: sev, Check: check, Object: object, Stream: stream, Message: fmt.Sprintf(format, args...), KnownGap: known})
 }
 
 func (v *verifier) count(check string) int {
@@ -149,54 +167,76 @@ func (v *verifier) count(check string) int {
 	return n
 }
 
-// Verify checks the archive in store. catalog.Verify checks the catalog's
-// hash chain, checkpoints and epochs, every segment's presence, size,
-// SHA-256, decryption and agreement with its entry, transaction
-// completeness, chain links, per-stream version order and event-id
-// uniqueness. Verify adds every event's structure (an event id, a non-empty
-// stream id, a version ≥ 1, data and metadata that parse as JSON), that
-// each stream's versions are exactly 1…n across the archive, and with
-// AgainstURL completeness against the live source. It returns an error
-// only when it cannot run (store or source unreachable, credentials
-// rejected); findings go into the Report.
+// Verify checks the archive in store in one pass: catalog.VerifyWith
+// reads every segment object once (Parallel at a time, each read retried
+// when cut short) and checks the catalog's hash chain, checkpoints and
+// epochs, every segment's presence, size, SHA-256, decryption and
+// agreement with its entry, transaction completeness, chain links,
+// event-id uniqueness and the one stream rule (in chain order each
+// stream's versions are 1, 2, 3, …). Verify adds every event's structure
+// (an event id, a non-empty stream id, data and metadata that parse as
+// JSON) as the events stream past, and with AgainstURL completeness
+// against the live source. It returns an error only when it cannot run
+// (store or source unreachable, credentials rejected); findings go into
+// the Report.
 func Verify(ctx context.Context, store objstore.Store, opts VerifyOptions) (*Report, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = DefaultParallel
 	}
-	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+	pr := opts.Progress
+	if pr == nil {
+		pr = &Progress{}
 	}
 	v := &verifier{rep: &Report{Status: StatusOK, Store: store.String(), Problems: []Problem{}},
-		seed: maphash.MakeSeed(), dropped: map[string]int{}, named: map[string]bool{}}
-	opts.Progress.setPhase("verify")
-	opts.Progress.start()
-	failed, err := v.catalogChecks(ctx, store, opts.Keyring)
+		seed: maphash.MakeSeed(), dropped: map[string]int{}, keepIDs: opts.AgainstURL != ""}
+	pr.setPhase("verify")
+	pr.start()
+	var layout event.Layout
+	var layoutOf *event.Table
+	crep, err := catalog.VerifyWith(ctx, store, catalog.VerifyOptions{
+		Keyring: opts.Keyring, Parallel: opts.Parallel, Sample: opts.Sample, StreamsFromOne: true,
+		Planned: func(refs []catalog.SegmentRef) {
+			pr.SegmentsTotal.Store(int64(len(refs)))
+			for _, r := range refs {
+				pr.BytesTotal.Add(r.Size)
+				pr.EventsTotal.Add(int64(r.Events))
+			}
+		},
+		Visit: func(ref catalog.SegmentRef, i int, t *event.Table, e *event.Event) {
+			if ref.Key != v.lastSeg {
+				v.lastSeg = ref.Key
+				v.segs = append(v.segs, ref.Key)
+				if layoutOf != t {
+					layout, layoutOf = event.LayoutOf(*t), t
+				}
+			}
+			v.checkEvent(t, layout, ref.Key, i, e, int32(len(v.segs)-1))
+			if opts.Visit != nil {
+				opts.Visit(t, e)
+			}
+			pr.EventsApplied.Add(1)
+		},
+		Done: func(ref catalog.SegmentRef, n int64) {
+			pr.BytesDownloaded.Add(n)
+			pr.SegmentsDone.Add(1)
+		},
+	})
 	if err != nil {
-		return nil, err
+		return nil, classifyStoreErr(store, err)
 	}
-	a, err := Open(ctx, store, opts.Keyring)
-	switch {
-	case errors.Is(err, ErrIntegrity):
-		// the chain is broken: catalog.Verify reported where
-		v.finish()
-		return v.rep, nil
-	case err != nil:
-		return nil, err
+	c := crep.Catalog()
+	v.acceptKnown(c)
+	v.catalogFindings(crep)
+	if c.NextSeq() == 1 && !chainBroken(crep) {
+		return nil, failf(ErrNoArchive, "check --store; `restorer list --store URL` shows what an archive holds",
+			"no archive at %s: the store holds no catalog", store)
 	}
+	a := &Archive{Store: store, Keyring: opts.Keyring, Catalog: c}
 	v.rep.Window = a.Window()
-	var refs []catalog.SegmentRef
-	for _, r := range a.Catalog.Segments() {
-		if !failed[r.Key] {
-			refs = append(refs, r)
-		}
-	}
-	if err := v.scan(ctx, a, refs, opts); err != nil {
-		return nil, err
-	}
-	if v.stats != nil {
-		v.continuity(len(failed))
-	}
-	if opts.AgainstURL != "" {
+	v.rep.Segments = crep.Segments
+	v.rep.Streams = int64(crep.Streams)
+	v.rep.Sampled = crep.Sampled
+	if opts.AgainstURL != "" && !chainBroken(crep) {
 		slices.SortFunc(v.ids, func(x, y idRef) int { return cmp.Compare(x.h, y.h) })
 		if err := v.against(ctx, a, opts); err != nil {
 			return nil, err
@@ -206,42 +246,63 @@ func Verify(ctx context.Context, store objstore.Store, opts VerifyOptions) (*Rep
 	return v.rep, nil
 }
 
-// catalogChecks runs catalog.Verify and folds its findings in; it returns
-// the segments it found unreadable, which the event checks skip.
-func (v *verifier) catalogChecks(ctx context.Context, store objstore.Store, kr *segment.Keyring) (map[string]bool, error) {
-	crep, err := catalog.Verify(ctx, store, kr)
-	if err != nil {
-		return nil, classifyStoreErr(store, err)
+// chainBroken reports whether verify found the catalog's hash chain broken
+// (then the catalog it folded ends early and a comparison with the source
+// would only repeat that).
+func chainBroken(r *catalog.Report) bool {
+	for _, f := range r.Findings {
+		if f.Check == "chain" && f.Severity == catalog.Failure {
+			return true
+		}
 	}
+	return false
+}
+
+// catalogFindings folds catalog.VerifyWith's findings into the report
+// (catalog.Verify bounds its own findings per check).
+func (v *verifier) catalogFindings(crep *catalog.Report) {
 	v.rep.Entries = crep.Entries
-	failed := map[string]bool{}
 	for _, f := range crep.Findings {
-		switch f.Severity {
-		case catalog.OK:
+		if f.Severity == catalog.OK {
 			v.rep.Notes = append(v.rep.Notes, f.Check+": "+f.Message)
 			continue
-		case catalog.Failure:
-			switch f.Check {
-			case "object", "checksum", "decode", "trailer":
-				failed[f.Object] = true
-			}
-		}
-		if f.Stream != "" {
-			v.named[f.Stream] = true
 		}
 		sev := SeverityWarning
-		if f.Severity == catalog.Failure {
+		switch {
+		case f.KnownGap != 0:
+			sev = SeverityKnown
+			v.rep.Known++
+		case f.Severity == catalog.Failure:
 			sev = SeverityFailure
 		}
-		// catalog.Verify bounds its own findings per check
-		v.rep.Problems = append(v.rep.Problems, Problem{Severity: sev, Check: f.Check, Object: f.Object, Stream: f.Stream, Message: f.Message})
-		if sev == SeverityFailure {
-			v.rep.Status = StatusFailure
-		} else if v.rep.Status == StatusOK {
-			v.rep.Status = StatusWarning
-		}
+		v.rep.Problems = append(v.rep.Problems, Problem{Severity: sev, Check: f.Check, Object: f.Object, Stream: f.Stream, Message: f.Message, KnownGap: f.KnownGap})
+		v.status(sev)
 	}
-	return failed, nil
+}
+
+// acceptKnown marks the problems Verify's own checks found (structure)
+// that a known gap accepts, and sets the status from what remains.
+func (v *verifier) acceptKnown(c *catalog.Catalog) {
+	v.known = c
+	v.rep.Status = StatusOK
+	for i := range v.rep.Problems {
+		p := &v.rep.Problems[i]
+		if seq := c.KnownGapFor(p.Object, p.Stream); seq != 0 {
+			p.Severity, p.KnownGap = SeverityKnown, seq
+			v.rep.Known++
+		}
+		v.status(p.Severity)
+	}
+}
+
+// status raises the report's status for a problem of severity sev.
+func (v *verifier) status(sev string) {
+	switch {
+	case sev == SeverityFailure:
+		v.rep.Status = StatusFailure
+	case sev == SeverityWarning && v.rep.Status == StatusOK:
+		v.rep.Status = StatusWarning
+	}
 }
 
 // finish lists how many problems of each check were not listed.
@@ -252,77 +313,10 @@ func (v *verifier) finish() {
 	}
 }
 
-// scan downloads the readable segments in chain order (in parallel, into
-// temporary files) and streams each one's events through the checks.
-func (v *verifier) scan(ctx context.Context, a *Archive, refs []catalog.SegmentRef, opts VerifyOptions) error {
-	f := &fetcher{store: a.Store, keyring: a.Keyring, maxBytes: opts.MaxSegmentBytes, progress: opts.Progress}
-	opts.Progress.SegmentsTotal.Store(int64(len(refs)))
-	for _, r := range refs {
-		opts.Progress.BytesTotal.Add(r.Size)
-		opts.Progress.EventsTotal.Add(int64(r.Events))
-	}
-	pl := startPipeline(ctx, f, refs, opts.Parallel, true)
-	defer pl.stop()
-	for {
-		got, ok := pl.nextAny(ctx)
-		if !ok {
-			break
-		}
-		v.rep.Segments++
-		v.segs = append(v.segs, got.ref.Key)
-		err := got.err
-		if err == nil {
-			err = v.checkSegment(got, int32(len(v.segs)-1), a.Keyring, opts.Progress)
-		}
-		pl.release(got)
-		opts.Progress.SegmentsDone.Add(1)
-		if err != nil {
-			if isInterrupted(err) || errors.Is(err, ErrCredentials) {
-				return err
-			}
-			// read fine a moment ago in catalog.Verify: changed since
-			v.problem(SeverityFailure, "object", got.ref.Key, "", "%v", err)
-		}
-	}
-	return ctx.Err()
-}
-
 const uuidOID = 2950
 
-// checkSegment streams one downloaded segment's events through the checks
-// (catalog.Verify has already compared a merged segment's events digest
-// with its merge record). It returns the segment's failure to decode or to match its
-// catalog entry; the events before it are checked.
-func (v *verifier) checkSegment(got *fetched, seg int32, kr *segment.Keyring, pr *Progress) error {
-	r, err := got.file.open(kr)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	t := r.Header().Table
-	l := event.LayoutOf(t)
-	if v.stats == nil {
-		v.stats = newVersionStats(t)
-	}
-	for i := 0; ; i++ {
-		e, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return classifySegmentErr(got.ref, err)
-		}
-		if err := checkEvent(got.ref, e); err != nil {
-			return err
-		}
-		v.checkEvent(&t, l, got.ref.Key, i, e, seg)
-		pr.EventsApplied.Add(1)
-	}
-	return nil
-}
-
 // checkEvent checks an event's structure (the i-th of segment key) and
-// records it for the stream and id checks.
+// records its id for the comparison with the source.
 func (v *verifier) checkEvent(t *event.Table, l event.Layout, key string, i int, e *event.Event, seg int32) {
 	v.rep.Events++
 	where := func() string { return fmt.Sprintf("event %d (%s)", i, e) }
@@ -333,7 +327,7 @@ func (v *verifier) checkEvent(t *event.Table, l event.Layout, key string, i int,
 			v.problem(SeverityFailure, "structure", key, "", "%s has no event id", where())
 		case t.Columns[l.EventID].OID == uuidOID && (len(id) != 36 || string(id) == "00000000-0000-0000-0000-000000000000"):
 			v.problem(SeverityFailure, "structure", key, "", "%s has an invalid event id %q", where(), clip(string(id)))
-		default:
+		case v.keepIDs:
 			v.ids = append(v.ids, idRef{h: maphash.Bytes(v.seed, id), seg: seg})
 		}
 	}
@@ -345,6 +339,11 @@ func (v *verifier) checkEvent(t *event.Table, l event.Layout, key string, i int,
 			v.problem(SeverityFailure, "structure", key, "", "%s has an empty stream id", where())
 		}
 	}
+	if l.StreamVersion >= 0 {
+		if n, err := strconv.ParseInt(string(e.Value(l.StreamVersion)), 10, 64); err != nil || n < 1 {
+			v.problem(SeverityFailure, "structure", key, stream, "%s has an invalid stream version %q", where(), clip(string(e.Value(l.StreamVersion))))
+		}
+	}
 	for _, c := range []int{l.EventData, l.Metadata} {
 		if c < 0 {
 			continue
@@ -352,37 +351,6 @@ func (v *verifier) checkEvent(t *event.Table, l event.Layout, key string, i int,
 		if val := e.Value(c); val != nil && !json.Valid(val) {
 			v.problem(SeverityFailure, "structure", key, stream, "%s: column %s is not valid JSON", where(), t.Columns[c].Name)
 		}
-	}
-	v.stats.add(e)
-}
-
-// continuity reports streams whose versions are not exactly 1…n across the
-// archive and that catalog.Verify did not already name (it checks that
-// versions rise by one in chain order, not that they start at 1): one
-// problem per stream, or a summary when unreadable segments explain holes.
-func (v *verifier) continuity(unreadable int) {
-	v.rep.Streams = int64(len(v.stats.streams) + len(v.stats.invalid))
-	bad, _ := v.stats.broken(len(v.stats.streams) + len(v.stats.invalid))
-	var fresh []brokenStream
-	for _, b := range bad {
-		if !v.named[b.ID] {
-			fresh = append(fresh, b)
-		}
-	}
-	if len(fresh) == 0 {
-		return
-	}
-	if unreadable > 0 {
-		names := make([]string, 0, maxExamples)
-		for _, b := range fresh[:min(len(fresh), maxExamples)] {
-			names = append(names, b.String())
-		}
-		v.problem(SeverityFailure, "versions", "", "", "%d streams have versions not contiguous from 1, as expected with %d unreadable segments (e.g. %s)",
-			len(fresh), unreadable, strings.Join(names, ", "))
-		return
-	}
-	for _, b := range fresh {
-		v.problem(SeverityFailure, "versions", "", b.ID, "versions are not exactly 1…n across the archive (%s)", b.Detail)
 	}
 }
 

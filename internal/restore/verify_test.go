@@ -188,7 +188,7 @@ func TestVerify_StructureAndVersionsFromOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"versions/late-start": false, "structure/bad-json": false, "structure/": false}
+	want := map[string]bool{"stream/late-start": false, "structure/bad-json": false, "structure/": false}
 	for _, p := range rep.Problems {
 		if _, ok := want[p.Check+"/"+p.Stream]; ok {
 			want[p.Check+"/"+p.Stream] = true
