@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/cli"
+	"github.com/tidemark/tidemark/internal/lifecycle"
 )
 
 // gcOptions are the flags of `archiver gc`.
@@ -19,6 +21,8 @@ type gcOptions struct {
 	interval time.Duration
 	dryRun   bool
 	asJSON   bool
+	stores   string
+	name     string
 }
 
 func newGCCmd(g *globalOptions) *cobra.Command {
@@ -41,10 +45,15 @@ archiver does not) and takes no lease: run it beside the archivers, once
 	f.DurationVar(&o.interval, "interval", 0, "run every interval until stopped (0 = once)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "list what would be deleted, delete nothing")
 	f.BoolVar(&o.asJSON, "json", false, "print each run's result as JSON")
+	f.StringVar(&o.stores, "stores", "", "policy file: collect the store --name names, with its gc_grace (unless --grace is given)")
+	f.StringVar(&o.name, "name", "", "with --stores, the store to collect")
 	return cmd
 }
 
 func runGC(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *gcOptions) error {
+	if err := o.applyStores(cmd, g); err != nil {
+		return err
+	}
 	if o.grace < time.Second {
 		return cli.Usage(fmt.Errorf("--grace %s is shorter than a second", o.grace), "use --grace 10m (the default) or at least 1s; a short grace only makes restores and loads re-plan more often")
 	}
@@ -91,5 +100,31 @@ func printGC(w io.Writer, r *catalog.GCResult, o *gcOptions) error {
 	}
 	fmt.Fprintf(w, "%s %d superseded segments (%d bytes), %d debris objects, %d entries and %d checkpoints; %d objects kept within the %s grace\n",
 		verb, r.Segments, r.SegmentBytes, r.Debris, r.Entries, r.Checkpoints, r.KeptInGrace, o.grace)
+	return nil
+}
+
+// applyStores takes the store and its grace from --stores and --name.
+func (o *gcOptions) applyStores(cmd *cobra.Command, g *globalOptions) error {
+	if o.stores == "" {
+		if o.name != "" {
+			return cli.Usage(errors.New("--name needs --stores"), "pass --stores FILE --name STORE")
+		}
+		return nil
+	}
+	layout, err := lifecycle.Load(o.stores)
+	if err != nil {
+		return cli.Usage(err, "fix the policy file (docs/operations.md, multi-store layout)")
+	}
+	if o.name == "" {
+		return cli.Usage(errors.New("--stores needs --name"), "name the store to collect")
+	}
+	st, err := layout.Lookup(o.name)
+	if err != nil {
+		return cli.Usage(err, "pass --name with a store name from the file")
+	}
+	g.store = st.URL
+	if !cmd.Flags().Changed("grace") && st.GCGrace > 0 {
+		o.grace = time.Duration(st.GCGrace)
+	}
 	return nil
 }

@@ -38,6 +38,6 @@ NATS_URL and NATS_CREDS) and from a YAML file (--config); flags win.`,
 	cli.AddConfigFlag(root)
 	g.register(root)
 	r.register(root)
-	root.AddCommand(newRunCmd(g), newStatusCmd(g), newCatalogCmd(g), newGCCmd(g), newKeygenCmd(), newMonitorCmd(g))
+	root.AddCommand(newRunCmd(g), newStatusCmd(g), newCatalogCmd(g), newGCCmd(g), newCopyCmd(g), newKeygenCmd(), newMonitorCmd(g))
 	return root
 }

@@ -27,6 +27,9 @@ func (a *app) openArchive(ctx context.Context) (*restore.Archive, error) {
 // openStore opens --store and the decryption keys, refusing to create
 // anything: a local path that does not exist is "no archive".
 func (a *app) openStore(ctx context.Context) (objstore.Store, *segment.Keyring, error) {
+	if _, _, err := a.applyStores(nil); err != nil {
+		return nil, nil, err
+	}
 	if a.storeURL == "" {
 		return nil, nil, cli.Usage(errors.New("--store is required"), "pass --store URL or set "+envPrefix+"STORE")
 	}
@@ -52,6 +55,26 @@ func (a *app) openStore(ctx context.Context) (objstore.Store, *segment.Keyring, 
 		return nil, nil, err
 	}
 	return st, kr, nil
+}
+
+// openOther opens another store named by flag (a fallback or a primary),
+// refusing, like --store, a local path that does not exist.
+func (a *app) openOther(ctx context.Context, flag, rawURL string) (objstore.Store, error) {
+	shown := redact.URL(rawURL)
+	if storeurl.Scheme(rawURL) == "file" {
+		dir, err := file.PathFromURL(rawURL)
+		if err != nil {
+			return nil, cli.Usage(fmt.Errorf("invalid %s %s: %w", flag, shown, err), `use "file:///path", a path, or "s3://bucket/prefix?endpoint=…&region=…"`)
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, cli.WithCode(cli.ExitOutOfWindow, fmt.Errorf("no archive at %s %s: no such directory", flag, shown), "check "+flag)
+		}
+	}
+	st, err := storeurl.Open(ctx, rawURL)
+	if err != nil {
+		return nil, cli.Usage(fmt.Errorf("open %s %s: %w", flag, shown, err), `use "file:///path", a path, or "s3://bucket/prefix?endpoint=…&region=…"`)
+	}
+	return st, nil
 }
 
 // keyring loads the decryption keys, if any were given: the identities of

@@ -34,6 +34,8 @@ type app struct {
 	logLevel       string
 	logFormat      string
 	log            *slog.Logger
+	storesFile     string
+	from           string
 }
 
 // run executes the command line and returns the exit code.
@@ -86,10 +88,12 @@ in docs/exit-codes.md.`,
 	pf.StringVar(&a.storeURL, "store", "", `archive location: "s3://bucket/prefix?endpoint=…&region=…", "file:///path" or a path`)
 	pf.StringVar(&a.keyFile, "encryption-key-file", "", "file of age identities (AGE-SECRET-KEY-1…, one per line) that decrypt the segments")
 	pf.StringVar(&a.keyText, "encryption-key", "", "age identities as text; prefer the environment variable "+envPrefix+"ENCRYPTION_KEY")
+	pf.StringVar(&a.storesFile, "stores", "", "policy file naming the primary and its copies (docs/operations.md): restore and thaw fall back through them in order, verify compares with the primary and checks locks")
+	pf.StringVar(&a.from, "from", "", "with --stores, the store to read first (default: the first, the primary)")
 	pf.BoolVar(&a.jsonOut, "json", false, "machine-readable output on stdout: one JSON object per line (docs/restore.md)")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error (logs go to stderr)")
 	pf.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(a.restoreCmd(), a.listCmd(), a.verifyCmd(), a.drillCmd())
+	root.AddCommand(a.restoreCmd(), a.listCmd(), a.verifyCmd(), a.drillCmd(), a.thawCmd())
 	return root
 }
 
@@ -174,6 +178,7 @@ func kindOf(err error) string {
 		{restore.ErrVerify, "verification"}, {restore.ErrTarget, "target"},
 		{restore.ErrPrivilege, "privilege"}, {restore.ErrKey, "key"},
 		{restore.ErrBadTime, "usage"}, {restore.ErrUsage, "usage"}, {context.Canceled, "interrupted"},
+		{restore.ErrCold, "cold"},
 	} {
 		if errors.Is(err, k.err) {
 			return k.name

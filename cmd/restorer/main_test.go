@@ -117,7 +117,7 @@ func TestRestorer_DryRunListVerify(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	recs := records(t, r.stdout)
-	if len(recs) != 2 || recs[1]["type"] != "plan" || recs[1]["segments"].(float64) < 1 {
+	if len(recs) != 3 || recs[1]["type"] != "plan" || recs[1]["segments"].(float64) < 1 || recs[2]["type"] != "thaw" || len(recs[2]["objects"].([]any)) != 0 {
 		t.Fatalf("dry run records %v", recs)
 	}
 	if after := restoretest.TargetState(t, target); after != before {

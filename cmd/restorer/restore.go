@@ -25,6 +25,7 @@ type restoreFlags struct {
 	parallel, batchRows                int
 	maxSegmentBytes                    int64
 	progressInterval                   time.Duration
+	fallbacks                          []string
 }
 
 func (a *app) restoreCmd() *cobra.Command {
@@ -67,6 +68,7 @@ restore is resumed by running the same command again.`,
 	fl.IntVar(&f.batchRows, "batch-rows", restore.DefaultBatchRows, "rows per committed COPY batch")
 	fl.Int64Var(&f.maxSegmentBytes, "max-segment-bytes", restore.DefaultMaxSegmentBytes, "refuse segments larger than this (stored bytes)")
 	fl.DurationVar(&f.progressInterval, "progress-interval", 30*time.Second, "without a terminal, log a status line this often")
+	fl.StringSliceVar(&f.fallbacks, "fallback-store", nil, "a copy of the archive (archiver copy) to read a segment from when --store lacks it or holds it damaged; repeat for more, tried in order")
 	return cmd
 }
 
@@ -94,7 +96,7 @@ func (a *app) runRestore(ctx context.Context, f *restoreFlags) error {
 	if !spec.Latest {
 		printTarget(spec.Time) // before any work; "latest" needs the catalog first
 	}
-	arc, err := a.openArchive(ctx)
+	arc, err := a.openWithFallbacks(ctx, f.fallbacks)
 	if err != nil {
 		return err
 	}
@@ -108,6 +110,15 @@ func (a *app) runRestore(ctx context.Context, f *restoreFlags) error {
 	}
 	a.emit("plan", plan, func(w io.Writer) { printPlan(w, plan) })
 	if f.dryRun {
+		cold, err := restore.ColdObjects(ctx, arc, plan.Segments)
+		if err != nil {
+			return err
+		}
+		rec := thawRecord{Objects: cold, Pending: len(cold)}
+		if len(cold) > 0 {
+			rec.Command = a.thawCommand(f.fallbacks, t)
+		}
+		a.emit("thaw", rec, func(w io.Writer) { printThaw(w, rec) })
 		return nil
 	}
 	opts := restore.Options{

@@ -13,7 +13,7 @@ import (
 )
 
 func (a *app) verifyCmd() *cobra.Command {
-	var against, table string
+	var against, table, primary string
 	var parallel int
 	var sample float64
 	var interval time.Duration
@@ -37,20 +37,28 @@ Prints OK, WARNING or FAILURE; exits 0 for OK only, 4 for WARNING, 3 for FAILURE
 			if sample < 0 || sample > 1 {
 				return cli.Usage(fmt.Errorf("--sample %v is outside 0…1", sample), "e.g. --sample 0.1 reads a tenth of the segments; 0 or 1 reads all")
 			}
-			return a.runVerify(cmd.Context(), restore.VerifyOptions{AgainstURL: against, Table: table, Parallel: parallel, Sample: sample}, interval)
+			return a.runVerify(cmd.Context(), restore.VerifyOptions{AgainstURL: against, Table: table, Parallel: parallel, Sample: sample}, interval, primary)
 		},
 	}
 	cmd.Flags().StringVar(&against, "against", "", "live source database URL to check completeness against")
 	cmd.Flags().StringVar(&table, "table", "", "archived table to compare (schema.name); default: the archive's only table")
+	cmd.Flags().StringVar(&primary, "primary", "", "the archive --store is a copy of (archiver copy): also check that the copy's chain head is the primary's")
 	cmd.Flags().IntVar(&parallel, "parallel", restore.DefaultParallel, "segments downloaded and checked at once")
 	cmd.Flags().Float64Var(&sample, "sample", 0, "read only this share (0…1) of the segments, chosen at random; 0 reads all")
 	cmd.Flags().DurationVar(&interval, "progress-interval", 30*time.Second, "without a terminal, log a status line this often")
 	return cmd
 }
 
-func (a *app) runVerify(ctx context.Context, opts restore.VerifyOptions, interval time.Duration) error {
+func (a *app) runVerify(ctx context.Context, opts restore.VerifyOptions, interval time.Duration, primary string) error {
 	if interval <= 0 {
 		return cli.Usage(fmt.Errorf("--progress-interval must be positive"), "e.g. --progress-interval 30s")
+	}
+	policy, primaryURL, err := a.applyStores(nil)
+	if err != nil {
+		return err
+	}
+	if primary == "" && primaryURL != a.storeURL {
+		primary = primaryURL
 	}
 	st, kr, err := a.openStore(ctx)
 	if err != nil {
@@ -63,6 +71,20 @@ func (a *app) runVerify(ctx context.Context, opts restore.VerifyOptions, interva
 	stop()
 	if err != nil {
 		return err
+	}
+	if primary != "" {
+		pst, err := a.openOther(ctx, "--primary", primary)
+		if err != nil {
+			return err
+		}
+		if rep.Copy, err = restore.CompareCopy(ctx, st, pst, rep); err != nil {
+			return err
+		}
+	}
+	if policy != nil && policy.Lock.Mode != "" {
+		if rep.Locks, err = restore.CheckLocks(ctx, st, policy, rep); err != nil {
+			return err
+		}
 	}
 	a.emit("verify", rep, func(w io.Writer) { printReport(w, rep) })
 	if rep.Status == restore.StatusFailure {

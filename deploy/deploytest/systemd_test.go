@@ -65,7 +65,7 @@ func parseUnit(tb testing.TB, path string) unitFile {
 func systemdServices(tb testing.TB) []unitFile {
 	tb.Helper()
 	var out []unitFile
-	for _, n := range []string{"tidemark-capture.service", "tidemark-archiver.service", "tidemark-verify.service", "tidemark-drill.service", "tidemark-monitor.service"} {
+	for _, n := range []string{"tidemark-capture.service", "tidemark-archiver.service", "tidemark-verify.service", "tidemark-drill.service", "tidemark-monitor.service", "tidemark-copier.service"} {
 		out = append(out, parseUnit(tb, deployPath(tb, "systemd", n)))
 	}
 	return out

@@ -48,7 +48,7 @@ func WithRetry(p RetryPolicy) ReadOption {
 // backoff, on any failure that may pass: a read cut short, a reset
 // connection, a server error. It never retries what another read cannot
 // change: ErrNotFound, ErrAccessDenied, ErrNoCredentials, ErrBucketNotFound,
-// ErrInvalidKey, a *TooLargeError (a corrupt or foreign object). It returns
+// ErrInvalidKey, ErrCold, a *TooLargeError (a corrupt or foreign object). It returns
 // the last read's error, or ctx's when ctx ends during a backoff.
 func ReadAll(ctx context.Context, s Store, key string, limit int64, opts ...ReadOption) ([]byte, error) {
 	var o readOptions
@@ -74,7 +74,7 @@ func retryable(err error) bool {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, ErrNotFound), errors.Is(err, ErrAccessDenied), errors.Is(err, ErrInvalidKey),
-		errors.Is(err, ErrBucketNotFound), errors.Is(err, ErrNoCredentials), errors.As(err, &tooLarge):
+		errors.Is(err, ErrBucketNotFound), errors.Is(err, ErrNoCredentials), errors.Is(err, ErrCold), errors.As(err, &tooLarge):
 		return false
 	}
 	return true

@@ -23,6 +23,11 @@ type Archive struct {
 	Keyring *segment.Keyring
 	// Catalog is the verified catalog.
 	Catalog *catalog.Catalog
+	// Fallbacks are other stores holding a copy of the same archive
+	// (archiver copy), in the order a restore reads from them when a
+	// planned segment is missing from Store, or damaged there (see
+	// fetcher.fetch). Empty: a missing or damaged segment fails the restore.
+	Fallbacks []objstore.Store
 }
 
 // Open loads and verifies the catalog in store. A store without a catalog,

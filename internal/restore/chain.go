@@ -92,7 +92,7 @@ func newChainReader(p *Plan, opts *Options, resume *restoreState) *chainReader {
 	a := p.archive
 	c := &chainReader{a: a, target: p.Target, table: p.Table, maxEnd: p.Window.WatermarkLSN, filter: opts.Filter,
 		parallel: opts.Parallel, progress: opts.Progress, refs: p.Segments,
-		f: &fetcher{store: a.Store, keyring: a.Keyring, maxBytes: opts.MaxSegmentBytes, tempDir: opts.TempDir, progress: opts.Progress}}
+		f: &fetcher{store: a.Store, fallbacks: a.Fallbacks, keyring: a.Keyring, maxBytes: opts.MaxSegmentBytes, tempDir: opts.TempDir, progress: opts.Progress}}
 	if resume != nil {
 		if resume.Last.set() {
 			c.after = resume.Last
@@ -113,7 +113,7 @@ func (c *chainReader) start(ctx context.Context) (def event.Table, ok bool, err 
 		return event.Table{}, false, err
 	}
 	for {
-		err := preflight(ctx, c.a.Store, refs)
+		err := preflight(ctx, c.a.Store, c.a.Fallbacks, refs)
 		var gone *goneError
 		if !errors.As(err, &gone) {
 			if err != nil {
@@ -124,6 +124,13 @@ func (c *chainReader) start(ctx context.Context) (def event.Table, ok bool, err 
 		if refs, err = c.replan(ctx, gone); err != nil {
 			return event.Table{}, false, err
 		}
+	}
+	cold, err := ColdObjects(ctx, c.a, refs)
+	if err != nil {
+		return event.Table{}, false, err
+	}
+	if len(cold) > 0 {
+		return event.Table{}, false, coldError(cold)
 	}
 	c.pl = startPipeline(ctx, c.f, refs, c.parallel, false)
 	if err := c.open(ctx); err != nil {
@@ -287,6 +294,7 @@ func (c *chainReader) replan(ctx context.Context, gone *goneError) ([]catalog.Se
 	if err != nil {
 		return nil, err
 	}
+	a.Fallbacks = c.a.Fallbacks
 	p, err := a.Plan(c.target, c.table)
 	if err != nil {
 		return nil, err

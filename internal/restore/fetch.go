@@ -18,11 +18,12 @@ const DefaultMaxSegmentBytes = 1 << 30
 
 // fetcher downloads segments into temporary files.
 type fetcher struct {
-	store    objstore.Store
-	keyring  *segment.Keyring
-	maxBytes int64
-	tempDir  string // "" = os.TempDir()
-	progress *Progress
+	store     objstore.Store
+	fallbacks []objstore.Store // read in order when store lacks or spoils a segment
+	keyring   *segment.Keyring
+	maxBytes  int64
+	tempDir   string // "" = os.TempDir()
+	progress  *Progress
 }
 
 // segmentFile is one planned segment downloaded into a temporary file whose
@@ -48,11 +49,17 @@ func (s *segmentFile) close() {
 type goneError struct {
 	ref   catalog.SegmentRef
 	store objstore.Store
+	// fallbacks says why each fallback store could not supply it.
+	fallbacks []string
 }
 
 func (e *goneError) Error() string {
-	return fmt.Sprintf("segment %s is in the catalog but missing from %s (it holds commits %s … %s)", e.ref.Key, e.store,
+	msg := fmt.Sprintf("segment %s is in the catalog but missing from %s (it holds commits %s … %s)", e.ref.Key, e.store,
 		FormatTime(e.ref.MinCommitTime), FormatTime(e.ref.MaxCommitTime))
+	for _, f := range e.fallbacks {
+		msg += "; " + f
+	}
+	return msg
 }
 
 // lost classifies e once a fresh catalog still lists the segment as live.
@@ -60,11 +67,11 @@ func (e *goneError) lost() error {
 	return withHint(ErrIntegrity, e, "restorer verify --store URL; restore to an instant before the segment's commits, or recover the object from a bucket version or replica")
 }
 
-// fetch downloads ref into a temporary file, checking its size and SHA-256
-// against the catalog as the bytes arrive; nothing of a segment that fails
-// is returned. A missing object is a *goneError; any other failure names
-// the object.
-func (f *fetcher) fetch(ctx context.Context, ref catalog.SegmentRef) (*segmentFile, error) {
+// fetchFrom downloads ref from store into a temporary file, checking its
+// size and SHA-256 against the catalog as the bytes arrive; nothing of a
+// segment that fails is returned. A missing object is a *goneError; any
+// other failure names the object.
+func (f *fetcher) fetchFrom(ctx context.Context, store objstore.Store, ref catalog.SegmentRef) (*segmentFile, error) {
 	limit := f.maxBytes
 	if limit <= 0 {
 		limit = DefaultMaxSegmentBytes
@@ -77,13 +84,13 @@ func (f *fetcher) fetch(ctx context.Context, ref catalog.SegmentRef) (*segmentFi
 	if err != nil {
 		return nil, err
 	}
-	n, sum, err := f.download(ctx, ref, sf.file)
+	n, sum, err := f.download(ctx, store, ref, sf.file)
 	if err == nil {
 		err = checkDownload(ref, n, sum)
 	}
 	if err != nil {
 		sf.close()
-		return nil, f.downloadFailure(ref, err)
+		return nil, f.downloadFailure(store, ref, err)
 	}
 	f.progress.BytesDownloaded.Add(n)
 	return sf, nil
@@ -126,8 +133,8 @@ func (f *fetcher) tempFile(ref catalog.SegmentRef) (*segmentFile, error) {
 // starting over on a read cut short in transit by the rule of every
 // archive read (objstore.DefaultRetry); a missing or forbidden object fails
 // at once, and one larger than the catalog says without being read further.
-func (f *fetcher) download(ctx context.Context, ref catalog.SegmentRef, file *os.File) (int64, string, error) {
-	return objstore.Download(ctx, f.store, ref.Key, file, ref.Size, objstore.WithRetry(objstore.DefaultRetry))
+func (f *fetcher) download(ctx context.Context, store objstore.Store, ref catalog.SegmentRef, file *os.File) (int64, string, error) {
+	return objstore.Download(ctx, store, ref.Key, file, ref.Size, objstore.WithRetry(objstore.DefaultRetry))
 }
 
 // checkDownload compares what was read with the catalog's size and SHA-256.
@@ -144,13 +151,13 @@ func checkDownload(ref catalog.SegmentRef, n int64, sum string) error {
 }
 
 // downloadFailure classifies the failure to download ref.
-func (f *fetcher) downloadFailure(ref catalog.SegmentRef, err error) error {
+func (f *fetcher) downloadFailure(store objstore.Store, ref catalog.SegmentRef, err error) error {
 	var tooLarge *objstore.TooLargeError
 	switch {
 	case errors.Is(err, ErrIntegrity):
 		return err
 	case errors.Is(err, objstore.ErrNotFound):
-		return &goneError{ref: ref, store: f.store}
+		return &goneError{ref: ref, store: store}
 	case errors.As(err, &tooLarge):
 		return failf(ErrIntegrity, "restorer verify --store URL",
 			"segment %s is corrupt: larger than the catalog's %d bytes", ref.Key, ref.Size)
@@ -356,11 +363,72 @@ func (p *pipeline) stop() {
 }
 
 // preflight lists the segment objects and checks that every planned one is
-// present with the size the catalog records, so a missing or truncated
-// segment stops the restore before it writes anything at all. (Damage
-// inside an object is caught when it is downloaded, before any of its rows
-// are written.) A missing object is a *goneError.
-func preflight(ctx context.Context, store objstore.Store, refs []catalog.SegmentRef) error {
+// present with the size the catalog records — in store, or else in one of
+// the fallbacks — so a missing or truncated segment stops the restore
+// before it writes anything at all. (Damage inside an object is caught
+// when it is downloaded, before any of its rows are written.) A missing
+// object is a *goneError.
+func preflight(ctx context.Context, store objstore.Store, fallbacks []objstore.Store, refs []catalog.SegmentRef) error {
+	err := preflightOne(ctx, store, refs)
+	if err == nil || len(fallbacks) == 0 || ctx.Err() != nil {
+		return err
+	}
+	// Check only what store lacks against each fallback in turn.
+	var missing []catalog.SegmentRef
+	if sizes, lerr := listSizes(ctx, store); lerr == nil {
+		for _, r := range refs {
+			if size, ok := sizes[r.Key]; !ok || size != r.Size {
+				missing = append(missing, r)
+			}
+		}
+	} else {
+		missing = refs
+	}
+	for _, fb := range fallbacks {
+		if len(missing) == 0 {
+			return nil
+		}
+		sizes, lerr := listSizes(ctx, fb)
+		if lerr != nil {
+			continue
+		}
+		var still []catalog.SegmentRef
+		for _, r := range missing {
+			if size, ok := sizes[r.Key]; !ok || size != r.Size {
+				still = append(still, r)
+			}
+		}
+		missing = still
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	var gone *goneError
+	if errors.As(err, &gone) {
+		gone = &goneError{ref: missing[0], store: store}
+		for _, fb := range fallbacks {
+			gone.fallbacks = append(gone.fallbacks, fmt.Sprintf("not in the fallback %s either", fb))
+		}
+		return gone
+	}
+	return err
+}
+
+// listSizes lists the segment objects of store by key.
+func listSizes(ctx context.Context, store objstore.Store) (map[string]int64, error) {
+	objs, err := store.List(ctx, catalog.SegmentsPrefix, "")
+	if err != nil {
+		return nil, err
+	}
+	sizes := make(map[string]int64, len(objs))
+	for _, o := range objs {
+		sizes[o.Key] = o.Size
+	}
+	return sizes, nil
+}
+
+// preflightOne is preflight against one store.
+func preflightOne(ctx context.Context, store objstore.Store, refs []catalog.SegmentRef) error {
 	if len(refs) == 0 {
 		return nil
 	}

@@ -52,6 +52,7 @@ func restoreToFile(ctx context.Context, p *Plan, opts *Options) (*Result, error)
 		}
 	}
 	res.Segments, res.Bytes = src.segments, src.bytes
+	res.FromFallback = src.progress.FromFallback.Load()
 	if src.replans > 0 {
 		res.Replans = src.replans
 		res.Notes = append(res.Notes, replanNote(src.replans))

@@ -75,6 +75,7 @@ func restoreToDB(ctx context.Context, p *Plan, opts *Options) (*Result, error) {
 		}
 	}
 	d.res.Segments, d.res.Bytes = d.src.segments, d.src.bytes
+	d.res.FromFallback = d.src.progress.FromFallback.Load()
 	if d.src.replans > 0 {
 		d.res.Replans = d.src.replans
 		d.res.Notes = append(d.res.Notes, replanNote(d.src.replans))

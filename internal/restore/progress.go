@@ -20,6 +20,9 @@ type Progress struct {
 	EventsApplied atomic.Int64
 	// SegmentsTotal and SegmentsDone count planned segments.
 	SegmentsTotal, SegmentsDone atomic.Int64
+	// FromFallback counts segments read from a fallback store because the
+	// archive's store lacked them or held them damaged.
+	FromFallback atomic.Int64
 	// Phase is "plan", "download", "load", "verify" or "done".
 	phase   atomic.Value
 	started atomic.Int64 // unix nanos

@@ -78,6 +78,10 @@ type Result struct {
 	// Replans counts how often the restore planned again because planned
 	// segment objects had been deleted (garbage collection after merges).
 	Replans int `json:"replans,omitempty"`
+	// FromFallback counts segments read from a fallback store
+	// (Archive.Fallbacks) because the archive's store lacked them or held
+	// them damaged.
+	FromFallback int64 `json:"segments_from_fallback,omitempty"`
 	// Bytes is the stored bytes downloaded.
 	Bytes int64 `json:"bytes"`
 	// Batches is the number of committed batches in this run.

@@ -83,6 +83,12 @@ type Report struct {
 	Sampled bool `json:"sampled,omitempty"`
 	// Against is the comparison with the live source, when requested.
 	Against *AgainstReport `json:"against,omitempty"`
+	// Copy is the comparison of a copy with its primary (CompareCopy),
+	// when requested.
+	Copy *CopyReport `json:"copy,omitempty"`
+	// Locks is the retention-lock check against a store's policy
+	// (CheckLocks), when requested.
+	Locks *LockReport `json:"locks,omitempty"`
 }
 
 // Problem is one finding of Verify.

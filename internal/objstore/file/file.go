@@ -84,6 +84,9 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, op
 	if err := objstore.ValidateKey(key); err != nil {
 		return err
 	}
+	if opts.Lock.Mode != "" {
+		return objstore.ErrLockUnsupported // a directory cannot refuse its owner
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

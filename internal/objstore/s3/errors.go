@@ -91,6 +91,8 @@ func classify(err error) error {
 			return objstore.ErrNotFound
 		case "NoSuchBucket":
 			return objstore.ErrBucketNotFound // a configuration error, not an absent key
+		case "InvalidObjectState":
+			return objstore.ErrCold // an archived object read before its restore finished
 		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden",
 			"InvalidToken", "ExpiredToken", "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem",
 			"XAdminUserNotFound": // versitygw answers an unknown access key with 404 XAdminUserNotFound

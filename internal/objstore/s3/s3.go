@@ -139,6 +139,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if loc.region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(loc.region))
 	}
+	if loc.profile != "" && opts.AccessKey == "" {
+		// A store of its own account (a copy in another region or
+		// provider): its shared-config profile, not the default chain's.
+		loadOpts = append(loadOpts, config.WithSharedConfigProfile(loc.profile))
+	}
 	if opts.AccessKey != "" {
 		loadOpts = append(loadOpts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(opts.AccessKey, opts.SecretKey, opts.SessionToken)))
@@ -209,6 +214,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 		if opts.IfAbsent {
 			in.IfNoneMatch = aws.String("*")
 		}
+		putClassAndLock(in, opts)
 		if _, err := s.client.PutObject(ctx, in); err != nil {
 			return s.wrap("put", key, err)
 		}
@@ -226,6 +232,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 	if opts.IfAbsent {
 		in.IfNoneMatch = aws.String("*")
 	}
+	putClassAndLock(in, opts)
 	if err := s.upload(ctx, in); err != nil {
 		return s.wrap("put", key, err)
 	}
@@ -308,7 +315,10 @@ func (s *Store) Stat(ctx context.Context, key string) (objstore.ObjectInfo, erro
 		}
 		return objstore.ObjectInfo{}, werr
 	}
-	return objstore.ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified).UTC()}, nil
+	return objstore.ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified).UTC(),
+		StorageClass: storageClass(string(out.StorageClass)),
+		Lock:         objstore.Retention{Mode: string(out.ObjectLockMode), Until: aws.ToTime(out.ObjectLockRetainUntilDate).UTC()},
+		Thaw:         thawState(aws.ToString(out.Restore))}, nil
 }
 
 // whyNotFound tells a missing key from a missing bucket or a refused
@@ -352,7 +362,8 @@ func (s *Store) List(ctx context.Context, prefix, startAfter string) ([]objstore
 			if !ok || k <= startAfter || strings.HasSuffix(k, "/") {
 				continue // directory markers some servers report
 			}
-			out = append(out, objstore.ObjectInfo{Key: k, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified).UTC()})
+			out = append(out, objstore.ObjectInfo{Key: k, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified).UTC(),
+				StorageClass: storageClass(string(o.StorageClass))})
 		}
 	}
 	slices.SortFunc(out, func(a, b objstore.ObjectInfo) int { return strings.Compare(a.Key, b.Key) })

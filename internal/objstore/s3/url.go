@@ -17,9 +17,10 @@ type location struct {
 	endpoint  string
 	region    string
 	pathStyle *bool // nil: not given
+	profile   string
 }
 
-// parseURL parses "s3://bucket/prefix?endpoint=…&region=…&path_style=true".
+// parseURL parses "s3://bucket/prefix?endpoint=…&region=…&path_style=true&profile=…".
 // Errors never echo query values, which could be secrets pasted by mistake.
 func parseURL(rawURL string) (location, error) {
 	var loc location
@@ -62,8 +63,10 @@ func parseURL(rawURL string) (location, error) {
 				return loc, fmt.Errorf("parse url: path_style: want true or false")
 			}
 			loc.pathStyle = &b
+		case "profile":
+			loc.profile = v
 		default:
-			return loc, fmt.Errorf("parse url: unknown parameter %q (known: endpoint, region, path_style)", name)
+			return loc, fmt.Errorf("parse url: unknown parameter %q (known: endpoint, region, path_style, profile)", name)
 		}
 	}
 	return loc, nil

@@ -42,6 +42,9 @@ type CheckOptions struct {
 	RetryRestores int
 	// RestoreArgs are extra restorer flags.
 	RestoreArgs []string
+	// VerifyStoreURL is the archive the final verify reads (default: the
+	// rig's store).
+	VerifyStoreURL string
 	// ExpectVerify, when set, is a message verify --against must report as
 	// a failure (the source was tampered with), instead of staying quiet.
 	ExpectVerify string
@@ -368,7 +371,11 @@ func partialTransactions(ctx context.Context, sourceURL, targetURL string) (int6
 // fired when the scenario lost messages on purpose).
 func (e *Env) checkDetectors(o CheckOptions) ([]*Violation, error) {
 	var vs []*Violation
-	out, err := e.verifyArchive(e.Ctx, "verify-final", e.H.StoreURL, true)
+	verifyURL := o.VerifyStoreURL
+	if verifyURL == "" {
+		verifyURL = e.H.StoreURL
+	}
+	out, err := e.verifyArchive(e.Ctx, "verify-final", verifyURL, true)
 	if err != nil {
 		return nil, err
 	}

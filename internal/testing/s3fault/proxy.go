@@ -29,6 +29,7 @@ type Proxy struct {
 	rules []*ruleState
 	rng   *rand.Rand
 	stats Stats
+	tiers *tierState
 }
 
 type ruleState struct {
@@ -154,6 +155,9 @@ func (p *Proxy) count(a Action) {
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
+	if p.serveTiers(w, r) {
+		return
+	}
 	rule := p.pick(r)
 	if rule == nil {
 		p.rp.ServeHTTP(w, r)
