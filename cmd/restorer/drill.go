@@ -21,6 +21,7 @@ func (a *app) drillCmd() *cobra.Command {
 	var o drill.Options
 	var interval time.Duration
 	var httpAddr string
+	var everyStore bool
 	cmd := &cobra.Command{
 		Use:   "drill --store URL --scratch PGURL [--source PGURL]",
 		Short: "Prove the archive restores: freshness, verify, full, partial and point-in-time restores into scratch databases, with a measured RTO",
@@ -43,15 +44,28 @@ the archive's own per-stream counts and digests (built by the full verify).
 Prints a summary (--json: one "drill" record per run); exits 0 when every step
 passed, 4 for warnings only, 3 naming the first failing step. With --interval
 it runs until stopped, a drill per interval, serving /metrics, /livez and
-/readyz on --http.`,
+/readyz on --http.
+
+With --stores FILE --every-store it drills every store of the policy file in
+turn — the primary and each copy, each read on its own (no fallback) — one
+"drill" record per store; the run fails when any store's drill fails, naming
+the store and step.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			o.Logger = a.log
+			if everyStore {
+				names, err := a.storeNames()
+				if err != nil {
+					return err
+				}
+				return a.drillStores(ctx, o, names, interval, httpAddr)
+			}
 			st, kr, err := a.openStore(ctx)
 			if err != nil {
 				return err
 			}
-			o.Store, o.Keyring, o.Logger = st, kr, a.log
+			o.Store, o.Keyring = st, kr
 			if interval > 0 {
 				return a.drillLoop(ctx, o, interval, httpAddr)
 			}
@@ -72,7 +86,65 @@ it runs until stopped, a drill per interval, serving /metrics, /livez and
 	f.Uint64Var(&o.Seed, "seed", 0, "seed of the random choices, to repeat a drill (0: random)")
 	f.DurationVar(&interval, "interval", 0, "run a drill every interval until stopped, serving metrics (0: once)")
 	f.StringVar(&httpAddr, "http", "127.0.0.1:9466", "operations HTTP address with --interval (/livez, /readyz, /metrics)")
+	f.BoolVar(&everyStore, "every-store", false, "with --stores: drill every store of the policy file (the primary and each copy) in turn")
 	return cmd
+}
+
+// drillStores drills each named store of --stores in turn: once, or every
+// interval (then only the last store's report feeds /readyz; every
+// report feeds the metrics).
+func (a *app) drillStores(ctx context.Context, o drill.Options, names []string, interval time.Duration, addr string) error {
+	if interval > 0 {
+		return a.drillLoopWith(ctx, o.RTOObjective, interval, addr, func(ctx context.Context, observe func(*drill.Report, error)) {
+			for _, name := range names {
+				so, err := a.storeOptions(ctx, o, name)
+				if err != nil {
+					a.log.Error("drill could not open store", "store", name, "err", err)
+					continue
+				}
+				rep, err := drill.Run(ctx, so)
+				observe(rep, err)
+			}
+		})
+	}
+	var failed, warned []string
+	for _, name := range names {
+		so, err := a.storeOptions(ctx, o, name)
+		if err != nil {
+			return err
+		}
+		rep, err := drill.Run(ctx, so)
+		if err != nil {
+			return drillError(fmt.Errorf("store %s: %w", name, err))
+		}
+		rep.StoreName = name
+		a.emit("drill", rep, func(w io.Writer) { printDrill(w, rep) })
+		switch rep.Status {
+		case drill.StatusFailure:
+			failed = append(failed, fmt.Sprintf("%s at step %s", name, rep.FailedStep))
+		case drill.StatusWarning:
+			warned = append(warned, name)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return cli.WithCode(cli.ExitVerify, fmt.Errorf("drill failed for store %s", strings.Join(failed, ", store ")),
+			"run `restorer verify --stores FILE --from STORE` for that store's problems")
+	case len(warned) > 0:
+		return cli.WithCode(cli.ExitWarning, fmt.Errorf("drill passed with warnings for store %s", strings.Join(warned, ", ")), "read the steps marked WARNING")
+	}
+	return nil
+}
+
+// storeOptions returns o reading the policy file's store name alone.
+func (a *app) storeOptions(ctx context.Context, o drill.Options, name string) (drill.Options, error) {
+	a.from, a.storeURL = name, ""
+	st, kr, err := a.openStore(ctx)
+	if err != nil {
+		return o, err
+	}
+	o.Store, o.Keyring = st, kr
+	return o, nil
 }
 
 // drillOnce runs one drill and maps its result to the exit code.
@@ -95,6 +167,17 @@ func (a *app) drillOnce(ctx context.Context, o drill.Options) error {
 // drillLoop runs a drill per interval until ctx ends, serving metrics.
 // /readyz is ready once the first drill has finished.
 func (a *app) drillLoop(ctx context.Context, o drill.Options, interval time.Duration, addr string) error {
+	return a.drillLoopWith(ctx, o.RTOObjective, interval, addr, func(ctx context.Context, observe func(*drill.Report, error)) {
+		rep, err := drill.Run(ctx, o)
+		observe(rep, err)
+	})
+}
+
+// drillLoopWith runs round (one drill, or one per store) every interval
+// until ctx ends, serving metrics; /readyz is ready once the first round
+// has finished.
+func (a *app) drillLoopWith(ctx context.Context, objective, interval time.Duration, addr string,
+	round func(ctx context.Context, observe func(*drill.Report, error))) error {
 	var done atomic.Bool
 	g, ctx := errgroup.WithContext(ctx)
 	ops := &cli.Ops{Addr: addr, Logger: a.log, Ready: func() error {
@@ -106,17 +189,21 @@ func (a *app) drillLoop(ctx context.Context, o drill.Options, interval time.Dura
 	g.Go(func() error { return ops.Run(ctx) })
 	g.Go(func() error {
 		for {
-			rep, err := drill.Run(ctx, o)
+			round(ctx, func(rep *drill.Report, err error) {
+				if ctx.Err() != nil {
+					return
+				}
+				drill.Observe(rep, err, objective)
+				if err != nil {
+					a.log.Error("drill could not run", "err", err)
+				} else {
+					a.emit("drill", rep, func(w io.Writer) { printDrill(w, rep) })
+				}
+			})
 			if ctx.Err() != nil {
 				return nil
 			}
-			drill.Observe(rep, err, o.RTOObjective)
 			done.Store(true)
-			if err != nil {
-				a.log.Error("drill could not run", "err", err)
-			} else {
-				a.emit("drill", rep, func(w io.Writer) { printDrill(w, rep) })
-			}
 			select {
 			case <-ctx.Done():
 				return nil

@@ -174,3 +174,46 @@ func TestRestorer_DrillInterval(t *testing.T) {
 		t.Fatalf("scratch databases left behind: %v", left)
 	}
 }
+
+// TestRestorer_DrillEveryStore drills the primary and a copy of a policy
+// file in turn: one drill record per store, both OK; then, with a segment
+// deleted from the copy only, the run fails naming the copy and the step
+// while the primary's drill still passes.
+func TestRestorer_DrillEveryStore(t *testing.T) {
+	f := fixture(t)
+	admin := shared.PG.Get(t).URL("postgres")
+	const prefix = "tm_drill_stores_"
+	replica := testkit.CopyDir(t, f.Dir)
+	policy := filepath.Join(t.TempDir(), "stores.yaml")
+	body := fmt.Sprintf("stores:\n  - name: primary\n    url: %s\n  - name: replica\n    url: %s\n", f.Dir, replica)
+	if err := os.WriteFile(policy, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"drill", "--json", "--stores", policy, "--every-store", "--scratch", admin, "--prefix", prefix,
+		"--seed", "7", "--max-age", "87600h", "--instants", "2", "--streams", "2"}
+	r := runCmd(t, args...)
+	recs := records(t, r.stdout)
+	if r.code != 0 || len(recs) != 2 || recs[0]["store_name"] != "primary" || recs[1]["store_name"] != "replica" ||
+		recs[0]["status"] != "OK" || recs[1]["status"] != "OK" {
+		t.Fatalf("drill of both stores: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var victim string
+	_ = filepath.Walk(filepath.Join(replica, "segments"), func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && victim == "" {
+			victim = p
+		}
+		return nil
+	})
+	if err := os.Remove(victim); err != nil {
+		t.Fatal(err)
+	}
+	r = runCmd(t, args...)
+	recs = records(t, r.stdout)
+	if r.code != 3 || len(recs) < 2 || recs[0]["status"] != "OK" || recs[1]["status"] != "FAILURE" ||
+		!strings.Contains(r.stderr, "drill failed for store replica at step verify") {
+		t.Fatalf("drill with the copy damaged: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if left := scratchDatabases(t, admin, prefix); len(left) != 0 {
+		t.Fatalf("scratch databases left behind: %v", left)
+	}
+}

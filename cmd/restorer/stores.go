@@ -7,6 +7,22 @@ import (
 	"github.com/tidemark/tidemark/internal/lifecycle"
 )
 
+// storeNames returns the names of --stores' stores, the primary first.
+func (a *app) storeNames() ([]string, error) {
+	if a.storesFile == "" {
+		return nil, cli.Usage(fmt.Errorf("--every-store needs --stores"), "pass --stores FILE (docs/operations.md, multi-store layout)")
+	}
+	layout, err := lifecycle.Load(a.storesFile)
+	if err != nil {
+		return nil, cli.Usage(err, "fix the policy file (docs/operations.md, multi-store layout)")
+	}
+	var names []string
+	for _, s := range layout.Stores {
+		names = append(names, s.Name)
+	}
+	return names, nil
+}
+
 // applyStores resolves --stores and --from: --store becomes the named
 // store's URL (the first, the primary, by default) and the file's other
 // stores, in order, come after any --fallback-store. It returns the

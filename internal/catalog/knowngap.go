@@ -113,7 +113,7 @@ func sameKnownGap(a, b *KnownGap) bool {
 // It fails like Append; ErrInvalidEntry also when g has no reason, names
 // nothing, or names an invalid object key.
 func (w *Writer) AppendKnownGap(ctx context.Context, g KnownGap) (Entry, error) {
-	return w.write(ctx, Entry{KnownGap: &g, Watermark: w.c.Watermark()})
+	return w.writeWith(ctx, Entry{KnownGap: &g}, true)
 }
 
 // knownGapLeaseTTL is the lease RecordKnownGap holds for its one entry.

@@ -84,6 +84,9 @@ type Options struct {
 type Report struct {
 	// Status is OK, WARNING or FAILURE.
 	Status string `json:"status"`
+	// StoreName is the policy file's name of the store drilled (with
+	// --stores --every-store; omitted otherwise).
+	StoreName string `json:"store_name,omitempty"`
 	// FailedStep names the first step that failed ("" when none did).
 	FailedStep string `json:"failed_step,omitempty"`
 	// Store and Source (redacted) say what was drilled.
