@@ -26,7 +26,7 @@ type liveFeed struct {
 	meta   jetstream.KeyValue
 	tables map[string]*event.Table
 	iter   jetstream.MessagesContext
-	msgs   chan jetstream.Msg
+	msgs   chan *nats.Msg
 	errc   chan error
 	done   chan struct{}
 
@@ -44,9 +44,10 @@ type item struct {
 }
 
 type txnParts struct {
-	prev event.Position
-	msgs []*nats.Msg
-	got  int
+	prev  event.Position
+	count int
+	msgs  map[int]*nats.Msg // by index: a count read from the feed sizes nothing
+	got   int
 }
 
 func startLive(ctx context.Context, c *Cursor) (*liveFeed, error) {
@@ -72,7 +73,7 @@ func startLive(ctx context.Context, c *Cursor) (*liveFeed, error) {
 		return nil, fmt.Errorf("consumer: read stream %s: %w", c.cfg.Stream, err)
 	}
 	l := &liveFeed{c: c, meta: meta, tables: map[string]*event.Table{}, iter: iter,
-		msgs: make(chan jetstream.Msg, 256), errc: make(chan error, 1), done: make(chan struct{}),
+		msgs: make(chan *nats.Msg, 256), errc: make(chan error, 1), done: make(chan struct{}),
 		assembling: map[event.Position]*txnParts{}}
 	go l.read()
 	return l, nil
@@ -91,7 +92,7 @@ func (l *liveFeed) read() {
 			return
 		}
 		select {
-		case l.msgs <- m:
+		case l.msgs <- &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}:
 		case <-l.done:
 			return
 		}
@@ -163,8 +164,7 @@ func (l *liveFeed) seamError() error {
 }
 
 // add takes one feed message.
-func (l *liveFeed) add(jm jetstream.Msg) error {
-	m := &nats.Msg{Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data()}
+func (l *liveFeed) add(m *nats.Msg) error {
 	if feed.IsHeartbeat(m) {
 		hb, err := feed.DecodeHeartbeat(m)
 		if err != nil {
@@ -178,17 +178,17 @@ func (l *liveFeed) add(jm jetstream.Msg) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("consumer: message %s: %w", jm.Subject(), err)
+		return fmt.Errorf("consumer: message %s: %w", m.Subject, err)
 	}
 	if l.c.known && env.EndLSN <= l.c.w {
 		return nil // a re-send of something delivered
 	}
 	p := l.assembling[env.EndLSN]
 	if p == nil {
-		p = &txnParts{prev: env.PrevLSN, msgs: make([]*nats.Msg, env.Count)}
+		p = &txnParts{prev: env.PrevLSN, count: env.Count, msgs: map[int]*nats.Msg{}}
 		l.assembling[env.EndLSN] = p
 	}
-	if env.Count != len(p.msgs) || p.msgs[env.Index] != nil {
+	if env.Count != p.count || p.msgs[env.Index] != nil {
 		return nil // a re-send within the transaction
 	}
 	if env.PrevLSN < p.prev {
@@ -197,9 +197,13 @@ func (l *liveFeed) add(jm jetstream.Msg) error {
 	p.msgs[env.Index] = m
 	p.got++
 	l.held++
-	if p.got == len(p.msgs) {
+	if p.got == p.count {
 		delete(l.assembling, env.EndLSN)
-		l.offer(&item{pos: env.EndLSN, prev: p.prev, msgs: p.msgs})
+		msgs := make([]*nats.Msg, p.count)
+		for i, m := range p.msgs {
+			msgs[i] = m
+		}
+		l.offer(&item{pos: env.EndLSN, prev: p.prev, msgs: msgs})
 	}
 	return nil
 }
