@@ -233,6 +233,10 @@ func (l *liveFeed) ready(ctx context.Context) (*Transaction, error) {
 		}
 		heap.Pop(&l.pending)
 		l.held -= len(it.msgs)
+		if p := l.assembling[it.pos]; p != nil { // re-sent parts of an item already complete
+			l.held -= p.got
+			delete(l.assembling, it.pos)
+		}
 		c.known = true
 		t, err := l.accept(ctx, it)
 		c.advance(it.pos)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -203,17 +204,56 @@ func (a *app) runReplay(ctx context.Context, f *replayFlags) error {
 		unsaved, lastSave = false, time.Now()
 		return nil
 	}
-	defer func() { _ = save() }()
+	// A ticker saves what waits in the buffer while the cursor blocks (an
+	// idle feed); the loop holds mu while it writes a transaction.
+	var mu sync.Mutex
+	var saveErr error
+	tick := time.NewTicker(f.checkpointInterval)
+	stopTick := make(chan struct{})
+	var ticking sync.WaitGroup
+	ticking.Add(1)
+	go func() {
+		defer ticking.Done()
+		for {
+			select {
+			case <-stopTick:
+				return
+			case <-tick.C:
+				mu.Lock()
+				if unsaved || w.Buffered() > 0 {
+					if err := save(); err != nil && saveErr == nil {
+						saveErr = err
+					}
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	stopTicking := sync.OnceFunc(func() {
+		tick.Stop()
+		close(stopTick)
+		ticking.Wait()
+	})
+	defer func() {
+		stopTicking()
+		_ = save()
+	}()
 	for {
 		t, err := cur.NextTransaction(ctx)
+		mu.Lock()
+		if err == nil && saveErr != nil {
+			err = saveErr
+		}
+		mu.Unlock()
 		if errors.Is(err, io.EOF) {
+			stopTicking()
 			a.log.Info("replay reached the archive's watermark", "events", lines, "position", last.String())
 			return save()
 		}
 		if err != nil {
-			_ = save()
-			return err
+			return err // the deferred save keeps what was written
 		}
+		mu.Lock()
 		if cur.Live() && !wasLive {
 			wasLive = true
 			a.log.Info("replay is following the live feed", "events", lines)
@@ -224,6 +264,7 @@ func (a *app) runReplay(ctx context.Context, f *replayFlags) error {
 				EventType: e.EventType, Snapshot: e.Snapshot, Live: e.Live, Row: e.Row})
 			lineBytes = append(lineBytes, '\n')
 			if _, err := w.Write(lineBytes); err != nil {
+				mu.Unlock()
 				return fmt.Errorf("write output: %w", err)
 			}
 			written += int64(len(lineBytes))
@@ -232,13 +273,15 @@ func (a *app) runReplay(ctx context.Context, f *replayFlags) error {
 		last, unsaved = t.Position(), true
 		switch {
 		case time.Since(lastSave) >= f.checkpointInterval || w.Buffered() > 1<<19:
-			if err := save(); err != nil {
-				return err
-			}
+			err = save()
 		case cur.Live():
-			if err := w.Flush(); err != nil { // a follower sees each transaction at once
-				return fmt.Errorf("write output: %w", err)
+			if err = w.Flush(); err != nil { // a follower sees each transaction at once
+				err = fmt.Errorf("write output: %w", err)
 			}
+		}
+		mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 }
