@@ -1,0 +1,160 @@
+package chaos
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tidemark/tidemark/consumer"
+	"github.com/tidemark/tidemark/internal/testing/harness"
+	"github.com/tidemark/tidemark/internal/testing/oracle"
+)
+
+func init() {
+	register(Scenario{
+		Name: "replay-kill9-max-age",
+		Injects: "`restorer replay --from beginning --follow --resume` killed with kill -9 three times at seeded moments under load, on a stream whose max-age is 5 s; " +
+			"after one kill it stays down 8 s, so the feed no longer holds what follows its saved position and the resumed replay must read further in the archive",
+		Checks: "I1, I2 for consumers: the replay's output file holds every source event exactly once, in rising chain positions, with its source commit time; then I1-I6",
+		Budget: 6 * time.Minute,
+		Run:    replayKill9MaxAge,
+	})
+}
+
+func replayKill9MaxAge(e *Env) error {
+	if err := e.Boot(Setup{CaptureArgs: []string{"--max-age", "5s", "--duplicate-window", "5s"}}); err != nil {
+		return err
+	}
+	load := e.StartLoad(30*time.Second, 300)
+	dir := filepath.Join(e.Dir, "replay")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	out, pos := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "position.json")
+	start := func(n int) (*harness.Proc, error) {
+		return e.H.StartProgram(e.Ctx, "restorer", fmt.Sprintf("replay-%d", n), nil, "replay", "--store", e.H.StoreURL,
+			"--from", "beginning", "--follow", "--nats-url", e.H.NATSURL, "--output", out, "--resume", pos, "--seam-timeout", "2m")
+	}
+	var p *harness.Proc
+	for n := range 3 {
+		var err error
+		if p, err = start(n); err != nil {
+			return err
+		}
+		if err := e.Sleep(e.Between(2*time.Second, 6*time.Second)); err != nil {
+			return err
+		}
+		if done, _ := p.Exited(); done {
+			return fmt.Errorf("replay %d exited before it was killed:\n%s", n, p.LogTail(20))
+		}
+		e.Mark()
+		p.Kill()
+		if n == 1 {
+			if err := e.Sleep(8 * time.Second); err != nil { // longer than max-age
+				return err
+			}
+		}
+	}
+	p, err := start(3)
+	if err != nil {
+		return err
+	}
+	if _, err := load.Wait(); err != nil {
+		return err
+	}
+	if err := e.Finish(CheckOptions{}); err != nil {
+		return err
+	}
+	want, err := oracle.Expected(e.Ctx, e.H.SourceURL, "eventcore_events", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		return err
+	}
+	for {
+		n, err := countLines(out)
+		if err != nil {
+			return err
+		}
+		if n >= len(want) {
+			break
+		}
+		if done, _ := p.Exited(); done {
+			return &Violation{Invariant: "I1", Detail: fmt.Sprintf("the resumed replay exited with %d of %d events written:\n%s", n, len(want), p.LogTail(20))}
+		}
+		if err := e.Sleep(200 * time.Millisecond); err != nil {
+			return fmt.Errorf("the resumed replay wrote %d of %d events: %w\n%s", n, len(want), err, p.LogTail(20))
+		}
+	}
+	_ = p.Stop(10 * time.Second)
+	if v := checkReplayOutput(out, want); v != nil {
+		return v
+	}
+	e.Note("replayed=%d", len(want))
+	return nil
+}
+
+func countLines(path string) (int, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		n++
+	}
+	return n, sc.Err()
+}
+
+// checkReplayOutput compares replay's JSON lines with the source's rows.
+func checkReplayOutput(path string, want []oracle.Row) *Violation {
+	byID := make(map[string]oracle.Row, len(want))
+	for _, r := range want {
+		byID[r.EventID] = r
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return &Violation{Invariant: "I1", Detail: err.Error()}
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	seen := map[string]bool{}
+	var last consumer.Position
+	for i := 1; sc.Scan(); i++ {
+		var l struct {
+			Position   consumer.Position `json:"position"`
+			EventID    string            `json:"event_id"`
+			CommitTime time.Time         `json:"commit_time"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return &Violation{Invariant: "I1", Detail: fmt.Sprintf("replay output line %d: %v", i, err)}
+		}
+		r, ok := byID[l.EventID]
+		switch {
+		case i > 1 && !last.Before(l.Position):
+			return &Violation{Invariant: "I2", Detail: fmt.Sprintf("replay output line %d: position %s does not follow %s", i, l.Position, last)}
+		case seen[l.EventID]:
+			return &Violation{Invariant: "I1", Detail: fmt.Sprintf("replay output line %d: event %s a second time", i, l.EventID)}
+		case !ok:
+			return &Violation{Invariant: "I1", Detail: fmt.Sprintf("replay output line %d: event %s is not in the source", i, l.EventID)}
+		case !r.CommitTime.Equal(l.CommitTime):
+			return &Violation{Invariant: "I2", Detail: fmt.Sprintf("replay output line %d: commit time %s, the source says %s", i, l.CommitTime, r.CommitTime)}
+		}
+		seen[l.EventID], last = true, l.Position
+	}
+	if err := sc.Err(); err != nil {
+		return &Violation{Invariant: "I1", Detail: err.Error()}
+	}
+	if len(seen) != len(want) {
+		return &Violation{Invariant: "I1", Detail: fmt.Sprintf("replay output holds %d events, the source %d", len(seen), len(want))}
+	}
+	return nil
+}
