@@ -100,12 +100,12 @@ func (f FileStore) Save(p Position) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(f.Path, append(b, '\n'))
+	return writeFileAtomic(f.Path, append(b, '\n'))
 }
 
-// WriteFileAtomic replaces path with data: a synced temporary file renamed
+// writeFileAtomic replaces path with data: a synced temporary file renamed
 // over it, then the directory synced.
-func WriteFileAtomic(path string, data []byte) error {
+func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {

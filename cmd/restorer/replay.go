@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -198,7 +199,7 @@ func (a *app) runReplay(ctx context.Context, f *replayFlags) error {
 			}
 		}
 		b, _ := json.Marshal(replayState{Position: last, OutputBytes: written, SavedAt: time.Now().UTC()})
-		if err := consumer.WriteFileAtomic(f.resume, append(b, '\n')); err != nil {
+		if err := writeFileAtomic(f.resume, append(b, '\n')); err != nil {
 			return err
 		}
 		unsaved, lastSave = false, time.Now()
@@ -301,4 +302,34 @@ func (a *app) keyTextAll() (string, error) {
 		text = string(b) + "\n" + text
 	}
 	return text, nil
+}
+
+// writeFileAtomic replaces path with data: a synced temporary file renamed
+// over it, then the directory synced, so a crash leaves the old or the new
+// content, never a torn one.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }
