@@ -8,7 +8,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/tidemark/tidemark/consumer"
+	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/testing/harness"
 	"github.com/tidemark/tidemark/internal/testing/oracle"
 )
@@ -16,7 +20,7 @@ import (
 func init() {
 	register(Scenario{
 		Name: "replay-kill9-max-age",
-		Injects: "`restorer replay --from beginning --follow --resume` killed with kill -9 three times at seeded moments under load, on a stream whose max-age is 5 s; " +
+		Injects: "`restorer replay --from beginning --follow --resume` killed with kill -9 three times at seeded moments under load, on a stream whose max-age is set to 5 s once the archive started; " +
 			"after one kill it stays down 8 s, so the feed no longer holds what follows its saved position and the resumed replay must read further in the archive",
 		Checks: "I1, I2 for consumers: the replay's output file holds every source event exactly once, in rising chain positions, with its source commit time; then I1-I6",
 		Budget: 6 * time.Minute,
@@ -25,7 +29,22 @@ func init() {
 }
 
 func replayKill9MaxAge(e *Env) error {
-	if err := e.Boot(Setup{CaptureArgs: []string{"--max-age", "5s", "--duplicate-window", "5s"}}); err != nil {
+	if err := e.Boot(Setup{}); err != nil {
+		return err
+	}
+	// max-age only once the archive has started: a stream that dropped the
+	// snapshot-done heartbeat before the archiver first read it cannot
+	// start an archive (the heartbeat is not re-sent by a rewind)
+	for {
+		c, err := catalog.Load(e.Ctx, e.Store)
+		if err == nil && c.Watermark().LSN > 0 {
+			break
+		}
+		if err := e.Sleep(100 * time.Millisecond); err != nil {
+			return fmt.Errorf("the archive did not start: %w", err)
+		}
+	}
+	if err := setStreamMaxAge(e, 5*time.Second); err != nil {
 		return err
 	}
 	load := e.StartLoad(30*time.Second, 300)
@@ -93,6 +112,29 @@ func replayKill9MaxAge(e *Env) error {
 	}
 	e.Note("replayed=%d", len(want))
 	return nil
+}
+
+// setStreamMaxAge sets the feed's max-age (and its duplicate window to no
+// more than it, as the server requires).
+func setStreamMaxAge(e *Env, age time.Duration) error {
+	nc, err := nats.Connect(e.H.NATSURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	s, err := js.Stream(e.Ctx, "TIDEMARK")
+	if err != nil {
+		return err
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxAge = age
+	cfg.Duplicates = min(cfg.Duplicates, age)
+	_, err = js.UpdateStream(e.Ctx, cfg)
+	return err
 }
 
 func countLines(path string) (int, error) {
