@@ -7,7 +7,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/objstore/file"
 )
 
 // History reads the archive's events in chain order up to the watermark,
@@ -88,4 +90,51 @@ func cmpPos(a, b event.Position) int {
 		return 1
 	}
 	return 0
+}
+
+// Segments merged and garbage-collected while History reads are re-planned
+// by table (not by instant): every event once, in chain order.
+func TestHistory_ReplansWhenMergedSegmentsAreCollected(t *testing.T) {
+	f := sharedFixture(t)
+	ctx := context.Background()
+	dir := copyArchive(t, f.dir)
+	want := expectedIDs(t, dir, historyEnd)
+	st, err := file.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked := &getHook{Store: st}
+	hooked.before = func(n int, key string) {
+		if n == 3 {
+			mergeAndCollect(t, dir, func(live []catalog.SegmentRef) []catalog.SegmentRef {
+				i := slices.IndexFunc(live, func(s catalog.SegmentRef) bool { return s.Key == key })
+				return live[max(i-1, 0):min(i+5, len(live))]
+			})
+		}
+	}
+	a, err := Open(ctx, hooked, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := a.History(HistoryOptions{Parallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	def := event.LayoutOf(f.table)
+	var got []string
+	for {
+		e, err := h.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(e.Value(def.EventID)))
+	}
+	if h.c.replans != 1 {
+		t.Fatalf("%d re-plans, want 1", h.c.replans)
+	}
+	sameIDs(t, got, want)
 }
