@@ -233,13 +233,15 @@ func (l *liveFeed) ready(ctx context.Context) (*Transaction, error) {
 		}
 		heap.Pop(&l.pending)
 		l.held -= len(it.msgs)
-		if p := l.assembling[it.pos]; p != nil { // re-sent parts of an item already complete
-			l.held -= p.got
-			delete(l.assembling, it.pos)
-		}
 		c.known = true
 		t, err := l.accept(ctx, it)
 		c.advance(it.pos)
+		for pos, p := range l.assembling { // parts of items now behind: re-sends, or cut by retention
+			if pos <= c.w {
+				l.held -= p.got
+				delete(l.assembling, pos)
+			}
+		}
 		l.holeSince = time.Time{}
 		if err != nil || t != nil {
 			return t, err
