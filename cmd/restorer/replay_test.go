@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,5 +61,69 @@ func TestReplay_Usage(t *testing.T) {
 		if code := run(c.args, &out, &errb); code != 2 || !bytes.Contains(errb.Bytes(), []byte(c.want)) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, errb.String(), c.want)
 		}
+	}
+}
+
+// replay without --follow prints the archive from the beginning (or after
+// T: exactly what a restore to T does not hold) and stops at the
+// watermark; a run resumed from its position file adds nothing twice.
+func TestReplay_ArchiveOnly(t *testing.T) {
+	f := fixture(t)
+	total := 0
+	for _, tx := range f.Txns {
+		total += len(tx)
+	}
+	at := f.Times[len(f.Times)/3]
+	after := 0
+	for _, tx := range f.Txns {
+		if tx[0].CommitTime.After(at) {
+			after += len(tx)
+		}
+	}
+	r := runCmd(t, "replay", "--store", f.Dir, "--from", "beginning", "--output", "-")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != total {
+		t.Fatalf("from the beginning: exit %d, %d lines, want %d\n%s", r.code, strings.Count(r.stdout, "\n"), total, r.stderr)
+	}
+	var last consumer.Position
+	ids := map[string]bool{}
+	for i, l := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
+		var rec struct {
+			Position consumer.Position `json:"position"`
+			EventID  string            `json:"event_id"`
+			Live     bool              `json:"live"`
+			Row      map[string]any    `json:"row"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if (i > 0 && !last.Before(rec.Position)) || ids[rec.EventID] || rec.Live || rec.Row["event_id"] != rec.EventID {
+			t.Fatalf("line %d out of order, repeated, live or inconsistent: %s", i+1, l)
+		}
+		last, ids[rec.EventID] = rec.Position, true
+	}
+	r = runCmd(t, "replay", "--store", f.Dir, "--from", at.Format(time.RFC3339Nano), "--output", "-")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != after {
+		t.Fatalf("after %s: exit %d, %d lines, want %d\n%s", at, r.code, strings.Count(r.stdout, "\n"), after, r.stderr)
+	}
+	// to a file with a position file; the second run finds nothing new
+	dir := t.TempDir()
+	out, pos := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "position.json")
+	for run := range 2 {
+		r = runCmd(t, "replay", "--store", f.Dir, "--from", "beginning", "--output", out, "--resume", pos)
+		if r.code != 0 {
+			t.Fatalf("run %d: exit %d\n%s", run, r.code, r.stderr)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(b, []byte{'\n'}); n != total {
+			t.Fatalf("run %d: %d lines, want %d", run, n, total)
+		}
+	}
+	// an output file with content and no position is refused
+	r = runCmd(t, "replay", "--store", f.Dir, "--from", "beginning", "--output", out)
+	if r.code != 2 || !strings.Contains(r.stderr, "not empty") {
+		t.Fatalf("non-empty output without a position: exit %d\n%s", r.code, r.stderr)
 	}
 }
