@@ -3,9 +3,11 @@ package chaos
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,7 +23,7 @@ func init() {
 	register(Scenario{
 		Name: "replay-kill9-max-age",
 		Injects: "`restorer replay --from beginning --follow --resume` killed with kill -9 three times at seeded moments under load, on a stream whose max-age is set to 5 s once the archive started; " +
-			"after one kill it stays down 8 s, so the feed no longer holds what follows its saved position and the resumed replay must read further in the archive",
+			"after one kill it and the archiver (SIGSTOP) stay down 8 s, so the feed no longer holds what follows the archive's watermark; the replay resumes 3 s before the archiver (SIGCONT) and must wait for the archive to advance over the hole",
 		Checks: "I1, I2 for consumers: the replay's output file holds every source event exactly once, in rising chain positions, with its source commit time; then I1-I6",
 		Budget: 6 * time.Minute,
 		Run:    replayKill9MaxAge,
@@ -63,6 +65,16 @@ func replayKill9MaxAge(e *Env) error {
 		if p, err = start(n); err != nil {
 			return err
 		}
+		if n == 2 {
+			// the replay resumed while the archiver was stopped: its archive
+			// ends before what the feed still holds; let the archiver go on
+			if err := e.Sleep(3 * time.Second); err != nil {
+				return err
+			}
+			if err := e.Archivers[0].Signal(syscall.SIGCONT); err != nil {
+				return err
+			}
+		}
 		if err := e.Sleep(e.Between(2*time.Second, 6*time.Second)); err != nil {
 			return err
 		}
@@ -72,7 +84,12 @@ func replayKill9MaxAge(e *Env) error {
 		e.Mark()
 		p.Kill()
 		if n == 1 {
-			if err := e.Sleep(8 * time.Second); err != nil { // longer than max-age
+			// replay and archiver down for longer than max-age
+			if err := e.Archivers[0].Signal(syscall.SIGSTOP); err != nil {
+				return err
+			}
+			e.Defer(func() { _ = e.Archivers[0].Signal(syscall.SIGCONT) })
+			if err := e.Sleep(8 * time.Second); err != nil {
 				return err
 			}
 		}
@@ -110,13 +127,16 @@ func replayKill9MaxAge(e *Env) error {
 	if v := checkReplayOutput(out, want); v != nil {
 		return v
 	}
-	holes := 0 // runs that found the feed not reaching their position (not forced: the archive may have caught up first)
+	holes := 0 // runs that found the feed not reaching their position
 	for n := range 4 {
 		if logContains(filepath.Join(e.Dir, fmt.Sprintf("replay-%d.log", n)), "waiting for the chain to close") {
 			holes++
 		}
 	}
 	e.Note("replayed=%d replay_runs_with_hole=%d", len(want), holes)
+	if !logContains(filepath.Join(e.Dir, "replay-2.log"), "waiting for the chain to close") {
+		return errors.New("the staged hole did not happen: replay-2 never waited for the archive (see replay-2.log)")
+	}
 	return nil
 }
 
