@@ -182,10 +182,10 @@ func TestReplay_SeamAfterMaxAgeAndKill(t *testing.T) {
 		cmd.Env = append(os.Environ(), h.Env()...)
 		return testkit.StartT(t, name, cmd)
 	}
-	load = startLoad(ctx, h.SourceURL, loadgen.Config{Writers: 2, Rate: 400, Duration: 5 * time.Second, Streams: 100, Seed: 4})
 	first := replay("replay-1")
+	load = startLoad(ctx, h.SourceURL, loadgen.Config{Writers: 2, Rate: 400, Duration: 8 * time.Second, Streams: 100, Seed: 4})
 	before := len(got)
-	testkit.WaitFor(t, time.Minute, "replay to save a position past the events the cursor saw", func() bool {
+	testkit.WaitFor(t, time.Minute, "replay to save a position past the events the cursor saw, 200 events into the new writes", func() bool {
 		b, err := os.ReadFile(posPath)
 		if err != nil {
 			return false
@@ -193,7 +193,7 @@ func TestReplay_SeamAfterMaxAgeAndKill(t *testing.T) {
 		var s struct {
 			Position consumer.Position `json:"position"`
 		}
-		return json.Unmarshal(b, &s) == nil && got[before-1].Position.Before(s.Position)
+		return json.Unmarshal(b, &s) == nil && got[before-1].Position.Before(s.Position) && countLines(t, outPath) >= before+200
 	})
 	if load.done() {
 		t.Log("note: the load ended before the kill")
