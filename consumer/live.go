@@ -37,6 +37,10 @@ type liveFeed struct {
 	lastPoll   time.Time
 }
 
+// feedStartMargin is how long before the archive watermark's commit time
+// the cursor starts reading the feed.
+const feedStartMargin = 5 * time.Minute
+
 // item is one complete chain item.
 type item struct {
 	pos, prev event.Position
@@ -61,10 +65,21 @@ func startLive(ctx context.Context, c *Cursor) (*liveFeed, error) {
 	}
 	subj := feed.Subjects{Prefix: c.cfg.SubjectPrefix}
 	// Every event and heartbeat: the chain runs through all of them.
-	cons, err := js.OrderedConsumer(ctx, c.cfg.Stream, jetstream.OrderedConsumerConfig{
+	occ := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subj.Events(), subj.Heartbeat()},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	}
+	if c.arc != nil {
+		// Messages stored well before the archive's watermark committed are
+		// at or before it: start after them instead of reading the whole
+		// stream. Starting too late (clocks skewed by more than the margin)
+		// only opens a hole, which the archive closes.
+		if wm := c.arc.Catalog.Watermark(); !wm.CommitTime.IsZero() {
+			from := wm.CommitTime.Add(-feedStartMargin)
+			occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+		}
+	}
+	cons, err := js.OrderedConsumer(ctx, c.cfg.Stream, occ)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: read stream %s: %w; Try: check the stream name (capture's --stream) and the NATS URL", c.cfg.Stream, err)
 	}
