@@ -93,7 +93,7 @@ in docs/exit-codes.md.`,
 	pf.BoolVar(&a.jsonOut, "json", false, "machine-readable output on stdout: one JSON object per line (docs/restore.md)")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error (logs go to stderr)")
 	pf.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(a.restoreCmd(), a.listCmd(), a.verifyCmd(), a.drillCmd(), a.thawCmd())
+	root.AddCommand(a.restoreCmd(), a.listCmd(), a.verifyCmd(), a.drillCmd(), a.thawCmd(), a.replayCmd())
 	return root
 }
 

@@ -84,6 +84,9 @@ type chainReader struct {
 	replans  int
 	segments int   // segments read (downloaded and opened)
 	bytes    int64 // their stored bytes
+
+	history bool      // read for History: re-plan by table and since, not by instant
+	since   time.Time // History's Since
 }
 
 // newChainReader reads plan p; resume, when set, is how far an interrupted
@@ -295,11 +298,17 @@ func (c *chainReader) replan(ctx context.Context, gone *goneError) ([]catalog.Se
 		return nil, err
 	}
 	a.Fallbacks = c.a.Fallbacks
-	p, err := a.Plan(c.target, c.table)
-	if err != nil {
-		return nil, err
+	var segs []catalog.SegmentRef
+	if c.history {
+		segs = a.historyRefs(c.table, c.since)
+	} else {
+		p, err := a.Plan(c.target, c.table)
+		if err != nil {
+			return nil, err
+		}
+		segs = p.Segments
 	}
-	for _, s := range p.Segments {
+	for _, s := range segs {
 		if s.Key == gone.ref.Key {
 			return nil, gone.lost() // still live: the object is lost, not collected
 		}
@@ -308,7 +317,7 @@ func (c *chainReader) replan(ctx context.Context, gone *goneError) ([]catalog.Se
 		return nil, failf(ErrTarget, "restore into an empty table",
 			"cannot resume: segment %s recorded by the interrupted restore was merged away before this run reached it; its restore state predates chain positions", c.legacy.key)
 	}
-	c.a, c.refs = a, p.Segments
+	c.a, c.refs = a, segs
 	refs, err := c.remaining()
 	if err != nil {
 		return nil, err

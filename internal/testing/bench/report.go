@@ -62,6 +62,12 @@ func (r *Results) Rows() []Row {
 		fmt.Sprintf("%s rows/s (%s)", num(copyRate), secs(r.Copy)),
 		ratio(restRate, copyRate), "≥ 0.8", met(copyRate > 0 && restRate >= 0.8*copyRate))
 
+	replRate := r.Replay.EventsPerSecond()
+	add("replay ÷ restore (events/s)",
+		fmt.Sprintf("%s ev/s (%s events, %s)", num(replRate), num(float64(r.Replay.Events)), secs(r.Replay.Wall)),
+		fmt.Sprintf("%s ev/s", num(restRate)),
+		ratio(replRate, restRate), "≥ 1", met(restRate > 0 && replRate >= restRate))
+
 	add("archive bytes ÷ raw JSON bytes",
 		fmt.Sprintf("%s (%d segments)", mib(r.ArchiveBytes), r.Segments), mib(r.RawJSONBytes),
 		ratio(float64(r.ArchiveBytes), float64(r.RawJSONBytes)), "≤ 0.15",

@@ -39,6 +39,9 @@ type Results struct {
 	// EarlyT (the commit of the event at EarlyFraction), which covers
 	// EarlyExpected events.
 	RestoreLate, RestoreEarly RestoreRun
+	// Replay reads the whole archive with `restorer replay`, right after
+	// RestoreLate.
+	Replay ReplayRun
 	// Merge is the time to merge the backlog's live segments into one;
 	// MergedInputs, MergedBytes and MergedEvents describe that merge, and
 	// RestoreMerged restores to the backlog's end from the merged segment.

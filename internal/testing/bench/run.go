@@ -110,6 +110,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		{"archive size", r.archiveSize, false},
 		{"copy baseline", r.copyBaseline, true},
 		{"restore late", r.restoreLate, true},
+		{"replay archive", r.replayArchive, true},
 		{"restore early", r.restoreEarly, true},
 		{"micro-benchmark zstd", r.microZstd, false},
 		{"steady workload", r.steady, true},

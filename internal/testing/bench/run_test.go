@@ -44,7 +44,8 @@ func TestRun_Tiny(t *testing.T) {
 		{"peak rss read", res.RSSCapture > 0 && res.RSSArchiver > 0},
 		{"merged backlog restored from one segment", res.MergedBytes == 0 ||
 			(res.MergedEvents >= 2000 && res.RestoreMerged.Events == 2000 && res.RestoreMerged.Segments == 1)},
-		{"cpu accounted per phase", len(res.CPU) == 10 && res.CPU[1].By["capture"] > 0 && res.CPU[0].By["pg_recvlogical"] > 0},
+		{"replay read the backlog", res.Replay.Events >= 2000 && res.Replay.Wall > 0},
+		{"cpu accounted per phase", len(res.CPU) == 11 && res.CPU[1].By["capture"] > 0 && res.CPU[0].By["pg_recvlogical"] > 0},
 	}
 	for _, c := range checks {
 		if !c.ok {
