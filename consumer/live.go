@@ -23,7 +23,9 @@ import (
 // archive when the feed no longer holds what lies between.
 type liveFeed struct {
 	c      *Cursor
+	js     jetstream.JetStream
 	meta   jetstream.KeyValue
+	values jetstream.ObjectStore // external values, opened on first use
 	tables map[string]*event.Table
 	iter   jetstream.MessagesContext
 	msgs   chan *nats.Msg
@@ -87,7 +89,7 @@ func startLive(ctx context.Context, c *Cursor) (*liveFeed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer: read stream %s: %w", c.cfg.Stream, err)
 	}
-	l := &liveFeed{c: c, meta: meta, tables: map[string]*event.Table{}, iter: iter,
+	l := &liveFeed{c: c, js: js, meta: meta, tables: map[string]*event.Table{}, iter: iter,
 		msgs: make(chan *nats.Msg, 256), errc: make(chan error, 1), done: make(chan struct{}),
 		assembling: map[event.Position]*txnParts{}}
 	go l.read()
@@ -273,13 +275,6 @@ func (l *liveFeed) accept(ctx context.Context, it *item) (*Transaction, error) {
 		if err != nil {
 			return nil, fmt.Errorf("consumer: %w", err)
 		}
-		// HOOK(external values, h13L): a message with a Tidemark-External
-		// header carries some column values in the <stream>_VALUES object
-		// store; reassemble them here, before decoding the row, once that
-		// feed change is merged.
-		if err := reassembleExternal(ctx, m); err != nil {
-			return nil, err
-		}
 		def, err := l.table(ctx, env.TableDef)
 		if err != nil {
 			return nil, err
@@ -290,6 +285,9 @@ func (l *liveFeed) accept(ctx context.Context, it *item) (*Transaction, error) {
 		e, err := feed.DecodeEvent(m, def)
 		if err != nil {
 			return nil, fmt.Errorf("consumer: event at %s#%d: %w", env.EndLSN, env.Index, err)
+		}
+		if err := l.fillExternal(ctx, m, def, e); err != nil {
+			return nil, err
 		}
 		ev := newEvent(def, event.LayoutOf(*def), e, l.c.origin, true)
 		if !l.c.selects(ev) {
