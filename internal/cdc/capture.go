@@ -33,6 +33,10 @@ type Capture struct {
 	subjects feed.Subjects
 	sysid    string
 	tables   *tableRegistry
+	// source is the server last identified and checked (checkSource);
+	// failedOverFrom the one before it when that was another timeline.
+	source         *sourceIdentity
+	failedOverFrom *sourceIdentity
 
 	watermark   atomic.Uint64 // archive watermark from META
 	hasWM       atomic.Bool
@@ -132,9 +136,11 @@ func (c *Capture) start(ctx context.Context) error {
 	if len(problems) > 0 {
 		return &CheckError{Problems: problems}
 	}
-	if c.sysid, err = identify(ctx, c.cfg.PGURL); err != nil {
+	ident, err := identifySource(ctx, c.cfg.PGURL)
+	if err != nil {
 		return err
 	}
+	c.sysid = ident.SystemID
 	if c.nc, err = connectNATS(c.cfg.NATSURL, c.cfg.NATSCreds); err != nil {
 		return err
 	}
@@ -154,6 +160,9 @@ func (c *Capture) start(ctx context.Context) error {
 		c.kv = kv
 		return checkSystemID(ctx, kv, c.sysid)
 	}); err != nil {
+		return err
+	}
+	if err := c.checkSource(ctx, ident); err != nil {
 		return err
 	}
 	if err := setupPublication(ctx, c.pool, c.cfg, false, rep); err != nil {

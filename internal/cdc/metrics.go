@@ -60,4 +60,12 @@ var (
 		Name: "tidemark_capture_spilled_bytes_total",
 		Help: "Bytes of large transactions spilled to temporary files.",
 	})
+	metricSourceChecks = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tidemark_capture_source_checks_total",
+		Help: "Servers identified at start and after each lost connection, by what capture found: same_server, promoted_standby, older_timeline, different_cluster.",
+	}, []string{"found"})
+	metricTimeline = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tidemark_capture_source_timeline",
+		Help: "The timeline of the server capture streams from (IDENTIFY_SYSTEM); it rises by one with each promotion.",
+	})
 )

@@ -28,8 +28,17 @@ var errSlotBusy = errors.New("slot busy")
 // the slot's confirmed position.
 func (c *Capture) replicate(ctx context.Context) error {
 	failures := 0
+	recheck := false
 	for {
-		conn, start, err := c.openStream(ctx)
+		var conn *pgconn.PgConn
+		var start event.Position
+		var err error
+		if recheck {
+			err = c.recheckSource(ctx)
+		}
+		if err == nil {
+			conn, start, err = c.openStream(ctx)
+		}
 		if err == nil {
 			failures = 0
 			c.streaming.Store(true)
@@ -48,6 +57,7 @@ func (c *Capture) replicate(ctx context.Context) error {
 		}
 		c.setNotReady("replication restarting: " + err.Error())
 		wait := time.Second
+		recheck = !errors.Is(err, errRewind) && !errors.Is(err, errPublishExhausted)
 		switch {
 		case errors.Is(err, errRewind):
 			metricRewinds.Inc()
@@ -161,6 +171,10 @@ func (c *Capture) tryOpenStream(ctx context.Context) (*pgconn.PgConn, event.Posi
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := c.checkStreamingConn(ctx, conn); err != nil {
+		closeConn(conn)
+		return nil, 0, err
+	}
 	if err := c.startReplication(ctx, conn, slot.ConfirmedFlushLSN); err != nil {
 		closeConn(conn)
 		return nil, 0, err
@@ -223,6 +237,14 @@ func (c *Capture) mayCreateSlot(ctx context.Context, rec *slotRecord) error {
 	}
 	if !history {
 		return nil
+	}
+	if from := c.failedOverFrom; from != nil && c.source != nil && from.SystemID == c.source.SystemID {
+		return fatal(fmt.Errorf("%w: the source failed over to a promoted standby of the same cluster (system %s, timeline %d on %s → timeline %d on %s), "+
+			"which has no replication slot %q: PostgreSQL before 17 does not carry logical slots to standbys; "+
+			"a new slot would start at the current WAL position and leave a gap", ErrSlotMissing,
+			c.source.SystemID, from.Timeline, from.Server, c.source.Timeline, c.source.Server, c.cfg.Slot),
+			"see docs/operations.md \"Source lost\": on PostgreSQL 17 and later, failover slots (sync_replication_slots) avoid this; "+
+				"otherwise start a new archive epoch, or accept the gap with `capture setup --reset-slot`")
 	}
 	return fatal(fmt.Errorf("%w: replication slot %q does not exist on the source, but capture has streamed from it into stream %s before; "+
 		"a new slot would start at the current WAL position and leave a gap", ErrSlotMissing, c.cfg.Slot, c.cfg.Stream),
@@ -310,6 +332,10 @@ func (c *Capture) checkSlot(ctx context.Context, slot slotState, rec *slotRecord
 func (c *Capture) createSlotAndSnapshot(ctx context.Context, prev *slotRecord) (*pgconn.PgConn, event.Position, error) {
 	conn, err := connectReplication(ctx, c.cfg.PGURL)
 	if err != nil {
+		return nil, 0, err
+	}
+	if err := c.checkStreamingConn(ctx, conn); err != nil {
+		closeConn(conn)
 		return nil, 0, err
 	}
 	creator, err := backendOf(ctx, c.pool, conn.PID())

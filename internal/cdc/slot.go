@@ -254,6 +254,7 @@ func checkSystemID(ctx context.Context, kv jetstream.KeyValue, sysid string) err
 		return fmt.Errorf("read META %s: %w", KeySystemID, err)
 	}
 	if got := strings.TrimSpace(string(e.Value())); got != sysid {
+		metricSourceChecks.WithLabelValues(foundOtherCluster).Inc()
 		return fatal(fmt.Errorf("%w: this stream was captured from system %s, the source is system %s", ErrSystemIDChanged, got, sysid),
 			"point capture at the original server (or a physical replica promoted from it, which keeps the system id); "+
 				"capturing a different cluster into this stream needs a new stream and archive")
