@@ -2,14 +2,19 @@ package cdc
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/feed"
 	"github.com/tidemark/tidemark/internal/testing/testrig"
 )
 
@@ -70,6 +75,9 @@ func TestCapture_FollowsPrimaryAndTellsPromotedStandby(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "source failed over: the server is a promoted standby of the same cluster") {
 		t.Fatal("no log line reporting the promoted standby")
+	}
+	if !strings.Contains(e.logs.String(), "the archive's durable watermark is not past the fork point") {
+		t.Fatal("no log line saying the archive is not past the fork point (no watermark: nothing archived)")
 	}
 	if src, err = getSource(ctx, e.last.kv); err != nil || src == nil || src.Timeline != 2 || !strings.HasSuffix(src.Server, ":"+strconv.Itoa(standby.Port)) {
 		t.Fatalf("META source after the failover = %+v, %v; want timeline 2 on the standby's port %d", src, err, standby.Port)
@@ -132,4 +140,140 @@ func TestClassifySource(t *testing.T) {
 			t.Errorf("classifySource(%+v) = %s, want %s", c.cur, got, c.want)
 		}
 	}
+}
+
+// TestCreateSlotCommand: PostgreSQL 17 and later get a failover slot; the
+// PostgreSQL 15 of this rig refuses that option (so the version check is
+// what keeps capture working there) and accepts the form capture sends it.
+func TestCreateSlotCommand(t *testing.T) {
+	if got := createSlotCommand("s", 170000); got != "CREATE_REPLICATION_SLOT s LOGICAL pgoutput (SNAPSHOT 'export', FAILOVER true)" {
+		t.Fatalf("PG17 command = %q", got)
+	}
+	if got := createSlotCommand("s", 160004); got != "CREATE_REPLICATION_SLOT s LOGICAL pgoutput EXPORT_SNAPSHOT" {
+		t.Fatalf("PG16 command = %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pg := sharedPG.Get(t)
+	url := pg.NewDatabase(t)
+	pool := testrig.Connect(t, url)
+	version, err := serverVersionNum(ctx, pool)
+	if err != nil || version < 150000 || version >= failoverSlotsVersion {
+		t.Fatalf("server_version_num = %d, %v; want PostgreSQL 15 or 16 here", version, err)
+	}
+	conn, err := connectReplication(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(conn)
+	slot := fmt.Sprintf("tm_cmd_%d", slotCounter.Add(1))
+	if _, err := pglogrepl.ParseCreateReplicationSlot(conn.Exec(ctx, createSlotCommand(slot, failoverSlotsVersion))); err == nil {
+		t.Fatal("PostgreSQL 15 accepted FAILOVER; the version check would be unnecessary")
+	}
+	res, err := pglogrepl.ParseCreateReplicationSlot(conn.Exec(ctx, createSlotCommand(slot, version)))
+	if err != nil || res.SnapshotName == "" {
+		t.Fatalf("create slot with the command for version %d: %+v, %v", version, res, err)
+	}
+	if err := pglogrepl.DropReplicationSlot(ctx, conn, slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCapture_ReportsArchivePastFork: the standby stops receiving WAL, the
+// primary commits more and the archive's watermark (written to META here as
+// the archiver would) moves past what the standby has; the primary crashes
+// (-m immediate) and the standby is promoted. Capture reports that the
+// archive holds positions past the new timeline's fork point, with the
+// distance in tidemark_capture_archive_past_fork_bytes.
+func TestCapture_ReportsArchivePastFork(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	primary := testrig.StartPostgres(t)
+	e := newEnv(t, primary)
+	standby := testrig.StartStandby(t, primary)
+	e.pgURL = testrig.MultiHostURL(dbOf(t, e.pgURL), primary, standby)
+	cfg := e.config()
+	_, done := e.run(cfg)
+	e.waitStreaming()
+	if err := standby.WaitReplayed(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	if err := standby.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.exec("INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data) SELECT gen_random_uuid(), 'lost-' || g, 'Fill', '{}' FROM generate_series(1, 50) g")
+	e.waitAllCaptured(cfg.Stream, 30*time.Second)
+	var lsn string
+	e.queryRow("SELECT pg_current_wal_lsn()::text", &lsn)
+	wm, err := event.ParsePosition(lsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(feed.Watermark{LSN: wm, CommitTime: time.Now().UTC()})
+	if _, err := e.last.kv.Put(ctx, feed.KeyWatermark, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := primary.StopImmediate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := standby.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := standby.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case runErr := <-done:
+		wantFatal(t, runErr, ErrSlotMissing, "sync_replication_slots")
+	case <-ctx.Done():
+		t.Fatal("capture kept running after the failover")
+	}
+	if !strings.Contains(e.logs.String(), "the archive holds positions past the fork point of the new timeline") {
+		t.Fatal("no log line reporting archived positions past the fork point")
+	}
+	src, err := getSource(ctx, e.last.kv)
+	if err != nil || src == nil {
+		t.Fatalf("META source: %+v, %v", src, err)
+	}
+	fork, ok := forkOf(src.History, 1)
+	if !ok || fork >= wm {
+		t.Fatalf("fork of timeline 1 = %s (found %v), want one below the watermark %s", fork, ok, wm)
+	}
+	if got := testutil.ToFloat64(metricPastFork); got != float64(wm-fork) {
+		t.Fatalf("tidemark_capture_archive_past_fork_bytes = %v, want %d", got, uint64(wm-fork))
+	}
+}
+
+func TestParseTimelineHistory(t *testing.T) {
+	got, err := parseTimelineHistory([]byte("1\t0/3000148\tno recovery target specified\n\n# comment\n2\t1/A0\tbefore 2026-01-01\n"))
+	if err != nil || len(got) != 2 || got[0] != (timelineFork{1, 0x3000148}) || got[1] != (timelineFork{2, 0x1000000A0}) {
+		t.Fatalf("parse = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"1\n", "x\t0/1\n", "1\tzz\n", "-1\t0/1\n"} {
+		if _, err := parseTimelineHistory([]byte(bad)); err == nil {
+			t.Errorf("parse %q succeeded, want an error", bad)
+		}
+	}
+	if sp, ok := forkOf(got, 2); !ok || sp != 0x1000000A0 {
+		t.Fatalf("forkOf(2) = %s, %v", sp, ok)
+	}
+	if _, ok := forkOf(got, 3); ok {
+		t.Fatal("forkOf(3) found a fork that is not in the history")
+	}
+}
+
+func FuzzParseTimelineHistory(f *testing.F) {
+	f.Add([]byte("1\t0/3000148\tno recovery target specified\n"))
+	f.Add([]byte("# c\n1\t0/1\n2\tFFFFFFFF/FFFFFFFF\tx y z\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := parseTimelineHistory(b)
+		if err != nil {
+			return
+		}
+		for _, fk := range got {
+			if fk.Timeline < 0 {
+				t.Fatalf("negative timeline %d from %q", fk.Timeline, b)
+			}
+		}
+	})
 }

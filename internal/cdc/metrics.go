@@ -68,4 +68,8 @@ var (
 		Name: "tidemark_capture_source_timeline",
 		Help: "The timeline of the server capture streams from (IDENTIFY_SYSTEM); it rises by one with each promotion.",
 	})
+	metricPastFork = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tidemark_capture_archive_past_fork_bytes",
+		Help: "After a failover: how far (in WAL bytes) the archive's durable watermark lies past the point where the new primary's timeline forked from the old one; above 0, archived transactions may be missing on the new primary.",
+	})
 )

@@ -355,9 +355,12 @@ func (c *Capture) createSlotAndSnapshot(ctx context.Context, prev *slotRecord) (
 		}
 		return nil, 0, err
 	}
-	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, c.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
-		Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT",
-	})
+	version, err := serverVersionNum(ctx, c.pool)
+	if err != nil {
+		closeConn(conn)
+		return nil, 0, err
+	}
+	res, err := pglogrepl.ParseCreateReplicationSlot(conn.Exec(ctx, createSlotCommand(c.cfg.Slot, version)))
 	if err != nil {
 		closeConn(conn)
 		var pgErr *pgconn.PgError
@@ -370,7 +373,8 @@ func (c *Capture) createSlotAndSnapshot(ctx context.Context, prev *slotRecord) (
 	if err != nil {
 		return nil, 0, c.abandonSlot(conn, &rec, fmt.Errorf("create replication slot %s: consistent point: %w", c.cfg.Slot, err))
 	}
-	c.log.Info("replication slot created", "slot", c.cfg.Slot, "consistent_point", cp.String(), "snapshot", res.SnapshotName)
+	c.log.Info("replication slot created", "slot", c.cfg.Slot, "consistent_point", cp.String(), "snapshot", res.SnapshotName,
+		"failover", version >= failoverSlotsVersion)
 	rec.State, rec.ConsistentPoint, rec.Snapshot = slotSnapshot, cp, res.SnapshotName
 	if err := putSlotRecord(ctx, c.kv, rec); err != nil {
 		return nil, 0, c.abandonSlot(conn, &rec, err)

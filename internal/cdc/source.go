@@ -20,10 +20,13 @@ const KeySource = "source"
 // sourceIdentity is what IDENTIFY_SYSTEM says about a server, plus where
 // the connection went (with a multi-host --pg, which host answered).
 type sourceIdentity struct {
-	SystemID string    `json:"system_id"`
-	Timeline int32     `json:"timeline"`
-	Server   string    `json:"server,omitempty"` // host:port of the last server streamed from
-	Updated  time.Time `json:"updated"`
+	SystemID string `json:"system_id"`
+	Timeline int32  `json:"timeline"`
+	Server   string `json:"server,omitempty"` // host:port of the last server streamed from
+	// History is the timeline's history: where each earlier timeline
+	// ended (TIMELINE_HISTORY; empty on timeline 1).
+	History []timelineFork `json:"history,omitempty"`
+	Updated time.Time      `json:"updated"`
 }
 
 // Kinds of server capture can find when it (re)connects, as the "found"
@@ -44,6 +47,9 @@ func identifyConn(ctx context.Context, conn *pgconn.PgConn) (sourceIdentity, err
 	id := sourceIdentity{SystemID: res.SystemID, Timeline: res.Timeline}
 	if nc := conn.Conn(); nc != nil {
 		id.Server = nc.RemoteAddr().String()
+	}
+	if id.History, err = timelineHistory(ctx, conn, id.Timeline); err != nil {
+		return sourceIdentity{}, err
 	}
 	return id, nil
 }
@@ -137,6 +143,9 @@ func (c *Capture) checkSource(ctx context.Context, cur sourceIdentity) error {
 			"stop or rebuild the former primary (pg_rewind, or a new base backup as a standby) and make sure --pg reaches the current primary")
 	case foundPromotedStandby:
 		c.log.Warn("source failed over: the server is a promoted standby of the same cluster (same system id, new timeline)", attrs...)
+		if err := c.checkFork(ctx, *prev, cur); err != nil {
+			return err
+		}
 	default:
 		if cur.Server != prev.Server {
 			c.log.Info("source reached at another address: same cluster, same timeline", attrs...)
@@ -184,4 +193,36 @@ func (c *Capture) checkStreamingConn(ctx context.Context, conn *pgconn.PgConn) e
 		return nil
 	}
 	return c.checkSource(ctx, cur)
+}
+
+// checkFork compares the archive's durable watermark with the point where
+// the new timeline left the one capture streamed from. Past that point
+// the old primary may have committed — and the archive may hold —
+// transactions the promoted standby never received (asynchronous
+// replication): that is reported loudly, with the range, and counted in
+// tidemark_capture_archive_past_fork_bytes.
+func (c *Capture) checkFork(ctx context.Context, prev, cur sourceIdentity) error {
+	fork, ok := forkOf(cur.History, prev.Timeline)
+	if !ok {
+		c.log.Error("the new timeline's history does not name the timeline capture streamed from; cannot tell where they forked",
+			"timeline", cur.Timeline, "previous_timeline", prev.Timeline, "history", cur.History)
+		return nil
+	}
+	w, hasWM, err := getWatermark(ctx, c.kv)
+	if err != nil {
+		return err
+	}
+	attrs := []any{"previous_timeline", prev.Timeline, "timeline", cur.Timeline, "fork_lsn", fork.String()}
+	if !hasWM || w.LSN <= fork {
+		metricPastFork.Set(0)
+		c.log.Info("the archive's durable watermark is not past the fork point: nothing archived so far can be missing on the new primary",
+			append(attrs, "archive_watermark", w.LSN.String())...)
+		return nil
+	}
+	metricPastFork.Set(float64(w.LSN - fork))
+	c.log.Error("the archive holds positions past the fork point of the new timeline: transactions the old primary committed there "+
+		"may be archived although the new primary does not have them (diverged history); do not restore past the fork time "+
+		"without checking them against the new primary",
+		append(attrs, "archive_watermark", w.LSN.String(), "archive_watermark_time", w.CommitTime, "past_fork_bytes", uint64(w.LSN-fork))...)
+	return nil
 }
