@@ -29,6 +29,7 @@ type Catalog struct {
 	keys       map[string]uint64
 	debris     map[string]debrisRecord
 	superseded map[string]SupersededRef
+	resyncs    []ResyncRecord
 	wm         Watermark
 	next       uint64 // seq of the next entry
 	lastHash   string
@@ -198,6 +199,9 @@ func (c *Catalog) check(e Entry) string {
 			return reason
 		}
 	}
+	if e.Resync != nil {
+		return c.checkResync(e)
+	}
 	if e.Merge != nil {
 		switch {
 		case e.Segment != nil || len(e.Debris) > 0:
@@ -221,6 +225,9 @@ func (c *Catalog) apply(e Entry) {
 	}
 	for _, d := range e.Debris {
 		c.debris[d.Key] = debrisRecord{DebrisRef: d, Seq: e.Seq, At: e.Written.UTC()}
+	}
+	if e.Resync != nil {
+		c.resyncs = append(c.resyncs, ResyncRecord{Resync: *e.Resync, Seq: e.Seq, Written: e.Written.UTC()})
 	}
 	c.wm = e.Watermark
 	c.next = e.Seq + 1

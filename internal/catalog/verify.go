@@ -55,6 +55,7 @@ func Verify(ctx context.Context, store objstore.Store, keyring *segment.Keyring)
 	if err := verifyEpochs(ctx, store, c, r); err != nil {
 		return nil, err
 	}
+	reportResyncs(c, r)
 	v := newSegmentVerifier(c, keyring, r)
 	for _, i := range v.order() {
 		if err := ctx.Err(); err != nil {

@@ -139,7 +139,7 @@ func (w *Writer) build(content Entry) (Entry, []byte, error) {
 			ErrFenced, w.c.lastEpoch, w.epoch)
 	}
 	e := Entry{Seq: w.c.next, Epoch: w.epoch, Writer: w.holder, Written: w.now(), Segment: content.Segment,
-		Debris: content.Debris, Merge: content.Merge, Watermark: content.Watermark, Prev: w.c.lastHash}
+		Debris: content.Debris, Merge: content.Merge, Resync: content.Resync, Watermark: content.Watermark, Prev: w.c.lastHash}
 	e.normalize()
 	e.Hash = e.ComputeHash()
 	if reason := w.c.check(e); reason != "" {
@@ -156,7 +156,7 @@ func (w *Writer) build(content Entry) (Entry, []byte, error) {
 // and set the same watermark.
 func sameContent(a, b Entry) bool {
 	return sameSegment(a.Segment, b.Segment) && slices.Equal(a.Debris, b.Debris) && sameMerge(a.Merge, b.Merge) &&
-		sameWatermark(a.Watermark, b.Watermark)
+		sameResync(a.Resync, b.Resync) && sameWatermark(a.Watermark, b.Watermark)
 }
 
 func sameMerge(a, b *Merge) bool {
@@ -222,4 +222,16 @@ func checkNotFenced(ctx context.Context, store objstore.Store, epoch uint64) err
 		}
 	}
 	return nil
+}
+
+func sameResync(a, b *Resync) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.normalize()
+	y.normalize()
+	return x.Phase == y.Phase && x.ID == y.ID && x.From.Equal(y.From) && x.SnapshotTime.Equal(y.SnapshotTime) &&
+		x.Timeline == y.Timeline && x.PrevTimeline == y.PrevTimeline && x.ForkLSN == y.ForkLSN && x.Base == y.Base &&
+		x.SlotLSN == y.SlotLSN && x.Rows == y.Rows && x.Transactions == y.Transactions && x.Appended == y.Appended && x.Held == y.Held
 }

@@ -37,6 +37,7 @@ type Capture struct {
 	// failedOverFrom the one before it when that was another timeline.
 	source         *sourceIdentity
 	failedOverFrom *sourceIdentity
+	sourceDirty    bool // source not yet recorded in META
 
 	watermark   atomic.Uint64 // archive watermark from META
 	hasWM       atomic.Bool

@@ -72,4 +72,12 @@ var (
 		Name: "tidemark_capture_archive_past_fork_bytes",
 		Help: "After a failover: how far (in WAL bytes) the archive's durable watermark lies past the point where the new primary's timeline forked from the old one; above 0, archived transactions may be missing on the new primary.",
 	})
+	metricResyncs = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_capture_resyncs_total",
+		Help: "Resyncs published after a failover: a new slot and the rows committed since the archive's watermark (minus the overlap) re-read from the new primary.",
+	})
+	metricResyncRows = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_capture_resync_rows_total",
+		Help: "Rows re-read and published by resyncs (the archiver appends only those it does not hold).",
+	})
 )

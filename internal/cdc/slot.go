@@ -87,7 +87,11 @@ type slotRecord struct {
 	// Creator is the replication connection of the capture creating the
 	// slot (states creating and snapshot).
 	Creator *backendID `json:"creator,omitempty"`
-	Updated time.Time  `json:"updated"`
+	// Resync is set while the slot is (re)created for a resync after a
+	// failover (states creating and snapshot): an interrupted resync is
+	// started again, never replaced by an initial snapshot.
+	Resync  *resyncPlan `json:"resync,omitempty"`
+	Updated time.Time   `json:"updated"`
 
 	revision uint64 // the META revision read (0: no record)
 }

@@ -120,7 +120,8 @@ func (c *Capture) checkSource(ctx context.Context, cur sourceIdentity) error {
 			// First start, or META written by an earlier version: the
 			// system id was checked against META's system_id already.
 			c.log.Info("source identified", "system_id", cur.SystemID, "timeline", cur.Timeline, "server", cur.Server)
-			return c.recordSource(ctx, cur)
+			c.setSource(cur)
+			return nil
 		}
 		prev = p
 	}
@@ -154,19 +155,32 @@ func (c *Capture) checkSource(ctx context.Context, cur sourceIdentity) error {
 	if found != foundSameServer {
 		c.failedOverFrom = prev
 	}
-	if prev.SystemID == cur.SystemID && prev.Timeline == cur.Timeline && prev.Server == cur.Server {
-		c.source = &cur
-		return nil
-	}
-	return c.recordSource(ctx, cur)
+	c.setSource(cur)
+	return nil
 }
 
-func (c *Capture) recordSource(ctx context.Context, cur sourceIdentity) error {
+// setSource makes cur the server checked last; META records it once
+// capture streams from it (sourceStreaming), so a capture that stops
+// before — a missing slot, a failed resync — compares with the old server
+// again when it restarts.
+func (c *Capture) setSource(cur sourceIdentity) {
 	metricTimeline.Set(float64(cur.Timeline))
-	if err := putSource(ctx, c.kv, cur); err != nil {
-		return err
+	if c.source == nil || c.source.SystemID != cur.SystemID || c.source.Timeline != cur.Timeline || c.source.Server != cur.Server {
+		c.sourceDirty = true
 	}
 	c.source = &cur
+}
+
+// sourceStreaming records in META the server capture now streams from,
+// and forgets the failover that led there.
+func (c *Capture) sourceStreaming(ctx context.Context) error {
+	if c.source == nil || !c.sourceDirty {
+		return nil
+	}
+	if err := putSource(ctx, c.kv, *c.source); err != nil {
+		return err
+	}
+	c.sourceDirty, c.failedOverFrom = false, nil
 	return nil
 }
 
