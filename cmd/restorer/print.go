@@ -98,6 +98,21 @@ func printListing(w io.Writer, l *restore.Listing) {
 			r.ID, restore.FormatTime(r.From), restore.FormatTime(r.SnapshotTime), r.Timeline, r.PrevTimeline, r.ForkLSN, r.Base, r.SlotLSN,
 			r.Appended, r.Held, r.Seq)
 	}
+	for _, r := range l.Resyncs {
+		if r.DivergedEvents > 0 {
+			fmt.Fprintf(w, "Diverged:    %d events in %d transactions (end LSN %s … %s, committed %s … %s) archived from timeline %d past its fork: "+
+				"not on the new primary; left out of restores unless --include-diverged\n",
+				r.DivergedEvents, r.DivergedTransactions, r.ForkLSN, r.Base, fmtPtr(r.DivergedFirst), fmtPtr(r.DivergedLast), r.PrevTimeline)
+		}
+	}
+}
+
+func fmtPtr(t *time.Time) string {
+	if t == nil {
+		return "?"
+	}
+	return restore.FormatTime(*t)
+}
 }
 
 func printReport(w io.Writer, r *restore.Report) {

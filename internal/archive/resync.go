@@ -80,11 +80,26 @@ func rowDigest(values [][]byte) [sha256.Size]byte {
 
 // loadHeld reads every live segment that may hold events committed at or
 // after the resync's From and records those events (see resyncState.held).
+//
+// Archived events past the resync's fork point (end LSN in (ForkLSN,
+// Base]) are not held: the old primary committed them after the new
+// primary's timeline forked from its own, so the new primary does not have
+// them — a row it has under the same key (an application retry) is its own
+// commit and is appended. They are counted as diverged in the mark
+// (restores leave them out, see catalog.Diverged).
 func (s *session) loadHeld(ctx context.Context, mark catalog.Resync) (*resyncState, error) {
 	r := &resyncState{mark: mark, held: make(map[string][sha256.Size]byte)}
+	var div []catalog.DivergedRange
+	for _, d := range catalog.DivergedRangesWith(s.cat.Resyncs(), mark) {
+		if d.Resync == mark.ID {
+			div = append(div, d)
+		}
+	}
+	divTxns := map[event.Position]bool{}
 	segs := 0
 	for _, ref := range s.cat.Segments() {
-		if ref.Events == 0 || ref.MaxCommitTime.Before(mark.From) {
+		suspect := len(div) > 0 && ref.LastEndLSN > mark.ForkLSN && ref.FirstEndLSN <= mark.Base
+		if ref.Events == 0 || ref.MaxCommitTime.Before(mark.From) && !suspect {
 			continue
 		}
 		segs++
@@ -99,6 +114,19 @@ func (s *session) loadHeld(ctx context.Context, mark catalog.Resync) (*resyncSta
 				if err != nil {
 					return err
 				}
+				if catalog.IsDiverged(div, e.EndLSN) {
+					r.mark.DivergedEvents++
+					divTxns[e.EndLSN] = true
+					ct := e.CommitTime
+					if r.mark.DivergedFirst == nil || ct.Before(*r.mark.DivergedFirst) {
+						r.mark.DivergedFirst = &ct
+					}
+					if r.mark.DivergedLast == nil || ct.After(*r.mark.DivergedLast) {
+						c2 := ct
+						r.mark.DivergedLast = &c2
+					}
+					continue
+				}
 				if e.CommitTime.Before(mark.From) {
 					continue
 				}
@@ -109,8 +137,16 @@ func (s *session) loadHeld(ctx context.Context, mark catalog.Resync) (*resyncSta
 			return nil, fmt.Errorf("resync %s: read archived events since %s: %w", mark.ID, mark.From.Format("2006-01-02T15:04:05.000000Z"), err)
 		}
 	}
+	r.mark.DivergedTransactions = len(divTxns)
 	s.log.Info("resync: loaded the archived events it may re-read", "resync", mark.ID, "from", mark.From,
 		"segments", segs, "events", len(r.held))
+	if r.mark.DivergedEvents > 0 {
+		divergedEventsTotal.Add(float64(r.mark.DivergedEvents))
+		s.log.Error("resync: archived transactions past the fork point are not on the new primary (diverged history); "+
+			"they stay in the archive and are left out of restores unless --include-diverged",
+			"resync", mark.ID, "fork_lsn", mark.ForkLSN, "base", mark.Base, "diverged_events", r.mark.DivergedEvents,
+			"diverged_transactions", r.mark.DivergedTransactions, "first_commit", r.mark.DivergedFirst, "last_commit", r.mark.DivergedLast)
+	}
 	return r, nil
 }
 
@@ -201,6 +237,7 @@ func (s *session) acceptResync(ctx context.Context, it *item) error {
 		if next, err = s.loadHeld(ctx, mark); err != nil {
 			return err
 		}
+		mark = next.mark // with the diverged counts
 		if s.resync != nil {
 			s.log.Warn("resync: a new resync begins before the last one was done; it replaces it", "resync", mark.ID, "replaced", s.resync.mark.ID)
 		}
@@ -211,6 +248,9 @@ func (s *session) acceptResync(ctx context.Context, it *item) error {
 			return nil
 		}
 		mark.Appended, mark.Held = s.resync.appended, s.resync.kept
+		b := s.resync.mark
+		mark.DivergedEvents, mark.DivergedTransactions, mark.DivergedFirst, mark.DivergedLast =
+			b.DivergedEvents, b.DivergedTransactions, b.DivergedFirst, b.DivergedLast
 	}
 	s.taken(it)
 	wm := catalog.Watermark{LSN: s.head, CommitTime: s.acceptedTime}
@@ -259,6 +299,10 @@ var (
 		Name: "tidemark_archiver_resync_events_total",
 		Help: "Events re-read from a new primary during a resync, by result: appended (the archive did not hold them), held (skipped), changed (held with other content; appended too).",
 	}, []string{"result"})
+	divergedEventsTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_archiver_diverged_events_total",
+		Help: "Archived events a resync found past the fork point of the new primary's timeline (diverged history: kept, left out of restores by default). Counted again when a new writer resumes the resync.",
+	})
 	resyncOpen = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "tidemark_archiver_resync_open",
 		Help: "1 while a resync from a new primary is open (between its begin and done heartbeats).",

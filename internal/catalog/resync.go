@@ -20,6 +20,73 @@ type Resync struct {
 	// Held those it held with the same content (skipped). Done only.
 	Appended int `json:"appended,omitempty"`
 	Held     int `json:"held,omitempty"`
+	// DivergedEvents and DivergedTransactions count the archived events
+	// (and their transactions) with an end LSN in (ForkLSN, Base]: the old
+	// primary committed them after the new primary's timeline forked from
+	// its own, so the new primary does not hold them (see Diverged).
+	// DivergedFirst and DivergedLast bound their commit times. Recorded
+	// on the begin entry (and repeated on the done entry).
+	DivergedEvents       int       `json:"diverged_events,omitempty"`
+	DivergedTransactions int       `json:"diverged_transactions,omitempty"`
+	DivergedFirst        *time.Time `json:"diverged_first,omitempty"`
+	DivergedLast         *time.Time `json:"diverged_last,omitempty"`
+}
+
+// DivergedRange is a stretch of the chain a resync found diverged: the
+// archived transactions with an end LSN in (After, Through], except those
+// inside an earlier resync's own positions (Skip).
+type DivergedRange struct {
+	Resync         string
+	After, Through event.Position
+	Skip           [][2]event.Position // (base, slot_lsn) of earlier resyncs: their re-read rows
+}
+
+// Diverged returns the diverged stretches of the chain, one per resync
+// whose base lies past its fork point. Restores leave events in them out
+// unless asked to include them; verify does not count them against stream
+// continuity or event-id uniqueness.
+func (c *Catalog) Diverged() []DivergedRange {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return divergedRanges(c.resyncs)
+}
+
+func divergedRanges(recs []ResyncRecord) []DivergedRange {
+	var out []DivergedRange
+	var earlier [][2]event.Position
+	seen := map[string]bool{}
+	for _, r := range recs {
+		if seen[r.ID] {
+			continue
+		}
+		seen[r.ID] = true
+		if r.ForkLSN > 0 && r.Base > r.ForkLSN {
+			out = append(out, DivergedRange{Resync: r.ID, After: r.ForkLSN, Through: r.Base, Skip: append([][2]event.Position(nil), earlier...)})
+		}
+		earlier = append(earlier, [2]event.Position{r.Base, r.SlotLSN})
+	}
+	return out
+}
+
+// IsDiverged reports whether an archived transaction at end LSN pos lies
+// in one of the ranges.
+func IsDiverged(ranges []DivergedRange, pos event.Position) bool {
+	for _, d := range ranges {
+		if pos <= d.After || pos > d.Through {
+			continue
+		}
+		inner := false
+		for _, sk := range d.Skip {
+			if pos > sk[0] && pos < sk[1] {
+				inner = true
+				break
+			}
+		}
+		if !inner {
+			return true
+		}
+	}
+	return false
 }
 
 // ResyncRecord is a resync entry as the catalog folds it.
@@ -71,7 +138,7 @@ func (c *Catalog) checkResync(e Entry) string {
 		return "resync id empty or too long"
 	case r.SlotLSN <= r.Base:
 		return fmt.Sprintf("resync slot position %s is not above its base %s", r.SlotLSN, r.Base)
-	case r.Rows < 0 || r.Transactions < 0 || r.Appended < 0 || r.Held < 0:
+	case r.Rows < 0 || r.Transactions < 0 || r.Appended < 0 || r.Held < 0 || r.DivergedEvents < 0 || r.DivergedTransactions < 0:
 		return "resync has a negative count"
 	case e.Watermark.LSN < pos:
 		return fmt.Sprintf("resync %s entry's watermark %s does not pass its heartbeat at %s", r.Phase, e.Watermark.LSN, pos)
@@ -95,6 +162,8 @@ func (c *Catalog) openResyncLocked() (Resync, bool) {
 func (r *Resync) normalize() {
 	r.From = r.From.UTC()
 	r.SnapshotTime = r.SnapshotTime.UTC()
+	r.DivergedFirst = utcPtr(r.DivergedFirst)
+	r.DivergedLast = utcPtr(r.DivergedLast)
 }
 
 // reportResyncs adds a finding per resync: OK for a finished one (what it
@@ -108,10 +177,45 @@ func reportResyncs(c *Catalog, r *Report) {
 			r.addf(OK, "resync", EntryKey(rec.Seq), "", "resync %s: rows committed %s … %s re-read from timeline %d (fork of timeline %d at %s), chain positions %s … %s; %d events appended, %d already archived",
 				rec.ID, rec.From.Format(time.RFC3339Nano), rec.SnapshotTime.Format(time.RFC3339Nano), rec.Timeline, rec.PrevTimeline, rec.ForkLSN,
 				rec.Base, rec.SlotLSN, rec.Appended, rec.Held)
+			if rec.DivergedEvents > 0 {
+				r.addf(Warning, "diverged", EntryKey(rec.Seq), "", "resync %s: %d archived events in %d transactions (commit times %s … %s, end LSNs above the fork %s up to %s) "+
+					"were committed by the old primary after timeline %d forked from timeline %d and are not on the new primary: diverged history, "+
+					"kept in the archive, left out of restores unless --include-diverged",
+					rec.ID, rec.DivergedEvents, rec.DivergedTransactions, fmtTimePtr(rec.DivergedFirst), fmtTimePtr(rec.DivergedLast),
+					rec.ForkLSN, rec.Base, rec.Timeline, rec.PrevTimeline)
+			}
 		case i == len(recs)-1:
 			r.addf(Warning, "resync", EntryKey(rec.Seq), "", "resync %s begun and not done: an archiver stopped in its middle or it is still running (the next writer resumes it)", rec.ID)
 		case recs[i+1].ID != rec.ID:
 			r.addf(Warning, "resync", EntryKey(rec.Seq), "", "resync %s was begun and replaced by resync %s before it was done (capture started it again)", rec.ID, recs[i+1].ID)
 		}
 	}
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func fmtTimePtr(t *time.Time) string {
+	if t == nil {
+		return "?"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func sameTimePtr(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// DivergedRangesWith is Diverged for the recorded resyncs followed by one
+// being begun (not yet recorded): the archiver decides before it writes.
+func DivergedRangesWith(recs []ResyncRecord, next Resync) []DivergedRange {
+	return divergedRanges(append(recs, ResyncRecord{Resync: next}))
 }

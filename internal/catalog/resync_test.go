@@ -18,8 +18,8 @@ const resyncGoldenDir = "testdata/resync"
 var resyncGoldenObjects = []string{EntryKey(1), EntryKey(2), EntryKey(3), CheckpointKey(3)}
 
 func goldenResync() event.Resync {
-	return event.Resync{Phase: event.ResyncBegin, ID: "2-16-B3B00000", From: gtime("2026-11-25T09:55:00.000001Z"),
-		SnapshotTime: gtime("2026-11-25T10:00:09.25Z"), Timeline: 2, PrevTimeline: 1, ForkLSN: 0x16_00B3A800,
+	return event.Resync{Phase: event.ResyncBegin, ID: "2-16-1B3A0F0", From: gtime("2026-11-25T09:55:00.000001Z"),
+		SnapshotTime: gtime("2026-11-25T10:00:09.25Z"), Timeline: 2, PrevTimeline: 1, ForkLSN: 0x16_00B3A000,
 		Base: 0x16_00B3A0F0, SlotLSN: 0x16_01B3A0F0}
 }
 
@@ -49,14 +49,16 @@ func writeResyncCatalog(t *testing.T) *Catalog {
 	mustAppend(t, w, &seg, Watermark{LSN: seg.LastEndLSN, CommitTime: seg.MaxCommitTime})
 	r := goldenResync()
 	set("2026-11-25T10:00:10Z")
-	begin := Resync{Resync: r}
+	first, last := gtime("2026-11-25T09:59:59.5Z"), gtime("2026-11-25T09:59:59.9Z")
+	begin := Resync{Resync: r, DivergedEvents: 3, DivergedTransactions: 2, DivergedFirst: &first, DivergedLast: &last}
 	if _, err := w.AppendResync(ctxT(t), begin, Watermark{LSN: r.Base + 1, CommitTime: seg.MaxCommitTime}); err != nil {
 		t.Fatal(err)
 	}
 	if _, open := c.OpenResync(); !open {
 		t.Fatal("no open resync after its begin")
 	}
-	done := Resync{Resync: r, Appended: 12, Held: 1188}
+	done := begin
+	done.Appended, done.Held = 12, 1188
 	done.Phase, done.Rows, done.Transactions = event.ResyncDone, 1200, 410
 	set("2026-11-25T10:00:12.5Z")
 	if _, err := w.AppendResync(ctxT(t), done, Watermark{LSN: r.SlotLSN, CommitTime: gtime("2026-11-25T10:00:09.1Z")}); err != nil {
@@ -99,6 +101,14 @@ func TestResync_Golden(t *testing.T) {
 		if _, open := got.OpenResync(); open {
 			t.Fatalf("load %+v: resync open", opts)
 		}
+		div := got.Diverged()
+		if len(div) != 1 || div[0].After != 0x16_00B3A000 || div[0].Through != 0x16_00B3A0F0 ||
+			recs[0].DivergedEvents != 3 || recs[1].DivergedTransactions != 2 || !recs[1].DivergedLast.Equal(gtime("2026-11-25T09:59:59.9Z")) {
+			t.Fatalf("load %+v: diverged %+v, records %+v", opts, div, recs)
+		}
+		if !IsDiverged(div, 0x16_00B3A0F0) || IsDiverged(div, 0x16_00B3A000) || IsDiverged(div, 0x16_00B3A0F1) {
+			t.Fatalf("IsDiverged: the range is (fork, base]")
+		}
 	}
 }
 
@@ -132,5 +142,23 @@ func TestResync_Refused(t *testing.T) {
 	bad.Phase = "middle"
 	if _, err := w.AppendResync(ctxT(t), bad, Watermark{LSN: r.SlotLSN}); !errors.Is(err, ErrInvalidEntry) {
 		t.Fatalf("unknown phase: %v, want ErrInvalidEntry", err)
+	}
+}
+
+// TestDivergedRanges: a later resync's diverged range skips the positions
+// of an earlier resync's re-read rows; a resync whose base is not past its
+// fork has none.
+func TestDivergedRanges(t *testing.T) {
+	rec := func(id string, fork, base, slot event.Position) ResyncRecord {
+		return ResyncRecord{Resync: Resync{Resync: event.Resync{Phase: event.ResyncBegin, ID: id, ForkLSN: fork, Base: base, SlotLSN: slot}}}
+	}
+	ranges := divergedRanges([]ResyncRecord{rec("a", 500, 400, 1000), rec("b", 300, 1200, 2000)})
+	if len(ranges) != 1 || ranges[0].Resync != "b" {
+		t.Fatalf("ranges %+v, want only b's", ranges)
+	}
+	for pos, want := range map[event.Position]bool{300: false, 301: true, 400: true, 401: false, 999: false, 1000: true, 1200: true, 1201: false} {
+		if got := IsDiverged(ranges, pos); got != want {
+			t.Errorf("IsDiverged(%d) = %v, want %v", pos, got, want)
+		}
 	}
 }

@@ -357,6 +357,7 @@ type segmentVerifier struct {
 	versions map[streamKey]int64
 	ids      map[[16]byte]int32 // event id digest → segment index
 	systems  map[string]bool
+	diverged []DivergedRange // stretches resyncs found diverged
 }
 
 type streamKey struct{ table, stream string }
@@ -372,7 +373,7 @@ func newSegmentVerifier(c *Catalog, keyring *segment.Keyring, r *Report) *segmen
 	v := &segmentVerifier{c: c, keyring: keyring, r: r, watermarks: map[event.Position]bool{},
 		before: map[string]event.Position{}, lastEnd: map[string]event.Position{},
 		links: map[event.Position]event.Position{}, pending: map[event.Position]*txnCount{},
-		versions: map[streamKey]int64{}, ids: map[[16]byte]int32{}, systems: map[string]bool{}}
+		versions: map[streamKey]int64{}, ids: map[[16]byte]int32{}, systems: map[string]bool{}, diverged: c.Diverged()}
 	var wm event.Position
 	for k, e := range c.entries {
 		known := k > 0 || e.Seq == 1 // a checkpoint's head entry follows entries no longer read
@@ -516,6 +517,9 @@ func (v *segmentVerifier) events(i int, rd *segment.Reader) error {
 		}
 		digest.Add(e)
 		v.transaction(i, ref.Key, e)
+		if IsDiverged(v.diverged, e.EndLSN) {
+			continue // not the new primary's history: kept, checked for integrity only
+		}
 		if layout.StreamID >= 0 && layout.StreamVersion >= 0 {
 			v.stream(ref.Key, tableID, e.Value(layout.StreamID), e.Value(layout.StreamVersion))
 		}

@@ -233,5 +233,7 @@ func sameResync(a, b *Resync) bool {
 	y.normalize()
 	return x.Phase == y.Phase && x.ID == y.ID && x.From.Equal(y.From) && x.SnapshotTime.Equal(y.SnapshotTime) &&
 		x.Timeline == y.Timeline && x.PrevTimeline == y.PrevTimeline && x.ForkLSN == y.ForkLSN && x.Base == y.Base &&
-		x.SlotLSN == y.SlotLSN && x.Rows == y.Rows && x.Transactions == y.Transactions && x.Appended == y.Appended && x.Held == y.Held
+		x.SlotLSN == y.SlotLSN && x.Rows == y.Rows && x.Transactions == y.Transactions && x.Appended == y.Appended && x.Held == y.Held &&
+		x.DivergedEvents == y.DivergedEvents && x.DivergedTransactions == y.DivergedTransactions &&
+		sameTimePtr(x.DivergedFirst, y.DivergedFirst) && sameTimePtr(x.DivergedLast, y.DivergedLast)
 }

@@ -188,8 +188,8 @@ func TestCreateSlotCommand(t *testing.T) {
 // the archiver would) moves past what the standby has; the primary crashes
 // (-m immediate) and the standby is promoted. Capture reports that the
 // archive holds positions past the new timeline's fork point, with the
-// distance in tidemark_capture_archive_past_fork_bytes, and refuses the
-// resync (it would mix histories) without creating a slot.
+// distance in tidemark_capture_archive_past_fork_bytes, and resyncs with a
+// base past the fork (the archiver marks what diverged).
 func TestCapture_ReportsArchivePastFork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -198,7 +198,7 @@ func TestCapture_ReportsArchivePastFork(t *testing.T) {
 	standby := testrig.StartStandby(t, primary)
 	e.pgURL = testrig.MultiHostURL(dbOf(t, e.pgURL), primary, standby)
 	cfg := e.config()
-	_, done := e.run(cfg)
+	stop, done := e.run(cfg)
 	e.waitStreaming()
 	if err := standby.WaitReplayed(ctx, primary); err != nil {
 		t.Fatal(err)
@@ -227,14 +227,31 @@ func TestCapture_ReportsArchivePastFork(t *testing.T) {
 	if _, err := standby.Promote(ctx); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case runErr := <-done:
-		wantFatal(t, runErr, ErrResyncRefused, "new archive epoch")
-	case <-ctx.Done():
-		t.Fatal("capture kept running after the failover")
+	// Capture resyncs all the same (the archiver marks what diverged): the
+	// new rows reach the feed, and the resync names the fork below its base.
+	e.exec("INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data) SELECT gen_random_uuid(), 'after-' || g, 'Fill', '{}' FROM generate_series(1, 5) g")
+	fl := e.waitAllCaptured(cfg.Stream, 60*time.Second)
+	var begin *event.Resync
+	for _, hb := range fl.heartbeats {
+		if hb.Resync != nil && hb.Resync.Phase == event.ResyncBegin {
+			begin = hb.Resync
+		}
 	}
-	if e.slotState().Exists {
-		t.Fatal("capture created a slot although it refused the resync")
+	if begin == nil || begin.ForkLSN == 0 || begin.Base <= begin.ForkLSN {
+		t.Fatalf("resync begin %+v: want a base past the fork point", begin)
+	}
+	if !strings.Contains(e.logs.String(), "the feed holds positions past the fork point") {
+		t.Fatal("no log line reporting feed positions past the fork point")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("capture: %v", err)
+		}
+	default:
 	}
 	if !strings.Contains(e.logs.String(), "the archive holds positions past the fork point of the new timeline") {
 		t.Fatal("no log line reporting archived positions past the fork point")

@@ -20,9 +20,9 @@ import (
 // the same cluster, and capture resyncs instead of stopping.
 var errResync = errors.New("resync needed")
 
-// ErrResyncRefused: a resync would mix two histories — the feed holds
-// positions past the point where the new primary's timeline forked from
-// the one capture streamed from.
+// ErrResyncRefused: a resync cannot be done safely — the new primary does
+// not track commit timestamps, or its WAL position is too far below the
+// feed's.
 var ErrResyncRefused = errors.New("resync refused")
 
 // resyncPlan is what a resync needs to know before it creates the slot; it
@@ -62,8 +62,9 @@ func (c *Capture) mayResync(rec *slotRecord) bool {
 	return from != nil && from.SystemID == c.source.SystemID && from.Timeline < c.source.Timeline
 }
 
-// planResync decides the resync's base, link and time window, and refuses
-// one that could mix histories.
+// planResync decides the resync's base, link and time window. A base past
+// the fork point means the feed (and maybe the archive) holds transactions
+// the new primary lacks: reported here, marked by the archiver.
 func (c *Capture) planResync(ctx context.Context, rec *slotRecord) (*resyncPlan, error) {
 	w, hasWM, err := getWatermark(ctx, c.kv)
 	if err != nil {
@@ -91,11 +92,10 @@ func (c *Capture) planResync(ctx context.Context, rec *slotRecord) (*resyncPlan,
 	}
 	if p.ForkLSN > 0 && p.Base > p.ForkLSN {
 		metricPastFork.Set(float64(p.Base - p.ForkLSN))
-		return nil, fatal(fmt.Errorf("%w: the feed holds positions up to %s, past %s where timeline %d forked from timeline %d: "+
-			"the old primary's capture published transactions the new primary may not have (diverged history), and this version "+
-			"cannot yet tell them apart or exclude them from restores", ErrResyncRefused, p.Base, p.ForkLSN, p.Timeline, p.PrevTimeline),
-			"see docs/operations.md \"Source lost\" (diverged history): start a new archive epoch as in \"Slot lost\", "+
-				"and check the old archive's events past the fork against the new primary")
+		c.log.Error("the feed holds positions past the fork point: the old primary's capture published transactions the new primary "+
+			"does not have (diverged history); the archiver marks those it archived as diverged and restores leave them out",
+			"fork_lsn", p.ForkLSN.String(), "base", p.Base.String(), "past_fork_bytes", uint64(p.Base-p.ForkLSN),
+			"timeline", p.Timeline, "prev_timeline", p.PrevTimeline)
 	}
 	return p, nil
 }

@@ -111,13 +111,16 @@ type AgainstReport struct {
 const maxProblems = 200
 
 type verifier struct {
-	rep     *Report
-	dropped map[string]int
-	seed    maphash.Seed
-	ids     []idRef       // digest of every archived event id, with its segment
-	stats   *versionStats // per-stream version continuity, order-independent
-	segs    []string      // segment keys by index
-	named   map[string]bool
+	// diverged are the stretches resyncs found diverged (left out of the
+	// event checks, reported by catalog.Verify).
+	diverged []catalog.DivergedRange
+	rep      *Report
+	dropped  map[string]int
+	seed     maphash.Seed
+	ids      []idRef       // digest of every archived event id, with its segment
+	stats    *versionStats // per-stream version continuity, order-independent
+	segs     []string      // segment keys by index
+	named    map[string]bool
 }
 
 // idRef is an archived event id's 64-bit digest and the segment holding it.
@@ -184,6 +187,7 @@ func Verify(ctx context.Context, store objstore.Store, opts VerifyOptions) (*Rep
 		return nil, err
 	}
 	v.rep.Window = a.Window()
+	v.diverged = a.Catalog.Diverged()
 	var refs []catalog.SegmentRef
 	for _, r := range a.Catalog.Segments() {
 		if !failed[r.Key] {
@@ -314,6 +318,9 @@ func (v *verifier) checkSegment(got *fetched, seg int32, kr *segment.Keyring, pr
 		}
 		if err := checkEvent(got.ref, e); err != nil {
 			return err
+		}
+		if catalog.IsDiverged(v.diverged, e.EndLSN) {
+			continue // diverged history (catalog.Verify reports it): not the source's events
 		}
 		v.checkEvent(&t, l, got.ref.Key, i, e, seg)
 		pr.EventsApplied.Add(1)
