@@ -113,7 +113,6 @@ func fmtPtr(t *time.Time) string {
 	}
 	return restore.FormatTime(*t)
 }
-}
 
 func printReport(w io.Writer, r *restore.Report) {
 	fmt.Fprintf(w, "Archive:     %s\n", r.Store)
