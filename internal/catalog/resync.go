@@ -26,8 +26,8 @@ type Resync struct {
 	// its own, so the new primary does not hold them (see Diverged).
 	// DivergedFirst and DivergedLast bound their commit times. Recorded
 	// on the begin entry (and repeated on the done entry).
-	DivergedEvents       int       `json:"diverged_events,omitempty"`
-	DivergedTransactions int       `json:"diverged_transactions,omitempty"`
+	DivergedEvents       int        `json:"diverged_events,omitempty"`
+	DivergedTransactions int        `json:"diverged_transactions,omitempty"`
 	DivergedFirst        *time.Time `json:"diverged_first,omitempty"`
 	DivergedLast         *time.Time `json:"diverged_last,omitempty"`
 }
