@@ -1,7 +1,9 @@
 package chaos
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -21,7 +23,109 @@ func init() {
 			Budget: 6 * time.Minute,
 			Run:    sourceSwitchover,
 		},
+		Scenario{
+			Name: "source-crash-failover",
+			Injects: "under load, the asynchronous standby stops receiving WAL for 1-2 s (it is stopped), the primary is killed with `-m immediate` " +
+				"while writes continue, the standby is started and promoted, and the application keeps writing on it",
+			Checks: "I1-I6 against the new primary: every transaction it holds archived exactly once; the archived transactions it lacks marked diverged " +
+				"(none of them on the new primary, verify WARNING), left out of the default restores and included by --include-diverged; " +
+				"I3: the default restores plus 30 instants (--output) equal the new primary's oracle; a finished resync",
+			Budget: 6 * time.Minute,
+			Run:    sourceCrashFailover,
+		},
 	)
+}
+
+func sourceCrashFailover(e *Env) error {
+	var standby *testrig.Postgres
+	if err := e.Boot(Setup{BeforeStart: func(e *Env) (err error) {
+		standby, err = e.failoverRig()
+		return err
+	}}); err != nil {
+		return err
+	}
+	e.StartLoad(12*time.Second, 0)
+	if err := e.Sleep(e.Between(3*time.Second, 5*time.Second)); err != nil {
+		return err
+	}
+	// The standby falls behind: what the primary commits now, capture
+	// publishes and the archiver archives, but the standby never receives.
+	if err := standby.Stop(); err != nil {
+		return fmt.Errorf("stop the standby: %w", err)
+	}
+	if err := e.Sleep(e.Between(time.Second, 2*time.Second)); err != nil {
+		return err
+	}
+	e.Mark()
+	if err := e.H.PG.StopImmediate(); err != nil {
+		return fmt.Errorf("kill the primary: %w", err)
+	}
+	if err := standby.Start(); err != nil {
+		return fmt.Errorf("start the standby: %w", err)
+	}
+	if err := e.promote(standby); err != nil {
+		return err
+	}
+	e.Mark()
+	e.StartLoad(8*time.Second, 0)
+	vs := asViolations(e.Finish(CheckOptions{Instants: 4, ExpectDiverged: true}))
+	iv, err := e.CheckInstants(30, []time.Duration{time.Second})
+	if err != nil {
+		return err
+	}
+	vs = append(vs, iv...)
+	vs = append(vs, e.checkResynced(1)...)
+	dv, err := e.checkIncludeDiverged()
+	if err != nil {
+		return err
+	}
+	return joinViolations(append(vs, dv...))
+}
+
+// checkIncludeDiverged restores to the watermark with and without
+// --include-diverged (--output) and requires the first to hold exactly the
+// diverged events more, and some to be diverged.
+func (e *Env) checkIncludeDiverged() ([]*Violation, error) {
+	cat, err := catalog.Load(e.Ctx, e.Store)
+	if err != nil {
+		return nil, err
+	}
+	diverged := 0
+	for _, r := range cat.Resyncs() {
+		if r.Phase == "done" {
+			diverged += r.DivergedEvents
+		}
+	}
+	e.Note("diverged=%d", diverged)
+	if diverged == 0 {
+		return []*Violation{violation("I5", "the standby missed 1-2 s of a loaded primary, yet no archived event is marked diverged")}, nil
+	}
+	to := formatT(cat.Watermark().CommitTime)
+	lines := map[bool]int{}
+	for _, include := range []bool{false, true} {
+		file := filepath.Join(e.Dir, fmt.Sprintf("diverged-%v.jsonl", include))
+		args := []string{"restore", "--store", e.H.StoreURL, "--output", file, "--to", to}
+		if include {
+			args = append(args, "--include-diverged")
+		}
+		out, err := e.runRestorer(e.Ctx, fmt.Sprintf("restore-diverged-%v", include), args...)
+		if err != nil {
+			return nil, err
+		}
+		if out.ExitCode != 0 {
+			return []*Violation{violation("I3", "restore --output (include diverged %v) exited %d: %s", include, out.ExitCode, errText(out))}, nil
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		lines[include] = bytes.Count(b, []byte("\n"))
+	}
+	if lines[true]-lines[false] != diverged {
+		return []*Violation{violation("I3", "--include-diverged restored %d events, the default %d: want exactly the %d diverged more",
+			lines[true], lines[false], diverged)}, nil
+	}
+	return nil, nil
 }
 
 // failoverRig adds a streaming standby of the rig's PostgreSQL and points
