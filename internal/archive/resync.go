@@ -327,3 +327,19 @@ func (s *session) resyncHolds(e *event.Event, t *event.Table) bool {
 	resyncEventsTotal.WithLabelValues("appended").Inc()
 	return false
 }
+
+// checkLateResync reports a resync-begin heartbeat at or below the chain's
+// position that the catalog has no record of: capture planned the resync
+// below what was already archived, so its rows would be appended without
+// being compared (duplicates). Capture plans above everything the stream
+// held, so this needs a stream that lost its tail.
+func (s *session) checkLateResync(hb event.Heartbeat) {
+	for _, r := range s.cat.Resyncs() {
+		if r.ID == hb.Resync.ID {
+			return // a redelivery of one already recorded
+		}
+	}
+	s.log.Error("resync begin at or below the archive's position and not in the catalog: its re-read rows are not compared and may be archived twice; "+
+		"stop capture and start a new archive epoch (docs/operations.md \"Slot lost\")",
+		"resync", hb.Resync.ID, "position", hb.LSN, "accepted", s.chain.w)
+}

@@ -251,6 +251,9 @@ func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
 		}
 		pos = hb.LSN
 		res, evicted = s.chain.addHeartbeat(hb, systemID, s.settler(m))
+		if res == duplicate && hb.Resync != nil && hb.Resync.Phase == event.ResyncBegin {
+			s.checkLateResync(hb)
+		}
 	default:
 		t, err := s.table(ctx, nm.Header.Get(feed.HeaderSchemaID))
 		if err != nil {

@@ -112,9 +112,11 @@ func (c *Capture) lastPublished(ctx context.Context) (event.Position, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read stream %s: %w", c.cfg.Stream, err)
 	}
-	const scan = 1000 // tamper reports and deleted messages in between
+	// The stream's tail is in chain order except for re-sends after a
+	// rewind, which JetStream drops inside its duplicate window; the last
+	// thousand messages hold the highest position with a wide margin.
+	const scan = 1000
 	var best event.Position
-	found := false
 	for seq := info.State.LastSeq; seq >= info.State.FirstSeq && seq > 0 && info.State.LastSeq-seq < scan; seq-- {
 		m, err := s.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -123,12 +125,8 @@ func (c *Capture) lastPublished(ctx context.Context) (event.Position, error) {
 		if err != nil {
 			return 0, fmt.Errorf("read stream %s message %d: %w", c.cfg.Stream, seq, err)
 		}
-		pos, ok := chainPosition(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
-		if ok {
-			best, found = max(best, pos), true
-			if found && seq+64 < info.State.LastSeq {
-				break // past a few dozen items: positions only fall from here
-			}
+		if pos, ok := chainPosition(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}); ok {
+			best = max(best, pos)
 		}
 	}
 	return best, nil
