@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -106,6 +105,6 @@ func TestArchiver_Run_Resync(t *testing.T) {
 	arch.IDs[retriedID] = 1
 	arch.Check(t, want)
 	if arch.Events != len(want)+1 {
-		t.Fatal(fmt.Sprintf("%d events archived, want %d", arch.Events, len(want)+1))
+		t.Fatalf("%d events archived, want %d", arch.Events, len(want)+1)
 	}
 }

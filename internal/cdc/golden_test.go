@@ -57,7 +57,7 @@ func goldenSlotRecords() []struct {
 		file: "meta-slot-resync.json",
 		rec: slotRecord{Slot: "tidemark", SystemID: "7300000000000000001", State: slotSnapshot, ConsistentPoint: 0x17_00000028,
 			Snapshot: "00000004-00000002-1", Creator: &backendID{PID: 977, Start: gtime("2026-11-25T10:20:00Z")},
-			Resync: &resyncPlan{Base: 0x16_B3750000, Prev: 0x16_B3740000, From: gtime("2026-11-25T10:10:00.5Z"), Timeline: 2, PrevTimeline: 1, ForkLSN: 0x16_B3760000},
+			Resync:  &resyncPlan{Base: 0x16_B3750000, Prev: 0x16_B3740000, From: gtime("2026-11-25T10:10:00.5Z"), Timeline: 2, PrevTimeline: 1, ForkLSN: 0x16_B3760000},
 			Updated: gtime("2026-11-25T10:20:01Z")},
 		data: `{"slot":"tidemark","system_id":"7300000000000000001","state":"snapshot","consistent_point":"17/28",` +
 			`"snapshot":"00000004-00000002-1","creator":{"pid":977,"start":"2026-11-25T10:20:00Z"},` +
