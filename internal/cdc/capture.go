@@ -44,6 +44,7 @@ type Capture struct {
 	rewindMu    sync.Mutex
 	lastRewind  time.Time
 	rewind      chan struct{} // a new rewind request
+	sourceDown  chan struct{} // the source is shutting down (heartbeat.go)
 	heartbeatCh chan struct{} // ask for a heartbeat now
 	streaming   atomic.Bool
 	readyErr    atomic.Pointer[string]
@@ -62,7 +63,7 @@ func New(cfg Config) (*Capture, error) {
 	}
 	c := &Capture{
 		cfg: cfg, log: cfg.Logger, subjects: feed.Subjects{Prefix: cfg.SubjectPrefix},
-		rewind: make(chan struct{}, 1), heartbeatCh: make(chan struct{}, 1),
+		rewind: make(chan struct{}, 1), heartbeatCh: make(chan struct{}, 1), sourceDown: make(chan struct{}, 1),
 	}
 	c.setNotReady("starting")
 	return c, nil

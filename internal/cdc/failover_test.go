@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -336,8 +337,17 @@ func TestCapture_ResyncAfterSwitchover(t *testing.T) {
 	if _, err := e.last.kv.Put(ctx, feed.KeyWatermark, b); err != nil {
 		t.Fatal(err)
 	}
+	// A fast shutdown waits for capture's walsender until capture lets go
+	// of it (it never confirms the shutdown checkpoint): the rig escalates
+	// to an immediate shutdown only if that never happens.
 	if err := primary.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	if log, err := os.ReadFile(primary.LogPath); err != nil || strings.Contains(string(log), "immediate shutdown request") {
+		t.Fatalf("the primary's fast shutdown did not finish by itself (capture held its walsender): %v\n%s", err, log)
+	}
+	if !strings.Contains(e.logs.String(), "shutting down") {
+		t.Fatal("capture did not log that the source is shutting down")
 	}
 	if _, err := standby.Promote(ctx); err != nil {
 		t.Fatal(err)

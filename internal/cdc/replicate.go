@@ -63,6 +63,8 @@ func (c *Capture) replicate(ctx context.Context) error {
 			metricRewinds.Inc()
 			c.log.Warn("rewinding: restarting streaming from the slot's confirmed position")
 			wait = 0
+		case errors.Is(err, errSourceShuttingDown):
+			c.log.Warn("the source is shutting down: released the replication connection so its shutdown can finish; reconnecting to the primary")
 		case errors.Is(err, errPublishExhausted):
 			metricRewinds.Inc()
 			c.log.Error("publishing failed repeatedly; rewinding to the slot's confirmed position", "err", err)
