@@ -83,8 +83,13 @@ func TestCapture_FollowsPrimaryAndTellsPromotedStandby(t *testing.T) {
 		t.Fatal("no log line saying the archive is not past the fork point (no watermark: nothing archived)")
 	}
 	// META names the server capture last streamed from: still the old
-	// primary, so a restarted capture sees the failover again.
-	if src, err = getSource(ctx, e.last.kv); err != nil || src == nil || src.Timeline != 1 || !strings.HasSuffix(src.Server, ":"+strconv.Itoa(primary.Port)) {
+	// primary, so a restarted capture sees the failover again. (Capture's
+	// own NATS connection is closed now.)
+	kv, err := e.js.KeyValue(ctx, feed.MetaBucket(cfg.Stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src, err = getSource(ctx, kv); err != nil || src == nil || src.Timeline != 1 || !strings.HasSuffix(src.Server, ":"+strconv.Itoa(primary.Port)) {
 		t.Fatalf("META source after the failed failover = %+v, %v; want timeline 1 on the old primary's port %d", src, err, primary.Port)
 	}
 	if s := e.slotState(); s.Exists {
@@ -319,6 +324,9 @@ func TestCapture_ResyncAfterSwitchover(t *testing.T) {
 	e.pgURL = testrig.MultiHostURL(dbOf(t, e.pgURL), primary, standby)
 	cfg := e.config()
 	cfg.ResyncOverlap = time.Minute
+	// As in production: the slot is confirmed only up to the archive's
+	// watermark (written below as an archiver would), never past it.
+	cfg.ConfirmOn = ConfirmArchive
 	_, done := e.run(cfg)
 	e.waitStreaming()
 	e.exec("INSERT INTO eventcore_events (event_id, stream_id, event_type, event_data) SELECT gen_random_uuid(), 'old-' || g, 'Fill', '{}' FROM generate_series(1, 30) g")
@@ -337,17 +345,16 @@ func TestCapture_ResyncAfterSwitchover(t *testing.T) {
 	if _, err := e.last.kv.Put(ctx, feed.KeyWatermark, b); err != nil {
 		t.Fatal(err)
 	}
-	// A fast shutdown waits for capture's walsender until capture lets go
-	// of it (it never confirms the shutdown checkpoint): the rig escalates
-	// to an immediate shutdown only if that never happens.
+	// A fast shutdown can wait for capture's walsender, which never sees
+	// the shutdown checkpoint confirmed, until capture lets go of it (when
+	// a heartbeat fails with 57P01): the rig escalates to an immediate
+	// shutdown only if neither happens. (Whether the walsender waits
+	// depends on timing; source-switchover shows the wait.)
 	if err := primary.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if log, err := os.ReadFile(primary.LogPath); err != nil || strings.Contains(string(log), "immediate shutdown request") {
 		t.Fatalf("the primary's fast shutdown did not finish by itself (capture held its walsender): %v\n%s", err, log)
-	}
-	if !strings.Contains(e.logs.String(), "shutting down") {
-		t.Fatal("capture did not log that the source is shutting down")
 	}
 	if _, err := standby.Promote(ctx); err != nil {
 		t.Fatal(err)
