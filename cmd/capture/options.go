@@ -37,6 +37,8 @@ type options struct {
 	replicas               int
 	dupWindow, maxAge      time.Duration
 	maxBytes               string
+	resync                 bool
+	resyncOverlap          time.Duration
 	http                   string
 	logLevel, logFormat    string
 }
@@ -67,6 +69,8 @@ func (o *options) register(cmd *cobra.Command) {
 	f.DurationVar(&o.dupWindow, "duplicate-window", d.DuplicateWindow, "stream deduplication window")
 	f.StringVar(&o.maxBytes, "max-bytes", "-1", "stream size limit (e.g. 10GiB; -1 = unlimited); a full stream pushes back (DiscardNew)")
 	f.DurationVar(&o.maxAge, "max-age", 0, "stream message age limit (0 = unlimited)")
+	f.BoolVar(&o.resync, "resync-after-failover", true, "when the slot is missing on a promoted standby of the same cluster, create a new slot and re-read the rows the archive may lack (false: exit with 'slot missing')")
+	f.DurationVar(&o.resyncOverlap, "resync-overlap", d.ResyncOverlap, "a resync re-reads rows committed from this long before the archive's watermark time")
 	f.StringVar(&o.http, "http", "127.0.0.1:9464", "operations HTTP address for /livez, /readyz, /metrics (empty disables)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -100,6 +104,7 @@ func (o *options) config(log *slog.Logger) (cdc.Config, error) {
 		MaxPending: o.maxPending, PublishTimeout: o.publishTimeout, PublishRetries: o.publishRetries,
 		StallTimeout: o.stallTimeout, MaxTxnMemory: mem, ExternalValueBytes: extBytes, SpillDir: o.spillDir, Replicas: o.replicas,
 		DuplicateWindow: o.dupWindow, MaxBytes: maxBytes, MaxAge: o.maxAge, Logger: log,
+		NoResync: !o.resync, ResyncOverlap: o.resyncOverlap,
 	}
 	return cfg, nil
 }

@@ -88,6 +88,30 @@ func printListing(w io.Writer, l *restore.Listing) {
 		fmt.Fprintf(w, "Gap:         %s … %s: segment %s %s\n",
 			restore.FormatTime(g.From), restore.FormatTime(g.To), g.Segment, g.Reason)
 	}
+	for _, r := range l.Resyncs {
+		if r.Open {
+			fmt.Fprintf(w, "Resync:      %s OPEN: rows committed since %s re-read from timeline %d (fork %s), positions %s … %s (entry %d)\n",
+				r.ID, restore.FormatTime(r.From), r.Timeline, r.ForkLSN, r.Base, r.SlotLSN, r.Seq)
+			continue
+		}
+		fmt.Fprintf(w, "Resync:      %s: rows committed %s … %s re-read from timeline %d (from %d, fork %s), positions %s … %s: %d appended, %d already held (entry %d)\n",
+			r.ID, restore.FormatTime(r.From), restore.FormatTime(r.SnapshotTime), r.Timeline, r.PrevTimeline, r.ForkLSN, r.Base, r.SlotLSN,
+			r.Appended, r.Held, r.Seq)
+	}
+	for _, r := range l.Resyncs {
+		if r.DivergedEvents > 0 {
+			fmt.Fprintf(w, "Diverged:    %d events in %d transactions (end LSN %s … %s, committed %s … %s) archived from timeline %d past its fork: "+
+				"not on the new primary; left out of restores unless --include-diverged\n",
+				r.DivergedEvents, r.DivergedTransactions, r.ForkLSN, r.Base, fmtPtr(r.DivergedFirst), fmtPtr(r.DivergedLast), r.PrevTimeline)
+		}
+	}
+}
+
+func fmtPtr(t *time.Time) string {
+	if t == nil {
+		return "?"
+	}
+	return restore.FormatTime(*t)
 }
 
 func printReport(w io.Writer, r *restore.Report) {

@@ -21,7 +21,7 @@ type restoreFlags struct {
 	createTable, intoExisting          bool
 	streams, prefixes, types           []string
 	output, format, tempDir            string
-	dryRun, noVerify                   bool
+	dryRun, noVerify, includeDiverged  bool
 	parallel, batchRows                int
 	maxSegmentBytes                    int64
 	progressInterval                   time.Duration
@@ -61,6 +61,7 @@ restore is resumed by running the same command again.`,
 	fl.StringArrayVar(&f.types, "event-type", nil, "restore only events of this type (repeatable)")
 	fl.StringVar(&f.output, "output", "", `write the events to this file instead of a database ("-" for stdout)`)
 	fl.StringVar(&f.format, "format", "jsonl", "file format for --output: jsonl")
+	fl.BoolVar(&f.includeDiverged, "include-diverged", false, "also restore the archived transactions a resync after a failover found diverged (not on the new primary), for forensics")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan (segments, bytes, events, resolved T, window) and touch nothing")
 	fl.BoolVar(&f.noVerify, "no-verify", false, "skip the verification after the load")
 	fl.IntVar(&f.parallel, "parallel", restore.DefaultParallel, "segments downloaded ahead at once, into temporary files (memory does not depend on it)")
@@ -123,8 +124,9 @@ func (a *app) runRestore(ctx context.Context, f *restoreFlags) error {
 	}
 	opts := restore.Options{
 		TargetURL: f.target, TargetTable: f.targetTable, CreateTable: f.createTable, IntoExisting: f.intoExisting,
-		Filter:   restore.Filter{Streams: f.streams, StreamPrefixes: f.prefixes, EventTypes: f.types},
-		Parallel: f.parallel, TempDir: f.tempDir, BatchRows: f.batchRows, NoVerify: f.noVerify, MaxSegmentBytes: f.maxSegmentBytes,
+		Filter:          restore.Filter{Streams: f.streams, StreamPrefixes: f.prefixes, EventTypes: f.types},
+		IncludeDiverged: f.includeDiverged,
+		Parallel:        f.parallel, TempDir: f.tempDir, BatchRows: f.batchRows, NoVerify: f.noVerify, MaxSegmentBytes: f.maxSegmentBytes,
 		Progress: &restore.Progress{},
 	}
 	var out *outputFile

@@ -48,6 +48,12 @@ type item struct {
 	ooo map[int]heldEvent
 	// lastNext is next as of the last gap check (progress detection).
 	lastNext int
+	// streamedOut counts a large transaction's events that went into
+	// segments (a resync skips the ones the archive holds).
+	streamedOut int
+
+	// resync is set on a heartbeat that opens or closes a resync.
+	resync *event.Resync
 }
 
 // heldEvent is one buffered event of a large transaction.
@@ -121,6 +127,10 @@ type chain struct {
 	desc  descHeap
 	held  int
 	limit int
+	// resyncBegin is the position of the latest resync-begin heartbeat
+	// buffered (0: none): items below it that cannot connect are old
+	// items the resync supersedes (see next).
+	resyncBegin event.Position
 	// archived maps a transaction above w to the number of its first events
 	// (in index order) already in segments listed by the catalog: a
 	// partially archived transaction, from a term that ended before the
@@ -289,7 +299,10 @@ func (c *chain) addHeartbeat(hb event.Heartbeat, systemID string, m Msg) (res ad
 			return rejected, nil
 		}
 	}
-	c.insert(&item{pos: hb.LSN, prev: hb.PrevLSN, heartbeat: true, time: hb.Time, systemID: systemID, msgs: []Msg{m}})
+	c.insert(&item{pos: hb.LSN, prev: hb.PrevLSN, heartbeat: true, time: hb.Time, systemID: systemID, msgs: []Msg{m}, resync: hb.Resync})
+	if hb.Resync != nil && hb.Resync.Phase == event.ResyncBegin {
+		c.resyncBegin = max(c.resyncBegin, hb.LSN)
+	}
 	return added, evicted
 }
 
@@ -389,12 +402,37 @@ func (c *chain) next() (it *item, dup bool) {
 		return it, true
 	}
 	if !it.complete() || it.prev > c.w {
+		if c.supersededByResync(it) {
+			heap.Pop(&c.asc)
+			c.delete(it)
+			return it, true
+		}
 		return nil, false
 	}
 	heap.Pop(&c.asc)
 	c.delete(it)
 	c.w = it.pos
 	return it, false
+}
+
+// supersededByResync reports whether it, the lowest buffered item, which
+// cannot be taken, lies before a buffered resync-begin heartbeat that
+// connects to w. Such an item was published before a failover by the old
+// primary's capture and its predecessor is lost; the resync re-reads every
+// row the new primary holds from before it, so it is dropped like a
+// duplicate instead of wedging the chain.
+func (c *chain) supersededByResync(it *item) bool {
+	if c.resyncBegin == 0 || it.pos >= c.resyncBegin || it.large && it.next > 0 {
+		return false
+	}
+	b := c.pending[c.resyncBegin]
+	if b == nil || b.prev > c.w {
+		if b == nil {
+			c.resyncBegin = 0
+		}
+		return false
+	}
+	return true
 }
 
 // gap reports whether the chain is stuck: items are buffered but the lowest

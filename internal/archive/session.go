@@ -72,6 +72,9 @@ type session struct {
 	holeSince    time.Time
 	holeReported bool
 	lastRewind   time.Time
+
+	// resync is the open resync from a new primary, if any (resync.go).
+	resync *resyncState
 }
 
 // start loads the catalog, publishes its watermark and attaches to the
@@ -114,6 +117,9 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 			return nil, err
 		}
 		s.log.Warn("sweep for debris of interrupted uploads; the next term tries again", "err", err)
+	}
+	if err := s.resumeResync(ctx); err != nil {
+		return nil, err
 	}
 	if err := s.publishWatermark(ctx); err != nil {
 		s.log.Warn("publish watermark", "err", err)
@@ -248,6 +254,9 @@ func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
 		}
 		pos = hb.LSN
 		res, evicted = s.chain.addHeartbeat(hb, systemID, s.settler(m))
+		if res == duplicate && hb.Resync != nil && hb.Resync.Phase == event.ResyncBegin {
+			s.checkLateResync(hb)
+		}
 	default:
 		t, err := s.table(ctx, nm.Header.Get(feed.HeaderSchemaID))
 		if err != nil {
@@ -399,6 +408,11 @@ func (s *session) stream(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
+		if s.resync != nil && s.resync.inRange(it.pos) && s.resyncHolds(h.e, h.t) {
+			s.streamAcks = append(s.streamAcks, h.msgs...)
+			continue
+		}
+		it.streamedOut++
 		// An event with external values gets a segment of its own here
 		// too, so that merges leave it alone (see accept).
 		external := s.ext.get(h.e) != nil
@@ -432,7 +446,18 @@ func (s *session) stream(ctx context.Context) error {
 // accept adds an item that extends the chain to the open segments.
 func (s *session) accept(ctx context.Context, it *item) error {
 	now := time.Now()
-	if it.large {
+	if it.heartbeat && it.resync != nil {
+		return s.acceptResync(ctx, it)
+	}
+	if s.resync != nil && s.resync.inRange(it.pos) {
+		if it.large && it.streamedOut == 0 && it.next > 0 {
+			it.heartbeat = true // every event was held: nothing of it went into a segment
+		}
+		if !it.large {
+			s.filterResync(it)
+		}
+	}
+	if it.large && !it.heartbeat {
 		// Streamed: its events are in the open segments or durable ones.
 		// A flush now makes the watermark pass it, and the next item
 		// starts new segments (its last segment may not end it per table).

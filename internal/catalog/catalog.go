@@ -29,6 +29,7 @@ type Catalog struct {
 	keys       map[string]uint64
 	debris     map[string]debrisRecord
 	superseded map[string]SupersededRef
+	resyncs    []ResyncRecord
 	wm         Watermark
 	next       uint64 // seq of the next entry
 	lastHash   string
@@ -205,8 +206,14 @@ func (c *Catalog) check(e Entry) string {
 			return reason
 		}
 	}
+	if e.KnownGap != nil && e.Resync != nil {
+		return "an entry records a known gap or a resync, not both"
+	}
 	if e.KnownGap != nil {
 		return c.checkKnownGap(e)
+	}
+	if e.Resync != nil {
+		return c.checkResync(e)
 	}
 	if e.Merge != nil {
 		switch {
@@ -234,6 +241,9 @@ func (c *Catalog) apply(e Entry) {
 	}
 	if e.KnownGap != nil {
 		c.knownGaps = append(c.knownGaps, KnownGapRecord{KnownGap: *e.KnownGap, Seq: e.Seq, At: e.Written.UTC()})
+	}
+	if e.Resync != nil {
+		c.resyncs = append(c.resyncs, ResyncRecord{Resync: *e.Resync, Seq: e.Seq, Written: e.Written.UTC()})
 	}
 	c.wm = e.Watermark
 	c.next = e.Seq + 1

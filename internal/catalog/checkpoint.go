@@ -52,8 +52,10 @@ type checkpoint struct {
 	Superseded []SupersededRef `json:"superseded,omitempty"`
 	// KnownGaps are the known gaps recorded up to Seq, in chain order.
 	KnownGaps []KnownGapRecord `json:"known_gaps,omitempty"`
-	Writer    string           `json:"writer"`
-	Written   time.Time        `json:"written"`
+	// Resyncs are every resync recorded up to Seq, in entry order.
+	Resyncs []ResyncRecord `json:"resyncs,omitempty"`
+	Writer  string         `json:"writer"`
+	Written time.Time      `json:"written"`
 	// Digest is the SHA-256 of the checkpoint's canonical JSON without it.
 	Digest string `json:"digest,omitempty"`
 }
@@ -85,6 +87,7 @@ func (c *Catalog) snapshot(writer string, now time.Time) checkpoint {
 	cp.Debris = c.sortedDebris()
 	cp.Superseded = c.sortedSuperseded()
 	cp.KnownGaps = slices.Clone(c.knownGaps)
+	cp.Resyncs = append([]ResyncRecord(nil), c.resyncs...)
 	cp.Digest = cp.computeDigest()
 	return cp
 }
@@ -261,6 +264,12 @@ func (c *Catalog) restore(cp checkpoint, head Entry) error {
 		}
 	}
 	c.knownGaps = slices.Clone(cp.KnownGaps)
+	for i, r := range cp.Resyncs {
+		if r.Seq == 0 || r.Seq > cp.Seq || (i > 0 && r.Seq <= cp.Resyncs[i-1].Seq) {
+			return fmt.Errorf("resync %s: entry seq %d out of order", r.ID, r.Seq)
+		}
+	}
+	c.resyncs = append([]ResyncRecord(nil), cp.Resyncs...)
 	if cp.Epoch == 0 {
 		return errors.New("epoch 0")
 	}

@@ -139,6 +139,9 @@ type Entry struct {
 	// KnownGap records damage an operator accepted (see KnownGap); absent
 	// except in known-gap entries.
 	KnownGap *KnownGap `json:"known_gap,omitempty"`
+	// Resync records the beginning or end of a resync from a new primary
+	// after a failover (see Resync); absent except in resync entries.
+	Resync *Resync `json:"resync,omitempty"`
 	// Watermark is the archive's watermark after this entry.
 	Watermark Watermark `json:"watermark"`
 	// Prev is the Hash of entry Seq-1 ("" for entry 1).
@@ -204,6 +207,11 @@ func (e *Entry) normalize() {
 	if e.Segment != nil {
 		s := e.Segment.normalized()
 		e.Segment = &s
+	}
+	if e.Resync != nil {
+		r := *e.Resync
+		r.normalize()
+		e.Resync = &r
 	}
 	if e.Merge != nil {
 		m := *e.Merge

@@ -40,7 +40,7 @@ type Finding struct {
 	Severity Severity `json:"severity"`
 	// Check names the check: chain, checkpoint, epoch, object, checksum,
 	// decode, trailer, continuity, transaction, stream, event-id, unlisted,
-	// summary.
+	// resync, summary.
 	Check string `json:"check"`
 	// Object is the object concerned, if any.
 	Object string `json:"object,omitempty"`

@@ -151,7 +151,7 @@ func (w *Writer) build(content Entry) (Entry, []byte, error) {
 			ErrFenced, w.c.lastEpoch, w.epoch)
 	}
 	e := Entry{Seq: w.c.next, Epoch: w.epoch, Writer: w.holder, Written: w.now(), Segment: content.Segment,
-		Debris: content.Debris, Merge: content.Merge, KnownGap: content.KnownGap, Watermark: content.Watermark, Prev: w.c.lastHash}
+		Debris: content.Debris, Merge: content.Merge, KnownGap: content.KnownGap, Resync: content.Resync, Watermark: content.Watermark, Prev: w.c.lastHash}
 	e.normalize()
 	e.Hash = e.ComputeHash()
 	if reason := w.c.check(e); reason != "" {
@@ -168,7 +168,7 @@ func (w *Writer) build(content Entry) (Entry, []byte, error) {
 // and set the same watermark.
 func sameContent(a, b Entry) bool {
 	return sameSegment(a.Segment, b.Segment) && slices.Equal(a.Debris, b.Debris) && sameMerge(a.Merge, b.Merge) &&
-		sameKnownGap(a.KnownGap, b.KnownGap) && sameWatermark(a.Watermark, b.Watermark)
+		sameKnownGap(a.KnownGap, b.KnownGap) && sameResync(a.Resync, b.Resync) && sameWatermark(a.Watermark, b.Watermark)
 }
 
 func sameMerge(a, b *Merge) bool {
@@ -234,4 +234,18 @@ func checkNotFenced(ctx context.Context, store objstore.Store, epoch uint64) err
 		}
 	}
 	return nil
+}
+
+func sameResync(a, b *Resync) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.normalize()
+	y.normalize()
+	return x.Phase == y.Phase && x.ID == y.ID && x.From.Equal(y.From) && x.SnapshotTime.Equal(y.SnapshotTime) &&
+		x.Timeline == y.Timeline && x.PrevTimeline == y.PrevTimeline && x.ForkLSN == y.ForkLSN && x.Base == y.Base &&
+		x.SlotLSN == y.SlotLSN && x.Rows == y.Rows && x.Transactions == y.Transactions && x.Appended == y.Appended && x.Held == y.Held &&
+		x.DivergedEvents == y.DivergedEvents && x.DivergedTransactions == y.DivergedTransactions &&
+		sameTimePtr(x.DivergedFirst, y.DivergedFirst) && sameTimePtr(x.DivergedLast, y.DivergedLast)
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/tidemark/tidemark/internal/event"
-	"github.com/tidemark/tidemark/internal/feed"
 )
 
 // batchSender publishes through JetStream fast-ingest batches (nats-server
@@ -218,39 +217,5 @@ const lastStoredScan = 16
 // messages: items up to it may be in the stream already, so they are
 // published on the direct path, where a duplicate is harmless.
 func (c *Capture) lastStored(ctx context.Context) (event.Position, error) {
-	st, err := c.js.Stream(ctx, c.cfg.Stream)
-	if err != nil {
-		return 0, err
-	}
-	state := st.CachedInfo().State
-	var top event.Position
-	for seq := state.LastSeq; seq >= state.FirstSeq && seq > 0 && state.LastSeq-seq < lastStoredScan; seq-- {
-		raw, err := st.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		m := &nats.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data}
-		var pos event.Position
-		switch {
-		case feed.IsHeartbeat(m):
-			hb, err := feed.DecodeHeartbeat(m)
-			if err != nil {
-				continue
-			}
-			pos = hb.LSN
-		case feed.IsTamper(m):
-			pos, _ = event.ParsePosition(m.Header.Get(feed.HeaderCommitLSN))
-		default:
-			env, err := feed.DecodeEnvelope(m)
-			if err != nil {
-				continue
-			}
-			pos = env.EndLSN
-		}
-		top = max(top, pos)
-	}
-	return top, nil
+	return c.highestPosition(ctx, lastStoredScan)
 }

@@ -36,12 +36,18 @@ type Capture struct {
 	tables   *tableRegistry
 	// batchWarned is set once capture said why it cannot publish in batches.
 	batchWarned bool
+	// source is the server last identified and checked (checkSource);
+	// failedOverFrom the one before it when that was another timeline.
+	source         *sourceIdentity
+	failedOverFrom *sourceIdentity
+	sourceDirty    bool // source not yet recorded in META
 
 	watermark   atomic.Uint64 // archive watermark from META
 	hasWM       atomic.Bool
 	rewindMu    sync.Mutex
 	lastRewind  time.Time
 	rewind      chan struct{} // a new rewind request
+	sourceDown  chan struct{} // the source is shutting down (heartbeat.go)
 	heartbeatCh chan struct{} // ask for a heartbeat now
 	streaming   atomic.Bool
 	readyErr    atomic.Pointer[string]
@@ -60,7 +66,7 @@ func New(cfg Config) (*Capture, error) {
 	}
 	c := &Capture{
 		cfg: cfg, log: cfg.Logger, subjects: feed.Subjects{Prefix: cfg.SubjectPrefix},
-		rewind: make(chan struct{}, 1), heartbeatCh: make(chan struct{}, 1),
+		rewind: make(chan struct{}, 1), heartbeatCh: make(chan struct{}, 1), sourceDown: make(chan struct{}, 1),
 	}
 	c.setNotReady("starting")
 	return c, nil
@@ -135,9 +141,11 @@ func (c *Capture) start(ctx context.Context) error {
 	if len(problems) > 0 {
 		return &CheckError{Problems: problems}
 	}
-	if c.sysid, err = identify(ctx, c.cfg.PGURL); err != nil {
+	ident, err := identifySource(ctx, c.cfg.PGURL)
+	if err != nil {
 		return err
 	}
+	c.sysid = ident.SystemID
 	if c.nc, err = connectNATS(c.cfg.NATSURL, c.cfg.NATSCreds); err != nil {
 		return err
 	}
@@ -174,6 +182,9 @@ func (c *Capture) start(ctx context.Context) error {
 		}
 		return checkSystemID(ctx, kv, c.sysid)
 	}); err != nil {
+		return err
+	}
+	if err := c.checkSource(ctx, ident); err != nil {
 		return err
 	}
 	if err := setupPublication(ctx, c.pool, c.cfg, false, rep); err != nil {

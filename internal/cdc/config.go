@@ -100,6 +100,14 @@ type Config struct {
 	// MaxTamperDetails bounds the tamper messages published per transaction
 	// (1000); the rest are counted and logged.
 	MaxTamperDetails int
+	// NoResync turns off the resync after a failover (issue 18): when the
+	// slot is missing on a promoted standby of the same cluster, capture
+	// then exits with ErrSlotMissing instead.
+	NoResync bool
+	// ResyncOverlap is how far before the archive's watermark time a
+	// resync starts re-reading rows (5m): commit times and WAL order may
+	// disagree by a little, and the archiver skips what it holds.
+	ResyncOverlap time.Duration
 	// Logger receives capture's logs (slog.Default() when nil).
 	Logger *slog.Logger
 }
@@ -128,6 +136,7 @@ func Defaults() Config {
 		DrainTimeout:       30 * time.Second,
 		MaxTamperDetails:   1000,
 		PublishMode:        PublishBatch,
+		ResyncOverlap:      5 * time.Minute,
 	}
 }
 
@@ -163,6 +172,7 @@ func (c Config) withDefaults() (Config, error) {
 	setD(&c.DuplicateWindow, d.DuplicateWindow)
 	setD(&c.SlotRetryInterval, d.SlotRetryInterval)
 	setD(&c.DrainTimeout, d.DrainTimeout)
+	setD(&c.ResyncOverlap, d.ResyncOverlap)
 	if c.MaxPending <= 0 {
 		c.MaxPending = d.MaxPending
 	}

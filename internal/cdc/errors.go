@@ -14,6 +14,10 @@ var (
 	// ErrSystemIDChanged: the source is a different cluster than the one
 	// this stream was captured from (e.g. failover to a server without the slot).
 	ErrSystemIDChanged = errors.New("source system identifier changed")
+	// ErrOlderTimeline: the source is a server of this cluster on an
+	// earlier timeline than the one capture streamed from: a former primary
+	// that still accepts writes after a failover.
+	ErrOlderTimeline = errors.New("source is on an earlier timeline")
 	// ErrSnapshotIncomplete: a previous capture created the slot but did not
 	// finish publishing the initial snapshot.
 	ErrSnapshotIncomplete = errors.New("initial snapshot incomplete")

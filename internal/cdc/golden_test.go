@@ -54,6 +54,16 @@ func goldenSlotRecords() []struct {
 		data: `{"slot":"tidemark","system_id":"7300000000000000001","state":"snapshot","consistent_point":"16/B3740000",` +
 			`"snapshot":"00000003-00000002-1","creator":{"pid":4242,"start":"2026-11-25T10:14:00.123456Z"},"updated":"2026-11-25T10:14:02Z"}`,
 	}, {
+		file: "meta-slot-resync.json",
+		rec: slotRecord{Slot: "tidemark", SystemID: "7300000000000000001", State: slotSnapshot, ConsistentPoint: 0x17_00000028,
+			Snapshot: "00000004-00000002-1", Creator: &backendID{PID: 977, Start: gtime("2026-11-25T10:20:00Z")},
+			Resync:  &resyncPlan{Base: 0x16_B3750000, Prev: 0x16_B3740000, From: gtime("2026-11-25T10:10:00.5Z"), Timeline: 2, PrevTimeline: 1, ForkLSN: 0x16_B3760000},
+			Updated: gtime("2026-11-25T10:20:01Z")},
+		data: `{"slot":"tidemark","system_id":"7300000000000000001","state":"snapshot","consistent_point":"17/28",` +
+			`"snapshot":"00000004-00000002-1","creator":{"pid":977,"start":"2026-11-25T10:20:00Z"},` +
+			`"resync":{"base":"16/B3750000","prev":"16/B3740000","from":"2026-11-25T10:10:00.5Z","timeline":2,"prev_timeline":1,"fork_lsn":"16/B3760000"},` +
+			`"updated":"2026-11-25T10:20:01Z"}`,
+	}, {
 		file: "meta-slot-streaming.json",
 		rec: slotRecord{Slot: "tidemark", SystemID: "7300000000000000001", State: slotStreaming, ConsistentPoint: 0x16_B3740000,
 			Updated: gtime("2026-11-25T10:15:00.000000001Z")},
@@ -101,5 +111,27 @@ func TestSystemID_Golden(t *testing.T) {
 	golden.Check(t, path, []byte(sysid), *update) // checkSystemID stores []byte(sysid)
 	if got := strings.TrimSpace(string(golden.Read(t, path))); got != sysid || KeySystemID != "system_id" {
 		t.Errorf("META %s holds %q, want %q", KeySystemID, got, sysid)
+	}
+}
+
+// TestSource_Golden pins META's source record: the server capture last
+// streamed from, with its timeline history.
+func TestSource_Golden(t *testing.T) {
+	src := sourceIdentity{SystemID: "7300000000000000001", Timeline: 2, Server: "10.0.0.7:5432",
+		History: []timelineFork{{Timeline: 1, SwitchPoint: 0x16_B3760000}}, Updated: gtime("2026-11-25T10:20:05Z")}
+	const want = `{"system_id":"7300000000000000001","timeline":2,"server":"10.0.0.7:5432","history":[{"timeline":1,"switchpoint":"16/B3760000"}],"updated":"2026-11-25T10:20:05Z"}`
+	b, err := json.Marshal(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(goldenDir, "meta-source.json")
+	golden.Check(t, path, b, *update)
+	stored := golden.Read(t, path)
+	if string(stored) != want || KeySource != "source" {
+		t.Errorf("META %s holds %s, want %s", KeySource, stored, want)
+	}
+	var got sourceIdentity
+	if err := json.Unmarshal(stored, &got); err != nil || !reflect.DeepEqual(got, src) {
+		t.Errorf("decoded %+v (%v), want %+v", got, err, src)
 	}
 }

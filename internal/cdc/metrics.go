@@ -60,4 +60,24 @@ var (
 		Name: "tidemark_capture_spilled_bytes_total",
 		Help: "Bytes of large transactions spilled to temporary files.",
 	})
+	metricSourceChecks = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "tidemark_capture_source_checks_total",
+		Help: "Servers identified at start and after each lost connection, by what capture found: same_server, promoted_standby, older_timeline, different_cluster.",
+	}, []string{"found"})
+	metricTimeline = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tidemark_capture_source_timeline",
+		Help: "The timeline of the server capture streams from (IDENTIFY_SYSTEM); it rises by one with each promotion.",
+	})
+	metricPastFork = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tidemark_capture_archive_past_fork_bytes",
+		Help: "After a failover: how far (in WAL bytes) the archive's durable watermark lies past the point where the new primary's timeline forked from the old one; above 0, archived transactions may be missing on the new primary.",
+	})
+	metricResyncs = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_capture_resyncs_total",
+		Help: "Resyncs published after a failover: a new slot and the rows committed since the archive's watermark (minus the overlap) re-read from the new primary.",
+	})
+	metricResyncRows = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_capture_resync_rows_total",
+		Help: "Rows re-read and published by resyncs (the archiver appends only those it does not hold).",
+	})
 )

@@ -28,8 +28,17 @@ var errSlotBusy = errors.New("slot busy")
 // the slot's confirmed position.
 func (c *Capture) replicate(ctx context.Context) error {
 	failures := 0
+	recheck := false
 	for {
-		conn, start, err := c.openStream(ctx)
+		var conn *pgconn.PgConn
+		var start event.Position
+		var err error
+		if recheck {
+			err = c.recheckSource(ctx)
+		}
+		if err == nil {
+			conn, start, err = c.openStream(ctx)
+		}
 		if err == nil {
 			failures = 0
 			c.streaming.Store(true)
@@ -48,11 +57,14 @@ func (c *Capture) replicate(ctx context.Context) error {
 		}
 		c.setNotReady("replication restarting: " + err.Error())
 		wait := time.Second
+		recheck = !errors.Is(err, errRewind) && !errors.Is(err, errPublishExhausted)
 		switch {
 		case errors.Is(err, errRewind):
 			metricRewinds.Inc()
 			c.log.Warn("rewinding: restarting streaming from the slot's confirmed position")
 			wait = 0
+		case errors.Is(err, errSourceShuttingDown):
+			c.log.Warn("the source is shutting down: released the replication connection so its shutdown can finish; reconnecting to the primary")
 		case errors.Is(err, errPublishExhausted):
 			metricRewinds.Inc()
 			c.log.Error("publishing failed repeatedly; rewinding to the slot's confirmed position", "err", err)
@@ -141,10 +153,23 @@ func (c *Capture) tryOpenStream(ctx context.Context) (*pgconn.PgConn, event.Posi
 		return nil, 0, err
 	}
 	if !slot.Exists {
-		if err := c.mayCreateSlot(ctx, rec); err != nil {
+		err := c.mayCreateSlot(ctx, rec)
+		if errors.Is(err, errResync) {
+			plan, err := c.planResync(ctx, rec)
+			if err != nil {
+				return nil, 0, err
+			}
+			c.log.Warn("replication slot missing after a failover: resyncing into the same archive", "slot", c.cfg.Slot,
+				"from", plan.From, "base", plan.Base.String(), "fork_lsn", plan.ForkLSN.String(), "timeline", plan.Timeline)
+			if err := c.advanceWAL(ctx, plan.Base+resyncRoom); err != nil {
+				return nil, 0, err
+			}
+			return c.createSlotAndSnapshot(ctx, rec, plan)
+		}
+		if err != nil {
 			return nil, 0, err
 		}
-		return c.createSlotAndSnapshot(ctx, rec)
+		return c.createSlotAndSnapshot(ctx, rec, nil)
 	}
 	// A slot held by another process is waited for before it is judged.
 	// An inactive slot is not necessarily free: PostgreSQL releases the
@@ -161,7 +186,15 @@ func (c *Capture) tryOpenStream(ctx context.Context) (*pgconn.PgConn, event.Posi
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := c.checkStreamingConn(ctx, conn); err != nil {
+		closeConn(conn)
+		return nil, 0, err
+	}
 	if err := c.startReplication(ctx, conn, slot.ConfirmedFlushLSN); err != nil {
+		closeConn(conn)
+		return nil, 0, err
+	}
+	if err := c.sourceStreaming(ctx); err != nil {
 		closeConn(conn)
 		return nil, 0, err
 	}
@@ -212,6 +245,13 @@ func (c *Capture) mayCreateSlot(ctx context.Context, rec *slotRecord) error {
 		if busy != nil {
 			return busy
 		}
+		if rec.Resync != nil {
+			if c.cfg.NoResync {
+				return fatal(fmt.Errorf("%w: replication slot %q is missing and a resync after a failover was started but not finished", ErrSlotMissing, c.cfg.Slot),
+					"run capture without --resync-after-failover=false to finish the resync, or start a new archive epoch (docs/operations.md \"Slot lost\")")
+			}
+			return errResync
+		}
 		return nil
 	}
 	history := rec != nil
@@ -223,6 +263,17 @@ func (c *Capture) mayCreateSlot(ctx context.Context, rec *slotRecord) error {
 	}
 	if !history {
 		return nil
+	}
+	if c.mayResync(rec) {
+		return errResync
+	}
+	if from := c.failedOverFrom; from != nil && c.source != nil && from.SystemID == c.source.SystemID {
+		return fatal(fmt.Errorf("%w: the source failed over to a promoted standby of the same cluster (system %s, timeline %d on %s → timeline %d on %s), "+
+			"which has no replication slot %q: PostgreSQL before 17 does not carry logical slots to standbys; "+
+			"a new slot would start at the current WAL position and leave a gap", ErrSlotMissing,
+			c.source.SystemID, from.Timeline, from.Server, c.source.Timeline, c.source.Server, c.cfg.Slot),
+			"see docs/operations.md \"Source lost\": run capture with --resync-after-failover (the default) to resync into the same archive; "+
+				"on PostgreSQL 17 and later, failover slots (sync_replication_slots) avoid this; or start a new archive epoch")
 	}
 	return fatal(fmt.Errorf("%w: replication slot %q does not exist on the source, but capture has streamed from it into stream %s before; "+
 		"a new slot would start at the current WAL position and leave a gap", ErrSlotMissing, c.cfg.Slot, c.cfg.Stream),
@@ -278,6 +329,19 @@ func (c *Capture) checkSlot(ctx context.Context, slot slotState, rec *slotRecord
 	if cur != nil && cur.revision != rec.revision {
 		return c.checkSlot(ctx, slot, cur)
 	}
+	// It stopped. A resync is started again: its slot is dropped (the
+	// exported snapshot is gone with its creator) and the next attempt
+	// re-reads the rows; the archiver skips what it already holds.
+	if rec.Resync != nil {
+		c.log.Warn("an earlier resync stopped before it finished; dropping its slot to start the resync again", "slot", c.cfg.Slot)
+		if err := putSlotRecord(ctx, c.kv, slotRecord{Slot: c.cfg.Slot, SystemID: c.sysid, State: slotCreating, Resync: rec.Resync}); err != nil {
+			return err
+		}
+		if err := dropSlotWait(ctx, c.cfg.PGURL, c.cfg.Slot); err != nil {
+			return err
+		}
+		return errors.New("restarting an interrupted resync")
+	}
 	// It stopped; if the archive holds the snapshot-done heartbeat, the
 	// snapshot was complete and only META's last update is missing.
 	if rec.State == slotSnapshot && rec.ConsistentPoint > 0 {
@@ -307,9 +371,13 @@ func (c *Capture) checkSlot(ctx context.Context, slot slotState, rec *slotRecord
 // then "snapshot" with the exported snapshot's name. Other captures wait
 // while that connection lives or that snapshot can be imported
 // (creationInProgress).
-func (c *Capture) createSlotAndSnapshot(ctx context.Context, prev *slotRecord) (*pgconn.PgConn, event.Position, error) {
+func (c *Capture) createSlotAndSnapshot(ctx context.Context, prev *slotRecord, plan *resyncPlan) (*pgconn.PgConn, event.Position, error) {
 	conn, err := connectReplication(ctx, c.cfg.PGURL)
 	if err != nil {
+		return nil, 0, err
+	}
+	if err := c.checkStreamingConn(ctx, conn); err != nil {
+		closeConn(conn)
 		return nil, 0, err
 	}
 	creator, err := backendOf(ctx, c.pool, conn.PID())
@@ -317,7 +385,7 @@ func (c *Capture) createSlotAndSnapshot(ctx context.Context, prev *slotRecord) (
 		closeConn(conn)
 		return nil, 0, err
 	}
-	rec := slotRecord{Slot: c.cfg.Slot, SystemID: c.sysid, State: slotCreating, Creator: &creator}
+	rec := slotRecord{Slot: c.cfg.Slot, SystemID: c.sysid, State: slotCreating, Creator: &creator, Resync: plan}
 	var rev uint64
 	if prev != nil {
 		rev = prev.revision
@@ -329,9 +397,12 @@ func (c *Capture) createSlotAndSnapshot(ctx context.Context, prev *slotRecord) (
 		}
 		return nil, 0, err
 	}
-	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, c.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
-		Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT",
-	})
+	version, err := serverVersionNum(ctx, c.pool)
+	if err != nil {
+		closeConn(conn)
+		return nil, 0, err
+	}
+	res, err := pglogrepl.ParseCreateReplicationSlot(conn.Exec(ctx, createSlotCommand(c.cfg.Slot, version)))
 	if err != nil {
 		closeConn(conn)
 		var pgErr *pgconn.PgError
@@ -344,17 +415,28 @@ func (c *Capture) createSlotAndSnapshot(ctx context.Context, prev *slotRecord) (
 	if err != nil {
 		return nil, 0, c.abandonSlot(conn, &rec, fmt.Errorf("create replication slot %s: consistent point: %w", c.cfg.Slot, err))
 	}
-	c.log.Info("replication slot created", "slot", c.cfg.Slot, "consistent_point", cp.String(), "snapshot", res.SnapshotName)
+	c.log.Info("replication slot created", "slot", c.cfg.Slot, "consistent_point", cp.String(), "snapshot", res.SnapshotName,
+		"failover", version >= failoverSlotsVersion)
 	rec.State, rec.ConsistentPoint, rec.Snapshot = slotSnapshot, cp, res.SnapshotName
 	if err := putSlotRecord(ctx, c.kv, rec); err != nil {
 		return nil, 0, c.abandonSlot(conn, &rec, err)
 	}
-	if err := c.snapshot(ctx, res.SnapshotName, cp); err != nil {
+	if plan != nil {
+		err = c.resyncSnapshot(ctx, res.SnapshotName, cp, plan)
+	} else {
+		err = c.snapshot(ctx, res.SnapshotName, cp)
+	}
+	if err != nil {
+		var fe *FatalError
+		if errors.As(err, &fe) {
+			closeConn(conn) // the slot stays, recorded as an unfinished resync: a fixed setting lets the next start finish it
+			return nil, 0, err
+		}
 		return nil, 0, c.abandonSlot(conn, &rec, err)
 	}
 	// The snapshot and its snapshot-done heartbeat are acknowledged: from
 	// here the slot is the source of truth.
-	rec.State, rec.Snapshot, rec.Creator = slotStreaming, "", nil
+	rec.State, rec.Snapshot, rec.Creator, rec.Resync = slotStreaming, "", nil, nil
 	if err := putSlotRecord(ctx, c.kv, rec); err != nil {
 		closeConn(conn)
 		return nil, 0, err
@@ -373,6 +455,10 @@ func (c *Capture) createSlotAndSnapshot(ctx context.Context, prev *slotRecord) (
 		}
 		return nil, 0, err
 	}
+	if err := c.sourceStreaming(ctx); err != nil {
+		closeConn(conn)
+		return nil, 0, err
+	}
 	return conn, cp, nil
 }
 
@@ -389,7 +475,7 @@ func (c *Capture) abandonSlot(conn *pgconn.PgConn, rec *slotRecord, cause error)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c.log.Error("initial snapshot failed; dropping the new slot to start over", "slot", c.cfg.Slot, "err", cause)
-	derr := putSlotRecord(ctx, c.kv, slotRecord{Slot: c.cfg.Slot, SystemID: c.sysid, State: slotCreating, Creator: rec.Creator})
+	derr := putSlotRecord(ctx, c.kv, slotRecord{Slot: c.cfg.Slot, SystemID: c.sysid, State: slotCreating, Creator: rec.Creator, Resync: rec.Resync})
 	if derr == nil {
 		derr = dropSlotWait(ctx, c.cfg.PGURL, c.cfg.Slot)
 	}

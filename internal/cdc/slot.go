@@ -87,7 +87,11 @@ type slotRecord struct {
 	// Creator is the replication connection of the capture creating the
 	// slot (states creating and snapshot).
 	Creator *backendID `json:"creator,omitempty"`
-	Updated time.Time  `json:"updated"`
+	// Resync is set while the slot is (re)created for a resync after a
+	// failover (states creating and snapshot): an interrupted resync is
+	// started again, never replaced by an initial snapshot.
+	Resync  *resyncPlan `json:"resync,omitempty"`
+	Updated time.Time   `json:"updated"`
 
 	revision uint64 // the META revision read (0: no record)
 }
@@ -254,6 +258,7 @@ func checkSystemID(ctx context.Context, kv jetstream.KeyValue, sysid string) err
 		return fmt.Errorf("read META %s: %w", KeySystemID, err)
 	}
 	if got := strings.TrimSpace(string(e.Value())); got != sysid {
+		metricSourceChecks.WithLabelValues(foundOtherCluster).Inc()
 		return fatal(fmt.Errorf("%w: this stream was captured from system %s, the source is system %s", ErrSystemIDChanged, got, sysid),
 			"point capture at the original server (or a physical replica promoted from it, which keeps the system id); "+
 				"capturing a different cluster into this stream needs a new stream and archive")

@@ -20,6 +20,11 @@ const heartbeatPrefix = "tidemark.heartbeat"
 // errRewind asks the replication loop to restart from the slot.
 var errRewind = errors.New("rewind requested")
 
+// errSourceShuttingDown ends a streaming session when the source shuts
+// down (see signalSourceDown); the loop reconnects like after a lost
+// connection.
+var errSourceShuttingDown = errors.New("the source is shutting down; released the replication connection so its shutdown can finish")
+
 // session is one START_REPLICATION run: it decodes pgoutput, assembles
 // transactions, publishes them as chain items and confirms the slot.
 type session struct {
@@ -79,6 +84,8 @@ func (s *session) loop(ctx context.Context) error {
 		select {
 		case <-s.c.rewind:
 			return errRewind
+		case <-s.c.sourceDown:
+			return errSourceShuttingDown
 		default:
 		}
 		s.pub.SettleIdle(ctx)

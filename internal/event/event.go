@@ -101,6 +101,8 @@ type Heartbeat struct {
 	// SnapshotDone marks the heartbeat capture emits at the slot's consistent
 	// point once the initial snapshot has been published.
 	SnapshotDone bool
+	// Resync, when set, opens or closes a resync (see Resync).
+	Resync *Resync
 }
 
 // Layout locates EventCore's well-known columns in a table, so code that

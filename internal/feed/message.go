@@ -173,6 +173,9 @@ type heartbeatBody struct {
 	PrevLSN      event.Position `json:"prev_lsn"`
 	Time         string         `json:"time"`
 	SnapshotDone bool           `json:"snapshot_done,omitempty"`
+	// Resync (issue 18) opens or closes a resync after a failover; absent
+	// on every other heartbeat, so older readers ignore it.
+	Resync *event.Resync `json:"resync,omitempty"`
 }
 
 // EncodeHeartbeat builds the message for a heartbeat. Its message id is
@@ -186,7 +189,7 @@ func (s Subjects) EncodeHeartbeat(systemID string, hb event.Heartbeat) *nats.Msg
 	m.Header.Set(HeaderEndLSN, hb.LSN.String())
 	m.Header.Set(HeaderPrevLSN, hb.PrevLSN.String())
 	m.Header.Set(HeaderCommitTime, hb.Time.UTC().Format(TimeLayout))
-	m.Data, _ = json.Marshal(heartbeatBody{LSN: hb.LSN, PrevLSN: hb.PrevLSN, Time: hb.Time.UTC().Format(TimeLayout), SnapshotDone: hb.SnapshotDone})
+	m.Data, _ = json.Marshal(heartbeatBody{LSN: hb.LSN, PrevLSN: hb.PrevLSN, Time: hb.Time.UTC().Format(TimeLayout), SnapshotDone: hb.SnapshotDone, Resync: hb.Resync})
 	return m
 }
 
@@ -203,7 +206,12 @@ func DecodeHeartbeat(m *nats.Msg) (event.Heartbeat, error) {
 	if err != nil {
 		return event.Heartbeat{}, fmt.Errorf("decode heartbeat: time: %w", err)
 	}
-	return event.Heartbeat{LSN: b.LSN, PrevLSN: b.PrevLSN, Time: t.UTC(), SnapshotDone: b.SnapshotDone}, nil
+	if b.Resync != nil {
+		if err := checkResync(b.Resync, b.LSN); err != nil {
+			return event.Heartbeat{}, fmt.Errorf("decode heartbeat: %w", err)
+		}
+	}
+	return event.Heartbeat{LSN: b.LSN, PrevLSN: b.PrevLSN, Time: t.UTC(), SnapshotDone: b.SnapshotDone, Resync: b.Resync}, nil
 }
 
 // Tamper describes an UPDATE, DELETE or TRUNCATE seen on a captured table.

@@ -65,7 +65,8 @@ type chainReader struct {
 	a        *Archive
 	target   time.Time
 	table    string
-	maxEnd   event.Position // the first plan's watermark: later events are never selected
+	maxEnd   event.Position          // the first plan's watermark: later events are never selected
+	diverged []catalog.DivergedRange // left out (unless Options.IncludeDiverged)
 	filter   Filter
 	f        *fetcher
 	parallel int
@@ -96,6 +97,9 @@ func newChainReader(p *Plan, opts *Options, resume *restoreState) *chainReader {
 	c := &chainReader{a: a, target: p.Target, table: p.Table, maxEnd: p.Window.WatermarkLSN, filter: opts.Filter,
 		parallel: opts.Parallel, progress: opts.Progress, refs: p.Segments,
 		f: &fetcher{store: a.Store, fallbacks: a.Fallbacks, keyring: a.Keyring, maxBytes: opts.MaxSegmentBytes, tempDir: opts.TempDir, progress: opts.Progress}}
+	if !opts.IncludeDiverged {
+		c.diverged = a.Catalog.Diverged()
+	}
 	if resume != nil {
 		if resume.Last.set() {
 			c.after = resume.Last
@@ -202,9 +206,11 @@ func (c *chainReader) next(ctx context.Context) (item, error) {
 }
 
 // selects reports whether the restore wants e: committed at or before T,
-// within the first plan's watermark, and matching the filter.
+// within the first plan's watermark, matching the filter, and not diverged
+// history (unless asked for).
 func (c *chainReader) selects(e *event.Event) bool {
-	return !e.CommitTime.After(c.target) && (c.maxEnd == 0 || e.EndLSN <= c.maxEnd) && c.m.match(e)
+	return !e.CommitTime.After(c.target) && (c.maxEnd == 0 || e.EndLSN <= c.maxEnd) && c.m.match(e) &&
+		!catalog.IsDiverged(c.diverged, e.EndLSN)
 }
 
 // skips reports whether e was restored before: by position, or by the

@@ -109,6 +109,8 @@ func fileVerification(res *Result, st *versionStats, opts *Options) *Verificatio
 		v.add("stream_versions", VerifySkipped, "no stream columns, or nothing written")
 	case !opts.Filter.WholeStreams():
 		v.add("stream_versions", VerifySkipped, "an --event-type restore holds parts of streams")
+	case opts.IncludeDiverged:
+		v.add("stream_versions", VerifySkipped, "--include-diverged: the diverged history may repeat stream versions")
 	default:
 		if bad, n := st.broken(maxExamples); n == 0 {
 			v.add("stream_versions", VerifyOK, fmt.Sprintf("%d streams contiguous from version 1", len(st.streams)))

@@ -36,6 +36,31 @@ type Listing struct {
 	Gaps []Gap `json:"gaps"`
 	// Warnings are catalog remarks (e.g. a checkpoint that did not verify).
 	Warnings []string `json:"warnings,omitempty"`
+	// Resyncs are the resyncs from a new primary after a failover, one per
+	// resync (its done record, or its begin while it is open).
+	Resyncs []ResyncInfo `json:"resyncs,omitempty"`
+}
+
+// ResyncInfo describes one resync in a listing.
+type ResyncInfo struct {
+	catalog.Resync
+	// Open is true while its done is not recorded.
+	Open bool `json:"open"`
+	// Seq is the catalog entry of its last record.
+	Seq uint64 `json:"seq"`
+}
+
+// resyncInfos folds a catalog's resync records into one line per resync.
+func resyncInfos(recs []catalog.ResyncRecord) []ResyncInfo {
+	var out []ResyncInfo
+	for _, r := range recs {
+		if r.Phase == "done" && len(out) > 0 && out[len(out)-1].Open && out[len(out)-1].ID == r.ID {
+			out[len(out)-1] = ResyncInfo{Resync: r.Resync, Seq: r.Seq}
+			continue
+		}
+		out = append(out, ResyncInfo{Resync: r.Resync, Open: r.Phase != "done", Seq: r.Seq})
+	}
+	return out
 }
 
 // Gap is a span of the window that a missing or damaged segment makes unrestorable.
@@ -56,6 +81,7 @@ func List(ctx context.Context, a *Archive, now time.Time) (*Listing, error) {
 	l := &Listing{Store: a.Store.String(), ArchiveID: a.ID(), Window: a.Window(), Tables: a.Tables(), Gaps: []Gap{},
 		CatalogEntries: a.Catalog.NextSeq() - 1, Warnings: a.Catalog.Warnings()}
 	l.WatermarkAge = now.Sub(l.Window.Watermark)
+	l.Resyncs = resyncInfos(a.Catalog.Resyncs())
 	segs := a.Catalog.Segments()
 	for _, s := range segs {
 		l.Segments++

@@ -32,6 +32,11 @@ type Options struct {
 	IntoExisting bool
 	// Filter restricts the restore to some streams or event types.
 	Filter Filter
+	// IncludeDiverged also restores the archived transactions a resync
+	// after a failover found diverged (committed by the old primary after
+	// the new primary's timeline forked; see catalog.Diverged), for
+	// forensics. By default they are left out.
+	IncludeDiverged bool
 	// Output, when set, receives the events as JSON lines instead of a database.
 	Output io.Writer
 	// Parallel is how many segments download concurrently (default

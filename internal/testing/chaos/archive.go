@@ -29,6 +29,11 @@ type archiveContent struct {
 	// ahead describes the first event archived by an entry whose
 	// predecessor's watermark already covered it ("" when none).
 	ahead string
+	// diverged are the ids of archived events a resync marked diverged
+	// (catalog.Diverged): left out of ids and txns, checked against the
+	// source on their own.
+	diverged  []uuid.UUID
+	divRanges []catalog.DivergedRange
 }
 
 // txnSeen tracks one archived transaction's events.
@@ -48,7 +53,7 @@ func readArchive(ctx context.Context, store objstore.Store) (*archiveContent, er
 	if err != nil {
 		return nil, fmt.Errorf("load catalog: %w", err)
 	}
-	a := &archiveContent{ids: map[uuid.UUID]uint16{}, txns: map[event.Position]*txnSeen{}, wm: cat.Watermark()}
+	a := &archiveContent{ids: map[uuid.UUID]uint16{}, txns: map[event.Position]*txnSeen{}, wm: cat.Watermark(), divRanges: cat.Diverged()}
 	before := map[string]entryBefore{} // flush segment key → its entry and the watermark before it
 	var prev catalog.Watermark
 	var order []string
@@ -126,6 +131,10 @@ func (a *archiveContent) addSegment(key string, seg *segment.Segment) error {
 		id, err := uuid.ParseBytes(ev.Value(idCol))
 		if err != nil {
 			return fmt.Errorf("%s: event without a valid id at %s: %w", key, ev.EndLSN, err)
+		}
+		if catalog.IsDiverged(a.divRanges, ev.EndLSN) {
+			a.diverged = append(a.diverged, id)
+			continue
 		}
 		a.ids[id]++
 		a.addTxn(ev)
@@ -238,6 +247,16 @@ func checkArchive(ctx context.Context, a *archiveContent, sourceURL string, expe
 	}
 	if extra != expectExtra {
 		out = append(out, violation("I3", "%d archived events are not in the source (want %d)", extra, expectExtra))
+	}
+	onSource := 0
+	for _, id := range a.diverged {
+		if _, ok := seen[id]; ok {
+			onSource++
+		}
+	}
+	if onSource > 0 {
+		out = append(out, violation("I3", "%d of %d archived events marked diverged are on the source (the new primary): a restore would lack them",
+			onSource, len(a.diverged)))
 	}
 	partial, txnDups := 0, 0
 	var example string

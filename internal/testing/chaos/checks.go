@@ -51,6 +51,9 @@ type CheckOptions struct {
 	// Cutoff, when set, limits the checks to source commits at or before
 	// it (events committed while no slot existed are not capturable).
 	Cutoff time.Time
+	// ExpectDiverged requires verify to report diverged history (a
+	// WARNING naming it, and nothing worse) instead of staying quiet.
+	ExpectDiverged bool
 }
 
 // Finish waits for the workloads, lets the archive catch up, and checks
@@ -386,6 +389,11 @@ func (e *Env) checkDetectors(o CheckOptions) ([]*Violation, error) {
 		if out.Verify.Status != "FAILURE" || out.ExitCode != 3 || !strings.Contains(out.Verify.problems(), o.ExpectVerify) {
 			vs = append(vs, violation("I5", "verify --against a tampered source said %s (exit %d), want a failure %q: %s",
 				out.Verify.Status, out.ExitCode, o.ExpectVerify, out.Verify.problems()))
+		}
+	case o.ExpectDiverged:
+		if out.Verify.Status != "WARNING" || !strings.Contains(out.Verify.problems(), "diverged history") {
+			vs = append(vs, violation("I5", "verify after a failover with diverged history said %s (exit %d), want a WARNING naming it: %s",
+				out.Verify.Status, out.ExitCode, out.Verify.problems()))
 		}
 	case out.Verify.Status != "OK" || out.ExitCode != 0:
 		vs = append(vs, violation("I5", "verify of a healthy archive said %s (exit %d): %s", out.Verify.Status, out.ExitCode, out.Verify.problems()))

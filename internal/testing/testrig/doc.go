@@ -10,5 +10,6 @@
 // return errors and leave stopping to the caller. SharedPostgres gives a
 // whole test binary one cluster; Postgres.NewDatabase and
 // NewEventCoreDatabase give each test its own database there, and Connect
-// a connection to it.
+// a connection to it. StartStandby adds a streaming standby of a cluster
+// (Promote, StopImmediate on the primary, MultiHostURL) for failover tests.
 package testrig
