@@ -14,7 +14,7 @@ func init() {
 	register(Scenario{
 		Name: "value-200mib",
 		Injects: "one event whose jsonb event_data is 200 MiB as text, amid a light workload, on a nats-server with " +
-			"its default limits (max_payload 1 MiB)",
+			"its default limits (a 1 MiB payload limit)",
 		Checks: "I1-I6; the event restored byte for byte; capture's and the archiver's peak RSS (VmHWM) at most 256 MiB",
 		Budget: 15 * time.Minute,
 		Run:    largeValue,

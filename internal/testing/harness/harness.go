@@ -34,8 +34,8 @@ type Options struct {
 	PGOptions []testrig.PGOption
 	// NATS is "embedded" (default: a server inside this process),
 	// "process" (one real nats-server process, which can be killed),
-	// "stock" (one nats-server process with the server's default limits:
-	// max_payload 1 MiB) or
+	// "stock" (the same as "process": every server of the rig runs with
+	// the server's default limits) or
 	// "cluster" (three nats-server processes; streams get 3 replicas only
 	// if capture is told --replicas 3).
 	NATS string

@@ -47,7 +47,7 @@ func StartNATSServer(dir string) (*NATS, error) {
 		StoreDir:   store,
 		NoSigs:     true,
 		NoLog:      true,
-		// Stock limits otherwise (max_payload 1 MiB), as users run it.
+		// Stock limits otherwise (a 1 MiB payload limit), as users run it.
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

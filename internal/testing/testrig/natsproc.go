@@ -108,7 +108,7 @@ func newNATSNode(bin, dir, name string, port, clusterPort int, routes []int, ext
 	var b strings.Builder
 	fmt.Fprintf(&b, "server_name: %q\n", name)
 	fmt.Fprintf(&b, "listen: \"127.0.0.1:%d\"\n", port)
-	// Stock limits, as users run nats-server: max_payload 1 MiB and the
+	// Stock limits, as users run nats-server: a 1 MiB payload limit and the
 	// JetStream limits the server derives from the machine. Only the store
 	// directory is set.
 	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n}\n", filepath.Join(dir, "jetstream"))
