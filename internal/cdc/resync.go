@@ -240,7 +240,10 @@ func (c *Capture) resyncSnapshot(ctx context.Context, snapName string, cp event.
 		cursors = append(cursors, cur)
 	}
 	pub := newPublisher(c.js, c.nc.MaxPayload, c.cfg, func() error { return nil })
-	em := &emitter{subjects: c.subjects, systemID: c.sysid, tables: c.tables, pub: pub, log: c.log}
+	if err := c.batchPublishing(ctx, pub); err != nil {
+		return err
+	}
+	em := c.newEmitter(pub)
 	begin := mark
 	if err := em.publishHeartbeat(ctx, event.Heartbeat{LSN: p.Base + 1, PrevLSN: p.Prev, Time: snapTime, Resync: &begin}); err != nil {
 		return err
