@@ -54,7 +54,7 @@ func TestHistory_ChainOrderAfterPositions(t *testing.T) {
 		}
 		for i := range got {
 			if !got[i].Equal(want[i]) {
-				t.Fatalf("%s: event %d is %s#%d, want %s#%d", what, i, got[i].EndLSN, got[i].Index, want[i].EndLSN, want[i].Index)
+				t.Fatalf("%s: event %d is %s#%d, want %s#%d\n got %+v\nwant %+v", what, i, got[i].EndLSN, got[i].Index, want[i].EndLSN, want[i].Index, got[i], want[i])
 			}
 		}
 	}
