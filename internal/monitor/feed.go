@@ -24,7 +24,8 @@ import (
 const FeedSlack = 5 * time.Second
 
 // maxFeedWalk bounds the messages one sampled event reads on its stream's
-// subjects after the position found by time (a few per stream version).
+// subjects from the position found by commit LSN (the event itself, or
+// re-sends of earlier events after a capture restart, come first).
 const maxFeedWalk = 64
 
 // FeedOptions says where the feed copies are.
@@ -70,7 +71,7 @@ func (f *feedRound) compare(ctx context.Context, t *event.Table, key string, e *
 	}
 	// Every event type of the stream: the version after this one may be of another type.
 	subj := f.opts.Subjects.Prefix + ".events." + feed.EncodeToken(t.Schema) + "." + feed.EncodeToken(t.Name) + ".*." + feed.EncodeToken(stream)
-	seq, err := f.firstAtOrAfter(ctx, e.CommitTime.Add(-FeedSlack))
+	seq, err := f.firstAtOrAfter(ctx, e.CommitLSN)
 	if err != nil {
 		return err
 	}
@@ -174,22 +175,24 @@ func (f *feedRound) compareValues(t *event.Table, m *jetstream.RawStreamMsg, e, 
 	}
 }
 
-// firstAtOrAfter returns the sequence of the first retained message
-// stored at or after t (0: none), by a binary search over sequences: a
-// few dozen direct reads instead of a walk from the stream's start.
-func (f *feedRound) firstAtOrAfter(ctx context.Context, t time.Time) (uint64, error) {
+// firstAtOrAfter returns the sequence of the first retained event message
+// whose commit position is at or after pos (0: none), by a binary search
+// over sequences: capture publishes in commit order, so a few dozen reads
+// find it instead of a walk from the stream's start (a message that does
+// not decode counts as before).
+func (f *feedRound) firstAtOrAfter(ctx context.Context, pos event.Position) (uint64, error) {
 	info, err := f.stream.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("monitor: stream %s info: %w", f.opts.Stream, err)
 	}
-	lo, hi := info.State.FirstSeq, info.State.LastSeq
 	if info.State.Msgs == 0 {
 		return 0, nil
 	}
-	all := f.opts.Subjects.All()
+	lo, hi := info.State.FirstSeq, info.State.LastSeq+1
+	events := f.opts.Subjects.Events()
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		m, err := f.stream.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(all))
+		m, err := f.stream.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(events))
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 			hi = mid
@@ -197,7 +200,7 @@ func (f *feedRound) firstAtOrAfter(ctx context.Context, t time.Time) (uint64, er
 		case err != nil:
 			return 0, fmt.Errorf("monitor: read message %d of stream %s: %w", mid, f.opts.Stream, err)
 		}
-		if m.Time.Before(t) {
+		if env, err := feed.DecodeEnvelope(asMsg(m)); err != nil || env.CommitLSN < pos {
 			lo = m.Sequence + 1
 		} else {
 			hi = mid

@@ -76,7 +76,7 @@ func TestFeedCompare(t *testing.T) {
 	publish(a1, nil)
 	publish(a2, nil)
 	publish(withData(a3, []byte(`{"n": 33}`)), nil)
-	publish(a5, nil) // version 4 never published: a gap after 3
+	publish(a5, nil)          // version 4 never published: a gap after 3
 	big := `{"big": "value"}` // as if in the values object store: null in the message
 	d1, e1 := ev("d", 1, big, past), ev("e", 1, big, past)
 	publish(withData(d1, nil), external(big, big))

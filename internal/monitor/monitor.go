@@ -113,19 +113,33 @@ func RunOnce(ctx context.Context, opts Options) (*Round, error) {
 		opts.Sample = DefaultSample
 	}
 	r := &Round{At: time.Now().UTC(), Findings: []Finding{}}
-	c, err := catalog.Load(ctx, opts.Store)
-	if err != nil {
-		return nil, fmt.Errorf("monitor: load the catalog: %w", err)
-	}
-	r.Watermark = c.Watermark().LSN
 	conn, err := connect(ctx, opts.SourceURL)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// The slot is read before the catalog: the watermark only grows, so a
+	// slot ahead of a later watermark was ahead when it was read. (Read
+	// the other way round, the archive's progress in between looked like
+	// a violation under load.)
+	var slotPos *event.Position
 	if opts.Slot != "" {
-		if err := checkSlot(ctx, conn, opts.Slot, r); err != nil {
+		if slotPos, err = readSlot(ctx, conn, opts.Slot, r); err != nil {
 			return nil, err
+		}
+	}
+	c, err := catalog.Load(ctx, opts.Store)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: load the catalog: %w", err)
+	}
+	r.Watermark = c.Watermark().LSN
+	if slotPos != nil {
+		r.SlotConfirmed = *slotPos
+		// Before the archive holds anything (no watermark) the slot stays
+		// at its creation point, which is no violation.
+		if r.Watermark > 0 && *slotPos > r.Watermark {
+			r.Findings = append(r.Findings, Finding{Check: CheckSlot,
+				Message: fmt.Sprintf("slot %q confirmed %s, past the archive's watermark %s: the source may recycle WAL the archive does not hold", opts.Slot, *slotPos, r.Watermark)})
 		}
 	}
 	var fr *feedRound
@@ -184,31 +198,27 @@ func connect(ctx context.Context, rawURL string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// checkSlot compares the slot's confirmed position with the watermark:
-// capture confirms only what the archive holds, so a confirmed position
-// past the watermark means WAL the archive lacks may be recycled.
-func checkSlot(ctx context.Context, conn *pgx.Conn, slot string, r *Round) error {
+// readSlot reads the slot's confirmed position (nil when the slot has
+// none yet); a missing slot is a finding. Capture confirms only what the
+// archive holds, so a confirmed position past the watermark means WAL the
+// archive lacks may be recycled.
+func readSlot(ctx context.Context, conn *pgx.Conn, slot string, r *Round) (*event.Position, error) {
 	var confirmed *string
 	err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&confirmed)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		r.Findings = append(r.Findings, Finding{Check: CheckSlot, Message: fmt.Sprintf("replication slot %q does not exist", slot)})
-		return nil
+		return nil, nil
 	case err != nil:
-		return fmt.Errorf("monitor: read slot %s: %w", slot, err)
+		return nil, fmt.Errorf("monitor: read slot %s: %w", slot, err)
 	case confirmed == nil:
-		return nil
+		return nil, nil
 	}
 	pos, err := event.ParsePosition(*confirmed)
 	if err != nil {
-		return fmt.Errorf("monitor: slot %s position %q: %w", slot, *confirmed, err)
+		return nil, fmt.Errorf("monitor: slot %s position %q: %w", slot, *confirmed, err)
 	}
-	r.SlotConfirmed = pos
-	if pos > r.Watermark {
-		r.Findings = append(r.Findings, Finding{Check: CheckSlot,
-			Message: fmt.Sprintf("slot %q confirmed %s, past the archive's watermark %s: the source may recycle WAL the archive does not hold", slot, pos, r.Watermark)})
-	}
-	return nil
+	return &pos, nil
 }
 
 // pickSegments chooses up to n distinct live segments at random.
