@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { testkit.Main(m, shared.Close) }
 func TestMonitor_Once(t *testing.T) {
 	f := shared.Fixture(t)
 	bin := testrig.BuildBinary(t, "./cmd/archiver")
-	out, err := exec.Command(bin, "monitor", "--once", "--store", f.Dir, "--source", f.SourceURL, "--slot", "").Output()
+	out, err := exec.Command(bin, "monitor", "--once", "--store", f.Dir, "--source", f.SourceURL, "--slot", "", "--feed=false").Output()
 	var r struct {
 		Compared int               `json:"compared"`
 		Findings []json.RawMessage `json:"findings"`
@@ -30,7 +30,7 @@ func TestMonitor_Once(t *testing.T) {
 	if err != nil || json.Unmarshal(out, &r) != nil || r.Compared == 0 || len(r.Findings) != 0 {
 		t.Fatalf("clean round: %v\n%s", err, out)
 	}
-	out, err = exec.Command(bin, "monitor", "--once", "--store", f.Dir, "--source", f.SourceURL, "--slot", "no_such_slot").CombinedOutput()
+	out, err = exec.Command(bin, "monitor", "--once", "--store", f.Dir, "--source", f.SourceURL, "--slot", "no_such_slot", "--feed=false").CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(out), `replication slot \"no_such_slot\" does not exist`) {
 		t.Fatalf("missing slot: %v\n%s", err, out)

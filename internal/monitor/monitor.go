@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,10 +27,15 @@ const DefaultSample = 20
 
 // Checks a round runs; they name findings and label metrics.
 const (
-	CheckSlot          = "slot"           // the slot's confirmed position passed the watermark
-	CheckSegment       = "segment"        // the sampled segment is missing or corrupt
-	CheckSourceMissing = "source-missing" // an archived event's source row is gone
-	CheckSourceChanged = "source-changed" // an archived event's source row differs (changed after capture)
+	CheckSlot           = "slot"            // the slot's confirmed position passed the watermark
+	CheckSegmentMissing = "segment-missing" // the sampled segment is missing from the store
+	CheckSegmentCorrupt = "segment-corrupt" // the sampled segment's bytes differ from its catalog entry or do not decode
+	CheckSourceMissing  = "source-missing"  // an archived event's source row is gone
+	CheckSourceChanged  = "source-changed"  // an archived event's source row differs (changed after capture)
+	CheckFeedMissing    = "feed-missing"    // the stream lacks an archived event it should still hold
+	CheckFeedChanged    = "feed-changed"    // an event's feed copy differs from the archived event
+	CheckFeedGap        = "feed-gap"        // on the feed, a stream's next version is not the sampled one plus one
+	CheckArchiveOrder   = "archive-order"   // in a segment, a stream's versions do not increase
 )
 
 // Options configures a monitor.
@@ -47,6 +53,11 @@ type Options struct {
 	Sample int
 	// TempDir holds the sampled segment while it is read ("" = os.TempDir()).
 	TempDir string
+	// Segments is how many random live segments a round samples
+	// (default 1); Sample events are drawn from each.
+	Segments int
+	// Feed locates the feed copies in JetStream (nil skips the feed check).
+	Feed *FeedOptions
 	// Logger receives findings (nil: none).
 	Logger *slog.Logger
 }
@@ -70,10 +81,16 @@ type Round struct {
 	// slot's confirmed position (0 when not checked).
 	Watermark     event.Position `json:"watermark"`
 	SlotConfirmed event.Position `json:"slot_confirmed"`
-	// Segment is the segment sampled ("" when the archive holds none).
-	Segment string `json:"segment,omitempty"`
+	// Segment is the segment sampled ("" when the archive holds none);
+	// Segments every segment sampled when more than one.
+	Segment  string   `json:"segment,omitempty"`
+	Segments []string `json:"segments,omitempty"`
 	// Compared counts the events compared with the source.
 	Compared int `json:"compared"`
+	// FeedCompared counts the events looked up in JetStream; FeedExpired
+	// those older than the stream's first retained message (not checked).
+	FeedCompared int `json:"feed_compared"`
+	FeedExpired  int `json:"feed_expired"`
 	// Findings lists every disagreement.
 	Findings []Finding `json:"findings"`
 }
@@ -96,28 +113,64 @@ func RunOnce(ctx context.Context, opts Options) (*Round, error) {
 		opts.Sample = DefaultSample
 	}
 	r := &Round{At: time.Now().UTC(), Findings: []Finding{}}
-	c, err := catalog.Load(ctx, opts.Store)
-	if err != nil {
-		return nil, fmt.Errorf("monitor: load the catalog: %w", err)
-	}
-	r.Watermark = c.Watermark().LSN
 	conn, err := connect(ctx, opts.SourceURL)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// The slot is read before the catalog: the watermark only grows, so a
+	// slot ahead of a later watermark was ahead when it was read. (Read
+	// the other way round, the archive's progress in between looked like
+	// a violation under load.)
+	var slotPos *event.Position
 	if opts.Slot != "" {
-		if err := checkSlot(ctx, conn, opts.Slot, r); err != nil {
+		if slotPos, err = readSlot(ctx, conn, opts.Slot, r); err != nil {
 			return nil, err
 		}
 	}
-	events, table, err := sampleSegment(ctx, opts, c, r)
+	c, err := catalog.Load(ctx, opts.Store)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("monitor: load the catalog: %w", err)
 	}
-	for _, e := range events {
-		if err := compareWithSource(ctx, conn, table, r.Segment, e, r); err != nil {
+	r.Watermark = c.Watermark().LSN
+	if slotPos != nil {
+		r.SlotConfirmed = *slotPos
+		// Before the archive holds anything (no watermark) the slot stays
+		// at its creation point, which is no violation.
+		if r.Watermark > 0 && *slotPos > r.Watermark {
+			r.Findings = append(r.Findings, Finding{Check: CheckSlot,
+				Message: fmt.Sprintf("slot %q confirmed %s, past the archive's watermark %s: the source may recycle WAL the archive does not hold", opts.Slot, *slotPos, r.Watermark)})
+		}
+	}
+	var fr *feedRound
+	if opts.Feed != nil {
+		if fr, err = openFeedRound(ctx, *opts.Feed); err != nil {
 			return nil, err
+		}
+	}
+	if opts.Segments <= 0 {
+		opts.Segments = 1
+	}
+	for _, ref := range pickSegments(c, opts.Segments) {
+		if r.Segment == "" {
+			r.Segment = ref.Key
+		}
+		if opts.Segments > 1 {
+			r.Segments = append(r.Segments, ref.Key)
+		}
+		events, table, err := sampleSegment(ctx, opts, ref, r)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range events {
+			if err := compareWithSource(ctx, conn, table, ref.Key, e, r); err != nil {
+				return nil, err
+			}
+			if fr != nil {
+				if err := fr.compare(ctx, table, ref.Key, e, r); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	for i := range r.Findings {
@@ -145,48 +198,45 @@ func connect(ctx context.Context, rawURL string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// checkSlot compares the slot's confirmed position with the watermark:
-// capture confirms only what the archive holds, so a confirmed position
-// past the watermark means WAL the archive lacks may be recycled.
-func checkSlot(ctx context.Context, conn *pgx.Conn, slot string, r *Round) error {
+// readSlot reads the slot's confirmed position (nil when the slot has
+// none yet); a missing slot is a finding. Capture confirms only what the
+// archive holds, so a confirmed position past the watermark means WAL the
+// archive lacks may be recycled.
+func readSlot(ctx context.Context, conn *pgx.Conn, slot string, r *Round) (*event.Position, error) {
 	var confirmed *string
 	err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&confirmed)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		r.Findings = append(r.Findings, Finding{Check: CheckSlot, Message: fmt.Sprintf("replication slot %q does not exist", slot)})
-		return nil
+		return nil, nil
 	case err != nil:
-		return fmt.Errorf("monitor: read slot %s: %w", slot, err)
+		return nil, fmt.Errorf("monitor: read slot %s: %w", slot, err)
 	case confirmed == nil:
-		return nil
+		return nil, nil
 	}
 	pos, err := event.ParsePosition(*confirmed)
 	if err != nil {
-		return fmt.Errorf("monitor: slot %s position %q: %w", slot, *confirmed, err)
+		return nil, fmt.Errorf("monitor: slot %s position %q: %w", slot, *confirmed, err)
 	}
-	r.SlotConfirmed = pos
-	if pos > r.Watermark {
-		r.Findings = append(r.Findings, Finding{Check: CheckSlot,
-			Message: fmt.Sprintf("slot %q confirmed %s, past the archive's watermark %s: the source may recycle WAL the archive does not hold", slot, pos, r.Watermark)})
-	}
-	return nil
+	return &pos, nil
 }
 
-// sampleSegment downloads one random live segment, checks it against its
-// catalog entry, and returns up to opts.Sample of its events, chosen at
-// random, with its table.
-func sampleSegment(ctx context.Context, opts Options, c *catalog.Catalog, r *Round) ([]*event.Event, *event.Table, error) {
+// pickSegments chooses up to n distinct live segments at random.
+func pickSegments(c *catalog.Catalog, n int) []catalog.SegmentRef {
 	var live []catalog.SegmentRef
 	for _, s := range c.Segments() {
 		if s.Events > 0 {
 			live = append(live, s)
 		}
 	}
-	if len(live) == 0 {
-		return nil, nil, nil
-	}
-	ref := live[rand.IntN(len(live))]
-	r.Segment = ref.Key
+	rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+	return live[:min(n, len(live))]
+}
+
+// sampleSegment downloads a live segment, checks it against its catalog
+// entry and that each stream's versions increase in it, and returns up to
+// opts.Sample of its events, chosen at random, with its table.
+func sampleSegment(ctx context.Context, opts Options, ref catalog.SegmentRef, r *Round) ([]*event.Event, *event.Table, error) {
 	f, err := os.CreateTemp(opts.TempDir, "tidemark-monitor-*.tms")
 	if err != nil {
 		return nil, nil, fmt.Errorf("monitor: %w", err)
@@ -194,13 +244,14 @@ func sampleSegment(ctx context.Context, opts Options, c *catalog.Catalog, r *Rou
 	defer func() { f.Close(); os.Remove(f.Name()) }()
 	n, sum, err := objstore.Download(ctx, opts.Store, ref.Key, f, ref.Size, objstore.WithRetry(objstore.DefaultRetry))
 	bad := func(format string, args ...any) ([]*event.Event, *event.Table, error) {
-		r.Findings = append(r.Findings, Finding{Check: CheckSegment, Object: ref.Key, Message: fmt.Sprintf(format, args...)})
+		r.Findings = append(r.Findings, Finding{Check: CheckSegmentCorrupt, Object: ref.Key, Message: fmt.Sprintf(format, args...)})
 		return nil, nil, nil
 	}
 	var tooLarge *objstore.TooLargeError
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
-		return bad("missing from the store (the catalog lists it)")
+		r.Findings = append(r.Findings, Finding{Check: CheckSegmentMissing, Object: ref.Key, Message: "missing from the store (the catalog lists it)"})
+		return nil, nil, nil
 	case errors.As(err, &tooLarge):
 		return bad("larger than the %d bytes the catalog records", ref.Size)
 	case err != nil:
@@ -214,6 +265,8 @@ func sampleSegment(ctx context.Context, opts Options, c *catalog.Catalog, r *Rou
 	}
 	defer rd.Close()
 	t := rd.Header().Table
+	l := event.LayoutOf(t)
+	last := map[string]int64{} // stream -> last version seen
 	// reservoir sample of opts.Sample events
 	var out []*event.Event
 	for i := 0; ; i++ {
@@ -223,6 +276,16 @@ func sampleSegment(ctx context.Context, opts Options, c *catalog.Catalog, r *Rou
 				return bad("does not decode: %v", err)
 			}
 			break
+		}
+		if l.StreamID >= 0 && l.StreamVersion >= 0 {
+			s := string(e.Value(l.StreamID))
+			if v, err := strconv.ParseInt(string(e.Value(l.StreamVersion)), 10, 64); err == nil {
+				if p, ok := last[s]; ok && v <= p {
+					r.Findings = append(r.Findings, Finding{Check: CheckArchiveOrder, Object: ref.Key, Stream: s,
+						Message: fmt.Sprintf("stream version %d follows version %d in commit order", v, p)})
+				}
+				last[s] = v
+			}
 		}
 		switch {
 		case len(out) < opts.Sample:

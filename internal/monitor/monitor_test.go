@@ -101,7 +101,7 @@ func TestMonitor_Round(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !has(r, CheckSegment) || r.Violations() != 1 {
+		if !has(r, CheckSegmentMissing) || r.Violations() != 1 {
 			t.Fatalf("deleted segments: findings:\n%s", checks(r))
 		}
 		if _, err := catalog.RecordKnownGap(ctx, st, "monitor-test", catalog.KnownGap{Objects: keys, Reason: "test", Operator: "t"}); err != nil {

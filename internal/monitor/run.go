@@ -49,6 +49,8 @@ func (m *Monitor) observe(r *Round, err error) {
 	rounds.Inc()
 	lastRound.SetToCurrentTime()
 	compared.Add(float64(r.Compared))
+	feedCompared.Add(float64(r.FeedCompared))
+	feedExpired.Add(float64(r.FeedExpired))
 	ahead := 0.0
 	if r.SlotConfirmed > r.Watermark {
 		ahead = float64(r.SlotConfirmed - r.Watermark)
@@ -66,7 +68,8 @@ func (m *Monitor) observe(r *Round, err error) {
 		}
 	}
 	if m.Logger != nil {
-		m.Logger.Info("monitor round", "segment", r.Segment, "compared", r.Compared, "violations", r.Violations(),
+		m.Logger.Info("monitor round", "segment", r.Segment, "segments", len(r.Segments), "compared", r.Compared,
+			"feed_compared", r.FeedCompared, "feed_expired", r.FeedExpired, "violations", r.Violations(),
 			"watermark", r.Watermark, "slot_confirmed", r.SlotConfirmed)
 	}
 }
@@ -78,8 +81,12 @@ var (
 		Help: "Integrity monitor rounds that could not run (store or source unreachable)."})
 	compared = promauto.NewCounter(prometheus.CounterOpts{Name: "tidemark_monitor_events_compared_total",
 		Help: "Archived events compared with their source rows."})
+	feedCompared = promauto.NewCounter(prometheus.CounterOpts{Name: "tidemark_monitor_feed_compared_total",
+		Help: "Archived events looked up in JetStream (found and compared, or reported missing)."})
+	feedExpired = promauto.NewCounter(prometheus.CounterOpts{Name: "tidemark_monitor_feed_expired_total",
+		Help: "Sampled archived events older than the stream's first retained message (no feed copy to compare)."})
 	violations = promauto.NewCounterVec(prometheus.CounterOpts{Name: "tidemark_monitor_violations_total",
-		Help: "Disagreements found, by check (slot, segment, source-missing, source-changed)."}, []string{"check"})
+		Help: "Disagreements found, by check (slot, segment-missing, segment-corrupt, archive-order, source-missing, source-changed, feed-missing, feed-changed, feed-gap)."}, []string{"check"})
 	known = promauto.NewCounterVec(prometheus.CounterOpts{Name: "tidemark_monitor_known_total",
 		Help: "Disagreements a known-gap catalog entry accepts, by check."}, []string{"check"})
 	lastViolations = promauto.NewGauge(prometheus.GaugeOpts{Name: "tidemark_monitor_last_round_violations",

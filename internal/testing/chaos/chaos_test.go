@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,6 +66,9 @@ func runScenario(t *testing.T, s Scenario, seed uint64) {
 		line += fmt.Sprintf(" result=FAIL invariant=%s detail=%q", v.Invariant, v.Detail)
 	default:
 		line += fmt.Sprintf(" result=ERROR detail=%q", err.Error())
+	}
+	if len(e.notes) > 0 {
+		line += " notes: " + strings.Join(e.notes, " ")
 	}
 	fmt.Println(line)
 	t.Logf("%s in %s; notes: %v", s.Name, time.Since(start).Round(time.Second), e.notes)
