@@ -35,7 +35,7 @@ func TestRestorer_ExitCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := restoretest.WriteArchive(ctx, st, f.Table, f.Txns[:len(f.Txns)/5], restoretest.Options{Keyring: kr}); err != nil {
+	if err := restoretest.WriteArchive(ctx, st, f.Table, restoretest.Clone(f.Txns[:len(f.Txns)/5]), restoretest.Options{Keyring: kr}); err != nil {
 		t.Fatal(err)
 	}
 	wrongKey := filepath.Join(t.TempDir(), "wrong.key")
@@ -113,7 +113,7 @@ func TestRestorer_RightKeyAndEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := len(f.Txns) / 2
-	if err := restoretest.WriteArchive(ctx, st, f.Table, f.Txns[:n], restoretest.Options{Keyring: kr, SegmentEvents: 300}); err != nil {
+	if err := restoretest.WriteArchive(ctx, st, f.Table, restoretest.Clone(f.Txns[:n]), restoretest.Options{Keyring: kr, SegmentEvents: 300}); err != nil {
 		t.Fatal(err)
 	}
 	target := eventCoreDB(t)

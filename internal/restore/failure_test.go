@@ -198,7 +198,7 @@ func TestRestore_WrongKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := len(f.txns) / 4
-	if err := writeArchive(ctx, st, f.table, f.txns[:n], archiveOptions{segmentEvents: 500, keyring: right, seed: 9}); err != nil {
+	if err := writeArchive(ctx, st, f.table, restoretest.Clone(f.txns[:n]), archiveOptions{segmentEvents: 500, keyring: right, seed: 9}); err != nil {
 		t.Fatal(err)
 	}
 	last := f.txns[n-1][0].CommitTime

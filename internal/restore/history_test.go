@@ -54,7 +54,8 @@ func TestHistory_ChainOrderAfterPositions(t *testing.T) {
 		}
 		for i := range got {
 			if !got[i].Equal(want[i]) {
-				t.Fatalf("%s: event %d is %s#%d, want %s#%d\n got %+v\nwant %+v", what, i, got[i].EndLSN, got[i].Index, want[i].EndLSN, want[i].Index, got[i], want[i])
+				t.Fatalf("%s: event %d is %s#%d, want %s#%d\n got %s %v %q\nwant %s %v %q", what, i, got[i].EndLSN, got[i].Index, want[i].EndLSN, want[i].Index,
+					got[i].CommitTime, got[i].Snapshot, got[i].Values, want[i].CommitTime, want[i].Snapshot, want[i].Values)
 			}
 		}
 	}

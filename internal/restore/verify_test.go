@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/event"
+	"github.com/tidemark/tidemark/internal/restore/restoretest"
 )
 
 func TestVerify_HealthyArchive(t *testing.T) {
@@ -97,7 +98,7 @@ func TestVerify_AgainstSourceFindsMissingAndExtra(t *testing.T) {
 		t.Fatal(err)
 	}
 	skip := len(f.txns) / 2
-	txns := append(append([][]*event.Event{}, f.txns[:skip]...), f.txns[skip+1:]...)
+	txns := restoretest.Clone(append(append([][]*event.Event{}, f.txns[:skip]...), f.txns[skip+1:]...))
 	if err := writeArchive(ctx, st, f.table, txns, archiveOptions{segmentEvents: 2000, seed: 4}); err != nil {
 		t.Fatal(err)
 	}

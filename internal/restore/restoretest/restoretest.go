@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -294,4 +295,21 @@ func PutSegment(ctx context.Context, st objstore.Store, t event.Table, txns [][]
 		Transactions: tr.Transactions, Table: t.QualifiedName(), TableID: t.ID(), KeyID: keyID,
 		Compression: "zstd", FirstEndLSN: tr.FirstEndLSN, LastEndLSN: tr.LastEndLSN,
 		PrevLSN: tr.PrevLSN, MinCommitTime: tr.MinCommitTime, MaxCommitTime: tr.MaxCommitTime, RawBytes: tr.RawBytes}, nil
+}
+
+// Clone returns deep copies of txns' events, for writing another archive
+// from a shared fixture's transactions: WriteArchive sets the positions of
+// the events it is given, and the fixture's must stay those of its own
+// archive.
+func Clone(txns [][]*event.Event) [][]*event.Event {
+	out := make([][]*event.Event, len(txns))
+	for i, tx := range txns {
+		out[i] = make([]*event.Event, len(tx))
+		for j, e := range tx {
+			c := *e
+			c.Values = slices.Clone(e.Values)
+			out[i][j] = &c
+		}
+	}
+	return out
 }
