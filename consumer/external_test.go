@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tidemark/tidemark/consumer"
-	"github.com/tidemark/tidemark/internal/testing/harness"
 	"github.com/tidemark/tidemark/internal/testing/loadgen"
 )
 
@@ -20,27 +19,7 @@ import (
 func TestCursor_LiveExternalValues(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	h, err := harness.Start(ctx, harness.Options{Dir: t.TempDir(), Store: "file"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if _, err := loadgen.Run(ctx, h.SourceURL, loadgen.Config{Writers: 1, Events: 50, Streams: 5, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
-	capture, err := h.Capture(ctx, "capture", "--heartbeat-interval", "300ms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	archiver, err := h.Archiver(ctx, "archiver", "--flush-interval", "300ms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []*harness.Proc{capture, archiver} {
-		if err := p.WaitReady(ctx); err != nil {
-			t.Fatalf("%v\n%s", err, p.LogTail(30))
-		}
-	}
+	h, capture, _ := startPipeline(t, ctx, loadgen.Config{Writers: 1, Events: 50, Streams: 5, Seed: 1})
 	st, err := h.OpenStore(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -41,28 +41,8 @@ import (
 func TestReplay_SeamAfterMaxAgeAndKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	h, err := harness.Start(ctx, harness.Options{Dir: t.TempDir(), Store: "file"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
 	// rows before capture starts reach the feed through its snapshot
-	if _, err := loadgen.Run(ctx, h.SourceURL, loadgen.Config{Writers: 2, Events: 200, Streams: 20, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
-	capture, err := h.Capture(ctx, "capture", "--heartbeat-interval", "300ms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	archiver, err := h.Archiver(ctx, "archiver", "--flush-interval", "300ms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []*harness.Proc{capture, archiver} {
-		if err := p.WaitReady(ctx); err != nil {
-			t.Fatalf("%v\n%s", err, p.LogTail(30))
-		}
-	}
+	h, _, archiver := startPipeline(t, ctx, loadgen.Config{Writers: 2, Events: 200, Streams: 20, Seed: 1})
 	if _, err := loadgen.Run(ctx, h.SourceURL, loadgen.Config{Writers: 4, Events: 1500, Rate: 1500, Streams: 100, Seed: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -394,4 +374,31 @@ func (l *load) done() bool {
 func (l *load) wait() error {
 	l.wg.Wait()
 	return l.err
+}
+
+// startPipeline starts the rig (file store), loads before (they reach the
+// feed through capture's snapshot), then capture and an archiver as
+// processes with short heartbeat and flush intervals, ready.
+func startPipeline(t *testing.T, ctx context.Context, before loadgen.Config) (h *harness.Harness, capture, archiver *harness.Proc) {
+	t.Helper()
+	h, err := harness.Start(ctx, harness.Options{Dir: t.TempDir(), Store: "file"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	if _, err := loadgen.Run(ctx, h.SourceURL, before); err != nil {
+		t.Fatal(err)
+	}
+	if capture, err = h.Capture(ctx, "capture", "--heartbeat-interval", "300ms"); err != nil {
+		t.Fatal(err)
+	}
+	if archiver, err = h.Archiver(ctx, "archiver", "--flush-interval", "300ms"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*harness.Proc{capture, archiver} {
+		if err := p.WaitReady(ctx); err != nil {
+			t.Fatalf("%v\n%s", err, p.LogTail(30))
+		}
+	}
+	return h, capture, archiver
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -200,29 +199,16 @@ func (c *Capture) resyncSnapshot(ctx context.Context, snapName string, cp event.
 	if cp <= p.Base+2 {
 		return fmt.Errorf("resync: the new slot's consistent point %s is not above the feed's position %s", cp, p.Base)
 	}
-	conn, err := connectSnapshot(ctx, c.cfg.PGURL)
+	es, err := openExportedSnapshot(ctx, c.cfg.PGURL, snapName)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return fmt.Errorf("begin resync transaction: %w", err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(snapName, "'", "''")+"'"); err != nil {
-		return fmt.Errorf("import snapshot %s: %w", snapName, err)
-	}
-	var snapTime time.Time
-	var tsOn bool
-	if err := tx.QueryRow(ctx, "SELECT clock_timestamp(), current_setting('track_commit_timestamp') = 'on'").Scan(&snapTime, &tsOn); err != nil {
-		return fmt.Errorf("read snapshot time: %w", err)
-	}
-	if !tsOn {
+	defer es.close()
+	tx, snapTime := es.tx, es.time
+	if !es.commitTimes {
 		return fatal(fmt.Errorf("%w: track_commit_timestamp is off on the new primary: a resync needs every row's commit time", ErrResyncRefused),
 			"set track_commit_timestamp = on on every instance of the cluster (restart required), or start a new archive epoch")
 	}
-	snapTime = snapTime.UTC().Truncate(time.Microsecond)
 	mark := event.Resync{Phase: event.ResyncBegin, ID: fmt.Sprintf("%d-%s", p.Timeline, strings.ReplaceAll(cp.String(), "/", "-")),
 		From: p.From, SnapshotTime: snapTime, Timeline: p.Timeline, PrevTimeline: p.PrevTimeline, ForkLSN: p.ForkLSN,
 		Base: p.Base, SlotLSN: cp}

@@ -21,25 +21,12 @@ const snapshotBatch = 1000
 // commit order, then the heartbeat at the consistent point cp that closes
 // the snapshot. It returns once JetStream acknowledged everything.
 func (c *Capture) snapshot(ctx context.Context, snapName string, cp event.Position) error {
-	conn, err := connectSnapshot(ctx, c.cfg.PGURL)
+	es, err := openExportedSnapshot(ctx, c.cfg.PGURL, snapName)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return fmt.Errorf("begin snapshot transaction: %w", err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(snapName, "'", "''")+"'"); err != nil {
-		return fmt.Errorf("import snapshot %s: %w", snapName, err)
-	}
-	var snapTime time.Time
-	var tsOn bool
-	if err := tx.QueryRow(ctx, "SELECT clock_timestamp(), current_setting('track_commit_timestamp') = 'on'").Scan(&snapTime, &tsOn); err != nil {
-		return fmt.Errorf("read snapshot time: %w", err)
-	}
-	snapTime = snapTime.UTC().Truncate(time.Microsecond)
+	defer es.close()
+	tx, snapTime, tsOn := es.tx, es.time, es.commitTimes
 	if !tsOn {
 		c.log.Warn("track_commit_timestamp is off: snapshot rows get the snapshot time as commit time and are flagged as snapshot rows")
 	}
@@ -277,4 +264,41 @@ func encodeTuple(dst []byte, values [][]byte) []byte {
 		dst = append(dst, v...)
 	}
 	return dst
+}
+
+// exportedSnapshot is a read-only repeatable-read transaction in a slot's
+// exported snapshot, on a connection of its own: the initial snapshot and
+// a resync read the table in it.
+type exportedSnapshot struct {
+	conn        *pgx.Conn
+	tx          pgx.Tx
+	time        time.Time // the source's clock when it was opened, UTC, microseconds
+	commitTimes bool      // track_commit_timestamp is on
+}
+
+func openExportedSnapshot(ctx context.Context, pgURL, snapName string) (*exportedSnapshot, error) {
+	conn, err := connectSnapshot(ctx, pgURL)
+	if err != nil {
+		return nil, err
+	}
+	es := &exportedSnapshot{conn: conn}
+	if es.tx, err = conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("begin snapshot transaction: %w", err)
+	}
+	if _, err := es.tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(snapName, "'", "''")+"'"); err != nil {
+		es.close()
+		return nil, fmt.Errorf("import snapshot %s: %w", snapName, err)
+	}
+	if err := es.tx.QueryRow(ctx, "SELECT clock_timestamp(), current_setting('track_commit_timestamp') = 'on'").Scan(&es.time, &es.commitTimes); err != nil {
+		es.close()
+		return nil, fmt.Errorf("read snapshot time: %w", err)
+	}
+	es.time = es.time.UTC().Truncate(time.Microsecond)
+	return es, nil
+}
+
+func (es *exportedSnapshot) close() {
+	_ = es.tx.Rollback(context.Background())
+	es.conn.Close(context.Background())
 }
