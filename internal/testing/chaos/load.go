@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -50,4 +52,34 @@ func (l *Load) Wait() (loadgen.Stats, error) {
 func (l *Load) Stop() {
 	l.once.Do(l.cancel)
 	<-l.done
+}
+
+// RunLoadProgram runs the loadgen program (built like the product, without
+// the race detector that slows this test process's own writers several
+// times) for d at rate events per second with writers connections, and
+// returns its summary. Scenarios that must reach the bench rate use it:
+// four race-built writers in this process top out near 1,500 events/s.
+func (e *Env) RunLoadProgram(d time.Duration, rate float64, writers int) (LoadSummary, error) {
+	var s LoadSummary
+	res, err := e.H.RunProgram(e.Ctx, "loadgen", "loadgen", nil, "--pg", e.H.SourceURL,
+		"--duration", d.String(), "--rate", fmt.Sprint(rate), "--writers", fmt.Sprint(writers),
+		"--streams", "500", "--seed", fmt.Sprint(e.Seed*1000+uint64(len(e.loads))), "--stream-prefix", "chaos", "--json")
+	if err != nil {
+		return s, err
+	}
+	if res.ExitCode != 0 {
+		return s, fmt.Errorf("loadgen exited %d (see %s)", res.ExitCode, res.LogPath)
+	}
+	if err := json.Unmarshal(res.Stdout, &s); err != nil {
+		return s, fmt.Errorf("loadgen summary %q: %w", res.Stdout, err)
+	}
+	return s, nil
+}
+
+// LoadSummary is what `loadgen --json` prints.
+type LoadSummary struct {
+	Events          int64   `json:"events"`
+	Transactions    int64   `json:"transactions"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	EventsPerSecond float64 `json:"events_per_second"`
 }
