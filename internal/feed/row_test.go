@@ -2,7 +2,9 @@ package feed
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestDecodeRow_RoundTrip(t *testing.T) {
@@ -67,6 +69,23 @@ func FuzzDecodeRow(f *testing.F) {
 			if (values[i] == nil) != (again[i] == nil) || !bytes.Equal(values[i], again[i]) {
 				t.Fatalf("column %d changed: %q -> %q", i, values[i], again[i])
 			}
+		}
+	})
+}
+
+// FuzzValidJSON holds validJSON to encoding/json's answer on every input
+// (invalid UTF-8 aside, which DecodeRow rejects on its own).
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2.5e-3,-0,true,false,null,"\u00fc\ud83d\ude00"]}`, `{"a":}`, `[1,]`, `"\x"`, `01`, `1.`, `-`, `{"a":1}{}`,
+		" \t\r\n{}\n", `"a\u12"`, "\"\x01\"", `1e`, `{"a" 1}`, `nul`, `[`, ``, "\"\xff\""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !utf8.Valid(b) {
+			return
+		}
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, encoding/json says %v", b, got, want)
 		}
 	})
 }
