@@ -178,8 +178,7 @@ func (f *feedRound) compareValues(t *event.Table, m *jetstream.RawStreamMsg, e, 
 // firstAtOrAfter returns the sequence of the first retained event message
 // whose commit position is at or after pos (0: none), by a binary search
 // over sequences: capture publishes in commit order, so a few dozen reads
-// find it instead of a walk from the stream's start (a message that does
-// not decode counts as before).
+// find it instead of a walk from the stream's start.
 func (f *feedRound) firstAtOrAfter(ctx context.Context, pos event.Position) (uint64, error) {
 	info, err := f.stream.Info(ctx)
 	if err != nil {
@@ -189,24 +188,54 @@ func (f *feedRound) firstAtOrAfter(ctx context.Context, pos event.Position) (uin
 		return 0, nil
 	}
 	lo, hi := info.State.FirstSeq, info.State.LastSeq+1
-	events := f.opts.Subjects.Events()
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		m, err := f.stream.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(events))
+		seq, at, ok, err := f.positionAtOrAfter(ctx, mid, hi)
 		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			hi = mid
-			continue
 		case err != nil:
-			return 0, fmt.Errorf("monitor: read message %d of stream %s: %w", mid, f.opts.Stream, err)
-		}
-		if env, err := feed.DecodeEnvelope(asMsg(m)); err != nil || env.CommitLSN < pos {
-			lo = m.Sequence + 1
-		} else {
+			return 0, err
+		case !ok:
+			hi = mid
+		case at < pos:
+			lo = seq + 1
+		default:
 			hi = mid
 		}
 	}
 	return lo, nil
+}
+
+// probeSpan bounds the messages positionAtOrAfter reads past tamper
+// reports, deleted messages and messages that do not decode.
+const probeSpan = 8
+
+// positionAtOrAfter returns the first message at or after seq (and before
+// hi) that has a chain position — an event's commit position or a
+// heartbeat's — reading messages by their exact sequence; ok is false
+// when none is within probeSpan. A get with a subject filter would find
+// the next event in one request, but the server answers it by scanning
+// for the subject: on a stream of a million messages each took seconds,
+// and a monitor round grew with the stream (monitor-steady).
+func (f *feedRound) positionAtOrAfter(ctx context.Context, seq, hi uint64) (uint64, event.Position, bool, error) {
+	for end := min(hi, seq+probeSpan); seq < end; seq++ {
+		m, err := f.stream.GetMsg(ctx, seq)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			continue
+		case err != nil:
+			return 0, 0, false, fmt.Errorf("monitor: read message %d of stream %s: %w", seq, f.opts.Stream, err)
+		}
+		nm := asMsg(m)
+		if env, err := feed.DecodeEnvelope(nm); err == nil {
+			return seq, env.CommitLSN, true, nil
+		}
+		if feed.IsHeartbeat(nm) {
+			if hb, err := feed.DecodeHeartbeat(nm); err == nil {
+				return seq, hb.LSN, true, nil
+			}
+		}
+	}
+	return 0, 0, false, nil
 }
 
 // asMsg views a stored message as the message feed's decoders read.

@@ -11,9 +11,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tidemark/tidemark/internal/catalog"
+	"github.com/tidemark/tidemark/internal/event"
 	"github.com/tidemark/tidemark/internal/objstore"
 	"github.com/tidemark/tidemark/internal/objstore/file"
 	"github.com/tidemark/tidemark/internal/restore/restoretest"
+	"github.com/tidemark/tidemark/internal/testing/eventcore"
 	"github.com/tidemark/tidemark/internal/testing/testkit"
 )
 
@@ -164,4 +166,40 @@ func TestMonitor_Round(t *testing.T) {
 			t.Fatalf("tampered source, segment %s: findings:\n%s", r.Segment, checks(r))
 		}
 	})
+}
+
+// TestSourceLookupSQL_UsesTheIndex: the lookup by event id is planned as
+// an index scan. Comparing the id column cast to text (as it once did)
+// cannot use the primary key and scanned the table for every sampled
+// event; with sequential scans disabled, such a plan still shows one.
+func TestSourceLookupSQL_UsesTheIndex(t *testing.T) {
+	f := shared.Fixture(t)
+	ctx := context.Background()
+	conn, err := connect(ctx, f.SourceURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	table := eventcore.TableDef()
+	if _, err := conn.Exec(ctx, "SET enable_seqscan = off"); err != nil {
+		t.Fatal(err)
+	}
+	var plan strings.Builder
+	rows, err := conn.Query(ctx, "EXPLAIN "+sourceLookupSQL(&table, event.LayoutOf(table)), "0191f3a0-0000-7000-8000-000000000005")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(line + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan.String(), "Index") || strings.Contains(plan.String(), "Seq Scan") {
+		t.Fatalf("the lookup does not use the primary key's index:\n%s", plan.String())
+	}
 }

@@ -59,11 +59,14 @@ func (l *Load) Stop() {
 // times) for d at rate events per second with writers connections, and
 // returns its summary. Scenarios that must reach the bench rate use it:
 // four race-built writers in this process top out near 1,500 events/s.
-func (e *Env) RunLoadProgram(d time.Duration, rate float64, writers int) (LoadSummary, error) {
+// streams spreads the events (the bench's steady workload uses 10,000:
+// sixteen writers on a few hundred streams mostly retry version
+// conflicts).
+func (e *Env) RunLoadProgram(d time.Duration, rate float64, writers, streams int) (LoadSummary, error) {
 	var s LoadSummary
 	res, err := e.H.RunProgram(e.Ctx, "loadgen", "loadgen", nil, "--pg", e.H.SourceURL,
 		"--duration", d.String(), "--rate", fmt.Sprint(rate), "--writers", fmt.Sprint(writers),
-		"--streams", "500", "--seed", fmt.Sprint(e.Seed*1000+uint64(len(e.loads))), "--stream-prefix", "chaos", "--json")
+		"--streams", fmt.Sprint(streams), "--seed", fmt.Sprint(e.Seed*1000+uint64(len(e.loads))), "--stream-prefix", "chaos", "--json")
 	if err != nil {
 		return s, err
 	}
