@@ -22,8 +22,8 @@ func DecodeRow(t *event.Table, body []byte) ([][]byte, error) {
 	if !validJSON(body) {
 		return nil, fmt.Errorf("decode row: body is not valid JSON")
 	}
-	// JSON is UTF-8 (RFC 8259) and capture writes nothing else; Go's
-	// json.Valid does not check it (so validJSON need not either), and a value with invalid bytes would
+	// JSON is UTF-8 (RFC 8259) and capture writes nothing else; the JSON
+	// validators do not check it, and a value with invalid bytes would
 	// not survive a re-encoding unchanged.
 	if !utf8.Valid(body) {
 		return nil, fmt.Errorf("decode row: body is not valid UTF-8")

@@ -202,4 +202,17 @@ func TestSourceLookupSQL_UsesTheIndex(t *testing.T) {
 	if !strings.Contains(plan.String(), "Index") || strings.Contains(plan.String(), "Seq Scan") {
 		t.Fatalf("the lookup does not use the primary key's index:\n%s", plan.String())
 	}
+
+	// An archived id that is no value of the column's type (a damaged or
+	// forged archive) is a finding, not a failed round.
+	e := &event.Event{Values: make([][]byte, len(table.Columns))}
+	l := event.LayoutOf(table)
+	e.Values[l.EventID], e.Values[l.StreamID] = []byte("not-a-uuid"), []byte("s-1")
+	var r Round
+	if err := compareWithSource(ctx, conn, &table, "segments/x.tms", e, &r); err != nil {
+		t.Fatal(err)
+	}
+	if !has(&r, CheckSourceMissing) || r.Findings[0].EventID != "not-a-uuid" {
+		t.Fatalf("an id that does not parse: findings %+v", r.Findings)
+	}
 }
