@@ -123,7 +123,7 @@ func AppendRow(dst []byte, t *event.Table, values [][]byte) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = strconv.AppendQuote(dst, c.Name)
+		dst = appendKey(dst, c.Name)
 		dst = append(dst, ':')
 		var v []byte
 		if i < len(values) {
@@ -141,6 +141,21 @@ func AppendRow(dst []byte, t *event.Table, values [][]byte) []byte {
 		}
 	}
 	return append(dst, '}')
+}
+
+// appendKey writes a column name exactly as strconv.AppendQuote does
+// (FuzzAppendKey holds it to that). Names are nearly always printable
+// ASCII without quotes or backslashes, which need no escaping: copying
+// them skips AppendQuote's per-rune work, 5 % of capture's CPU.
+func appendKey(dst []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return strconv.AppendQuote(dst, name)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, name...)
+	return append(dst, '"')
 }
 
 // DecodeEvent rebuilds an event from a message of either feed version,

@@ -3,6 +3,7 @@ package feed
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"unicode/utf8"
 )
@@ -86,6 +87,19 @@ func FuzzValidJSON(f *testing.F) {
 		}
 		if got, want := validJSON(b), json.Valid(b); got != want {
 			t.Fatalf("validJSON(%q) = %v, encoding/json says %v", b, got, want)
+		}
+	})
+}
+
+// FuzzAppendKey holds appendKey to strconv.AppendQuote's output, which
+// pins the row format's keys.
+func FuzzAppendKey(f *testing.F) {
+	for _, s := range []string{"event_id", "", "a\"b", `a\b`, "ü", "tab\t", "\x7f", "\xff", "stream id"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if got, want := appendKey([]byte("x"), name), strconv.AppendQuote([]byte("x"), name); !bytes.Equal(got, want) {
+			t.Fatalf("appendKey(%q) = %s, AppendQuote gives %s", name, got, want)
 		}
 	})
 }
