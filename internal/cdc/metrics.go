@@ -24,6 +24,14 @@ var (
 		Help:    "Time from a transaction's source commit to JetStream's acknowledgement of its last event.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
 	})
+	// metricSourceDelay is the source's share of commit → JetStream, so
+	// that a latency can be laid at the right door: both times come from
+	// the source's clock.
+	metricSourceDelay = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tidemark_capture_source_delay_seconds",
+		Help:    "Time from a transaction's source commit to the walsender sending its commit to capture (WAL flush, decoding, and any backlog).",
+		Buckets: prometheus.ExponentialBuckets(0.00025, 2, 16),
+	})
 	metricLag = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "tidemark_capture_lag_seconds",
 		Help: "Now minus the source time of the last acknowledged item (event commit or heartbeat).",

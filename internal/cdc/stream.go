@@ -40,6 +40,9 @@ type session struct {
 
 	lastStatus time.Time
 	sent       event.Position // the last position confirmed to the slot
+	// walSent is when the walsender sent the WAL message being handled
+	// (its XLogData send time).
+	walSent time.Time
 }
 
 // stream runs a session on conn, which is already streaming from start.
@@ -156,6 +159,7 @@ func (s *session) handle(ctx context.Context, msg pgproto3.BackendMessage) error
 			if err != nil {
 				return fmt.Errorf("parse xlogdata: %w", err)
 			}
+			s.walSent = x.ServerTime
 			return s.handleWAL(ctx, x.WALData)
 		}
 	case *pgproto3.ErrorResponse:
@@ -250,6 +254,9 @@ func (s *session) commit(ctx context.Context, m *Commit) error {
 	}
 	if n > 0 {
 		s.prev = m.EndLSN
+		if !s.walSent.IsZero() {
+			metricSourceDelay.Observe(s.walSent.Sub(t.commitTime).Seconds())
+		}
 	}
 	return nil
 }

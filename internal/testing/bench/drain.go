@@ -13,6 +13,7 @@ const (
 	metricCapturePublished = "tidemark_capture_events_published_total"
 	metricArchived         = "tidemark_archiver_events_archived_total"
 	metricPublishLatency   = "tidemark_capture_publish_latency_seconds"
+	metricSourceDelay      = "tidemark_capture_source_delay_seconds"
 	metricHeartbeats       = "tidemark_capture_heartbeats_total"
 )
 

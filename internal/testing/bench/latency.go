@@ -14,17 +14,20 @@ import (
 )
 
 // LatencyProbe follows the feed from its current end and records, for
-// every event message, arrival time minus the Tidemark-Commit-Time header:
-// commit → stored in JetStream and delivered, an upper bound of commit →
-// acknowledged.
+// every event message, commit → stored in JetStream: the time the stream
+// stored the message (its own timestamp, in the message's metadata)
+// minus the Tidemark-Commit-Time header. It also records commit →
+// delivered to this consumer (arrival time minus commit time), which adds
+// the hop a feed consumer sees.
 type LatencyProbe struct {
-	nc     *nats.Conn
-	cc     jetstream.ConsumeContext
-	mu     sync.Mutex
-	lat    []time.Duration
-	commit []time.Time // commit time of each latency sample
-	bad    int
-	from   time.Time
+	nc        *nats.Conn
+	cc        jetstream.ConsumeContext
+	mu        sync.Mutex
+	lat       []time.Duration // commit → stored
+	delivered []time.Duration // commit → delivered
+	commit    []time.Time     // commit time of each latency sample
+	bad       int
+	from      time.Time
 }
 
 // StartLatencyProbe subscribes to the stream's event subjects with an
@@ -60,17 +63,22 @@ func StartLatencyProbe(ctx context.Context, natsURL, stream string, subjects fee
 func (p *LatencyProbe) handle(m jetstream.Msg) {
 	now := time.Now()
 	env, err := feed.DecodeEnvelope(&nats.Msg{Subject: m.Subject(), Header: m.Headers()})
-	t := env.CommitTime
+	var md *jetstream.MsgMetadata
+	if err == nil {
+		md, err = m.Metadata()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
 		p.bad++
 		return
 	}
+	t := env.CommitTime
 	if t.Before(p.from) {
 		return
 	}
-	p.lat = append(p.lat, now.Sub(t))
+	p.lat = append(p.lat, md.Timestamp.Sub(t))
+	p.delivered = append(p.delivered, now.Sub(t))
 	p.commit = append(p.commit, t)
 }
 
@@ -93,15 +101,15 @@ func (p *LatencyProbe) WaitCount(ctx context.Context, n int) error {
 	return nil
 }
 
-// Stop ends the subscription and returns the recorded latencies and the
-// number of messages whose commit time could not be read. Stopping twice
-// is harmless.
-func (p *LatencyProbe) Stop() ([]time.Duration, int) {
+// Stop ends the subscription and returns the recorded commit → stored
+// and commit → delivered latencies and the number of messages whose
+// commit time or metadata could not be read. Stopping twice is harmless.
+func (p *LatencyProbe) Stop() (stored, delivered []time.Duration, bad int) {
 	p.cc.Stop()
 	p.nc.Close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return slices.Clone(p.lat), p.bad
+	return slices.Clone(p.lat), slices.Clone(p.delivered), p.bad
 }
 
 // Trend returns the median latency of the events committed in the first

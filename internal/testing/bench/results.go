@@ -56,21 +56,27 @@ type Results struct {
 
 	// Steady is the steady workload as loadgen saw it, SteadyEvents what
 	// the source holds from it; AckP50First/Last the median commit →
-	// JetStream latency of the first and last third of it; AckLatency commit → delivered from
-	// JetStream per event (sorted), AckBad messages without a readable
-	// commit time; AckHistP50/P99 capture's own commit → ack histogram over
-	// the same period (HistOK false when it had no samples).
-	Steady                  loadgen.Stats
-	SteadyEvents            int64
-	AckLatency              []time.Duration
-	AckBad                  int
-	AckP50First, AckP50Last time.Duration
-	AckHistP50              time.Duration
-	AckHistP99              time.Duration
-	HistOK                  bool
-	RPO                     []time.Duration
-	RPOUncovered            int
-	SteadyStart, SteadyEnd  time.Time
+	// stored in JetStream of the first and last third of it;
+	// StoredLatency commit → stored in JetStream per event (sorted),
+	// DeliveredLatency commit → delivered to a consumer (sorted), ProbeBad
+	// messages without a readable commit time or metadata;
+	// AckHistP50/P99 capture's own commit → ack histogram and
+	// SourceDelayP50/P99 its commit → walsender sent histogram over the
+	// same period (HistOK, SourceOK false when they had no samples).
+	Steady                         loadgen.Stats
+	SteadyEvents                   int64
+	StoredLatency                  []time.Duration
+	DeliveredLatency               []time.Duration
+	ProbeBad                       int
+	AckP50First, AckP50Last        time.Duration
+	AckHistP50                     time.Duration
+	AckHistP99                     time.Duration
+	HistOK                         bool
+	SourceDelayP50, SourceDelayP99 time.Duration
+	SourceOK                       bool
+	RPO                            []time.Duration
+	RPOUncovered                   int
+	SteadyStart, SteadyEnd         time.Time
 
 	// RSSCapture, RSSArchiver and RSSNATS are the peak RSS (VmHWM) of
 	// capture, the archiver and nats-server at the end of the run, in bytes.

@@ -407,9 +407,13 @@ func (r *runner) steady(ctx context.Context) error {
 	hist := histogramDelta(histogramBuckets(before, metricPublishLatency), histogramBuckets(after, metricPublishLatency))
 	res.AckHistP50, res.HistOK = histogramQuantile(hist, 0.5)
 	res.AckHistP99, _ = histogramQuantile(hist, 0.99)
+	src := histogramDelta(histogramBuckets(before, metricSourceDelay), histogramBuckets(after, metricSourceDelay))
+	res.SourceDelayP50, res.SourceOK = histogramQuantile(src, 0.5)
+	res.SourceDelayP99, _ = histogramQuantile(src, 0.99)
 	res.AckP50First, res.AckP50Last = probe.Trend(res.SteadyStart, res.SteadyEnd)
-	res.AckLatency, res.AckBad = probe.Stop()
-	slices.Sort(res.AckLatency)
+	res.StoredLatency, res.DeliveredLatency, res.ProbeBad = probe.Stop()
+	slices.Sort(res.StoredLatency)
+	slices.Sort(res.DeliveredLatency)
 	if _, err := waitCounter(wctx, r.archiver, metricArchived, float64(res.Load.Events+res.SteadyEvents)); err != nil {
 		return err
 	}

@@ -39,7 +39,11 @@ func TestRun_Tiny(t *testing.T) {
 		{"early restore restored what the source committed by T", res.RestoreEarly.Events == res.EarlyExpected &&
 			res.EarlyExpected >= 200 && res.EarlyExpected < 2000},
 		{"steady events written", res.SteadyEvents > 0 && res.SteadyEvents >= res.Steady.Events},
-		{"every steady event probed", len(res.AckLatency) == int(res.SteadyEvents) && res.AckBad == 0},
+		{"every steady event probed", len(res.StoredLatency) == int(res.SteadyEvents) && res.ProbeBad == 0 &&
+			len(res.DeliveredLatency) == len(res.StoredLatency)},
+		{"stored before delivered", len(res.StoredLatency) > 0 && res.StoredLatency[0] > 0 &&
+			Percentile(res.StoredLatency, 0.5) <= Percentile(res.DeliveredLatency, 0.5)},
+		{"source delay observed", res.SourceOK && res.SourceDelayP50 > 0 && res.SourceDelayP50 <= res.SourceDelayP99},
 		{"every steady event has an RPO", len(res.RPO) == int(res.SteadyEvents) && res.RPOUncovered == 0},
 		{"peak rss read", res.RSSCapture > 0 && res.RSSArchiver > 0},
 		{"merged backlog restored from one segment", res.MergedBytes == 0 ||
