@@ -76,10 +76,22 @@ func (q *ackQueue) len() int { return q.msgs }
 type ackHandle struct {
 	nc    *nats.Conn
 	reply string
+	// On a cumulative consumer, seq is the message's stream sequence and
+	// cum records the settlement (cumulativeAcks).
+	seq uint64
+	cum *cumulativeAcks
+	gen uint64 // the consumer reset generation it was delivered in
 }
 
-// Ack acknowledges the message.
-func (h ackHandle) Ack() error { return h.nc.Publish(h.reply, []byte("+ACK")) }
+// Ack acknowledges the message, or on a cumulative consumer marks it
+// settled for the next cumulative acknowledgement.
+func (h ackHandle) Ack() error {
+	if h.cum != nil {
+		h.cum.settle(h.seq, h.reply, h.gen)
+		return nil
+	}
+	return h.nc.Publish(h.reply, []byte("+ACK"))
+}
 
 // Nak asks for redelivery now.
 func (h ackHandle) Nak() error { return h.nc.Publish(h.reply, []byte("-NAK")) }
@@ -88,3 +100,11 @@ func (h ackHandle) Nak() error { return h.nc.Publish(h.reply, []byte("-NAK")) }
 func (h ackHandle) NakWithDelay(delay time.Duration) error {
 	return h.nc.Publish(h.reply, []byte(fmt.Sprintf(`-NAK {"delay": %d}`, delay.Nanoseconds())))
 }
+
+// noSettle stands for a message that is not a consumer's delivery: there
+// is nothing to acknowledge.
+type noSettle struct{}
+
+func (noSettle) Ack() error                       { return nil }
+func (noSettle) Nak() error                       { return nil }
+func (noSettle) NakWithDelay(time.Duration) error { return nil }

@@ -21,7 +21,7 @@ func (a *Archiver) consumerConfig() jetstream.ConsumerConfig {
 		// the only other messages, are skipped in handle.
 		FilterSubject: a.cfg.Subjects.All(),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       a.cfg.AckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: a.cfg.MaxAckPending,
@@ -30,11 +30,24 @@ func (a *Archiver) consumerConfig() jetstream.ConsumerConfig {
 }
 
 // consumer creates or updates the durable consumer, waiting for the stream
-// to exist.
+// to exist. A new consumer acknowledges cumulatively (AckAll, see
+// cumulativeAcks); an existing one keeps its policy, since nats-server
+// cannot change it: one an earlier version created acknowledges message
+// by message until it is deleted while the archivers are stopped.
 func (a *Archiver) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	warned := false
 	for {
-		c, err := a.deps.JetStream.CreateOrUpdateConsumer(ctx, a.cfg.Stream, a.consumerConfig())
+		cfg := a.consumerConfig()
+		if c, err := a.deps.JetStream.Consumer(ctx, a.cfg.Stream, a.cfg.Consumer); err == nil {
+			switch p := c.CachedInfo().Config.AckPolicy; p {
+			case jetstream.AckAllPolicy, jetstream.AckExplicitPolicy:
+				cfg.AckPolicy = p
+			default:
+				return nil, fmt.Errorf("consumer %s on %s has ack policy %s; the archiver needs acknowledgements: "+
+					"delete the consumer while the archivers are stopped and the next start creates it", a.cfg.Consumer, a.cfg.Stream, p)
+			}
+		}
+		c, err := a.deps.JetStream.CreateOrUpdateConsumer(ctx, a.cfg.Stream, cfg)
 		if err == nil {
 			return c, nil
 		}

@@ -48,6 +48,7 @@ func (s *session) flush(ctx context.Context, reason string) (err error) {
 		// Nothing is open: streamed messages still queued belong to
 		// events in durable segments.
 		s.settleStreamed()
+		s.sendAcks()
 		return nil
 	}
 	if err := s.checkWatermark(segs, target); err != nil {
@@ -94,6 +95,7 @@ func (s *session) flush(ctx context.Context, reason string) (err error) {
 	if err != nil {
 		s.log.Warn("acknowledge messages", "err", err, "acked", n)
 	}
+	s.sendAcks()
 	s.a.hook(StageAcked)
 	return nil
 }

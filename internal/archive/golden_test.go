@@ -382,6 +382,10 @@ func (f *fakeJetStream) KeyValue(_ context.Context, bucket string) (jetstream.Ke
 	return f.kv, nil
 }
 
+func (f *fakeJetStream) Consumer(context.Context, string, string) (jetstream.Consumer, error) {
+	return nil, jetstream.ErrConsumerNotFound
+}
+
 func (f *fakeJetStream) CreateOrUpdateConsumer(context.Context, string, jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	return nil, nil
 }

@@ -263,6 +263,7 @@ func (s *session) acceptResync(ctx context.Context, it *item) error {
 	if n, err := s.acks.settle(s.durable.LSN); err != nil {
 		s.log.Warn("acknowledge messages", "err", err, "acked", n)
 	}
+	s.sendAcks()
 	if mark.Phase == event.ResyncBegin {
 		s.resync = next
 		resyncOpen.Set(1)

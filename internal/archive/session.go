@@ -17,11 +17,21 @@ import (
 	"github.com/tidemark/tidemark/internal/feed"
 )
 
-// Delays for messages given back with NakWithDelay.
-const (
-	bufferFullDelay  = 2 * time.Second
-	decodeRetryDelay = 30 * time.Second
-)
+// Delays for messages given back with NakWithDelay (the decode retry is a
+// variable so that tests can shorten it).
+const bufferFullDelay = 2 * time.Second
+
+var decodeRetryDelay = 30 * time.Second
+
+// undecodableDeliveries is how many times a cumulative consumer's message
+// may fail to decode before it is terminated (see undecodable).
+const undecodableDeliveries = 3
+
+// ackGapGrace is how long the cumulative floor waits for a message, while
+// later ones are settled, before the stream is asked whether it still
+// holds it: a message normally waits no longer than a flush, or than a
+// hole's grace period.
+func (c Config) ackGapGrace() time.Duration { return max(2*c.FlushInterval, c.HoleGrace) }
 
 // session is one term as the writer: from winning the lease to losing or
 // releasing it. Everything in it is owned by the session's goroutine.
@@ -32,6 +42,9 @@ type session struct {
 	cat   *catalog.Catalog
 	cw    *catalog.Writer
 	cons  jetstream.Consumer
+	// cum settles messages cumulatively on an AckAll consumer; nil on a
+	// consumer that acknowledges message by message.
+	cum   *cumulativeAcks
 	chain *chain
 	acks  ackQueue
 	// streamAcks are the messages of streamed events in the open segments
@@ -72,6 +85,8 @@ type session struct {
 	holeSince    time.Time
 	holeReported bool
 	lastRewind   time.Time
+	// resetWanted asks run to reset the consumer to its ack floor.
+	resetWanted bool
 
 	// resync is the open resync from a new primary, if any (resync.go).
 	resync *resyncState
@@ -130,12 +145,23 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 	// Messages the previous writer held unacknowledged are redelivered now
 	// rather than after AckWait. Everything below the ack floor is in the
 	// catalog, so nothing is skipped.
-	if _, err := a.deps.JetStream.ResetConsumer(ctx, a.cfg.Stream, a.cfg.Consumer); err != nil {
+	var info *jetstream.ConsumerInfo
+	if s.cons != nil {
+		info = s.cons.CachedInfo()
+	}
+	if r, err := a.deps.JetStream.ResetConsumer(ctx, a.cfg.Stream, a.cfg.Consumer); err != nil {
 		s.log.Warn("reset consumer to its ack floor; unacknowledged messages come back after ack wait", "err", err)
+	} else if r.ConsumerInfo != nil {
+		info = r.ConsumerInfo
+	}
+	acks := "per-message"
+	if nc := a.deps.JetStream.Conn(); info != nil && info.Config.AckPolicy == jetstream.AckAllPolicy && nc != nil {
+		acks = "cumulative"
+		s.cum = newCumulativeAcks(nc, info.AckFloor.Stream, time.Now())
 	}
 	watermarkLSN.Set(float64(s.durable.LSN))
 	a.setStatus(func(st *Status) { st.Watermark, st.CatalogSeq, st.Accepted = s.durable, s.seq, s.durable.LSN })
-	s.log.Info("leading", "watermark", s.durable.LSN, "catalog_seq", s.seq, "segments", len(cat.Segments()))
+	s.log.Info("leading", "watermark", s.durable.LSN, "catalog_seq", s.seq, "segments", len(cat.Segments()), "acks", acks)
 	return s, nil
 }
 
@@ -143,22 +169,11 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 // messages, never inside a flush), ctx ends (the lease is lost) or an
 // error stops the session.
 func (s *session) run(ctx context.Context, stop <-chan struct{}) error {
-	// Pull requests expire well within a lease: when this archiver is
-	// paused and deposed, its requests lapse before the next writer resets
-	// the consumer, so new messages are not delivered to it.
-	expiry := min(max(s.a.cfg.LeaseTTL/2, time.Second), 30*time.Second)
-	iter, err := s.cons.Messages(jetstream.PullMaxMessages(s.a.cfg.FetchBatch), jetstream.PullExpiry(expiry))
+	p, err := s.pull()
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", s.a.cfg.Consumer, err)
+		return err
 	}
-	msgs := make(chan jetstream.Msg, s.a.cfg.FetchBatch)
-	pumpErr := make(chan error, 1)
-	pumped := make(chan struct{})
-	go func() {
-		defer close(pumped)
-		pump(iter, msgs, pumpErr)
-	}()
-	defer giveBackPumped(iter, msgs, pumped)
+	defer func() { p.giveBack() }()
 	go s.a.watchConsumer(ctx, s.cons)
 
 	// A fine tick: a segment is flushed at most 50 ms after its age limit.
@@ -170,9 +185,9 @@ func (s *session) run(ctx context.Context, stop <-chan struct{}) error {
 			return nil
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case err := <-pumpErr:
+		case err := <-p.errs:
 			return err
-		case m := <-msgs:
+		case m := <-p.msgs:
 			if err := s.handle(ctx, m); err != nil {
 				return err
 			}
@@ -180,8 +195,60 @@ func (s *session) run(ctx context.Context, stop <-chan struct{}) error {
 			if err := s.tick(ctx, now); err != nil {
 				return err
 			}
+			if s.resetWanted {
+				s.resetWanted = false
+				if p, err = s.repull(ctx, p); err != nil {
+					return err
+				}
+			}
 		}
 	}
+}
+
+// pulling is one pull subscription on the consumer and the goroutine
+// moving its messages to msgs.
+type pulling struct {
+	iter   jetstream.MessagesContext
+	msgs   chan jetstream.Msg
+	errs   chan error
+	pumped chan struct{}
+}
+
+// pull starts a pull subscription. Pull requests expire well within a
+// lease: when this archiver is paused and deposed, its requests lapse
+// before the next writer resets the consumer, so new messages are not
+// delivered to it.
+func (s *session) pull() (*pulling, error) {
+	expiry := min(max(s.a.cfg.LeaseTTL/2, time.Second), 30*time.Second)
+	iter, err := s.cons.Messages(jetstream.PullMaxMessages(s.a.cfg.FetchBatch), jetstream.PullExpiry(expiry))
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", s.a.cfg.Consumer, err)
+	}
+	p := &pulling{iter: iter, msgs: make(chan jetstream.Msg, s.a.cfg.FetchBatch), errs: make(chan error, 1), pumped: make(chan struct{})}
+	go func() {
+		defer close(p.pumped)
+		pump(iter, p.msgs, p.errs)
+	}()
+	return p, nil
+}
+
+func (p *pulling) giveBack() { giveBackPumped(p.iter, p.msgs, p.pumped) }
+
+// repull resets the consumer to its ack floor between two pull
+// subscriptions: every message above the floor comes again, and none
+// delivered before the reset is handled after it. The reset restarts
+// nats-server's delivery sequence, which a cumulative acknowledgement
+// carries; replies of earlier deliveries are dropped (newGen) so that an
+// acknowledgement never carries an old sequence the server would ignore.
+func (s *session) repull(ctx context.Context, p *pulling) (*pulling, error) {
+	p.giveBack()
+	if _, err := s.a.deps.JetStream.ResetConsumer(ctx, s.a.cfg.Stream, s.a.cfg.Consumer); err != nil {
+		s.log.Warn("reset consumer to its ack floor", "err", err)
+	}
+	if s.cum != nil {
+		s.cum.newGen()
+	}
+	return s.pull()
 }
 
 // pump moves messages from the iterator to msgs until the iterator is
@@ -245,7 +312,7 @@ func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
 	switch {
 	case feed.IsTamper(nm):
 		// Capture's tamper reports share the stream but never the archive.
-		_ = m.Ack()
+		_ = s.settler(m).Ack()
 		return nil
 	case feed.IsHeartbeat(nm):
 		hb, err := feed.DecodeHeartbeat(nm)
@@ -268,7 +335,7 @@ func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
 		e, err := feed.DecodeEvent(nm, t)
 		if errors.Is(err, feed.ErrNotEvent) {
 			s.log.Error("unexpected message on the feed; terminating it", "subject", nm.Subject, "kind", nm.Header.Get(feed.HeaderKind))
-			_ = m.Term()
+			s.term(m)
 			return nil
 		}
 		if err != nil {
@@ -298,7 +365,7 @@ func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
 		_ = m.NakWithDelay(bufferFullDelay)
 	case archivedEvent:
 		duplicatesTotal.Inc()
-		_ = m.Ack() // in a segment a durable catalog entry lists
+		_ = s.settler(m).Ack() // in a segment a durable catalog entry lists
 	case streamedEvent:
 		duplicatesTotal.Inc()
 		s.streamAcks = append(s.streamAcks, s.settler(m))
@@ -313,7 +380,38 @@ func (s *session) settler(m jetstream.Msg) Msg {
 	if nc == nil || m.Reply() == "" {
 		return m
 	}
-	return ackHandle{nc: nc, reply: m.Reply()}
+	h := ackHandle{nc: nc, reply: m.Reply()}
+	if s.cum != nil {
+		md, err := m.Metadata()
+		if err != nil {
+			// Not a consumer's delivery: nothing to settle, and a
+			// cumulative acknowledgement must not come from it.
+			return noSettle{}
+		}
+		h.seq, h.cum, h.gen = md.Sequence.Stream, s.cum, s.cum.generation()
+	}
+	return h
+}
+
+// term ends a message JetStream must not deliver again (it is settled).
+func (s *session) term(m jetstream.Msg) {
+	_ = m.Term()
+	if s.cum != nil {
+		if md, err := m.Metadata(); err == nil {
+			s.cum.settle(md.Sequence.Stream, "", 0)
+		}
+	}
+}
+
+// sendAcks acknowledges, on a cumulative consumer, what the session has
+// settled since the last call.
+func (s *session) sendAcks() {
+	if s.cum == nil {
+		return
+	}
+	if err := s.cum.send(); err != nil {
+		s.log.Warn("acknowledge messages", "err", err)
+	}
 }
 
 // table returns the definition a message names, waiting for it to appear
@@ -346,6 +444,19 @@ func (s *session) table(ctx context.Context, id string) (*event.Table, error) {
 // retry; the chain will report the hole it leaves.
 func (s *session) undecodable(m jetstream.Msg, err error) error {
 	decodeErrorsTotal.Inc()
+	if s.cum != nil {
+		// On a cumulative consumer a message that never decodes would hold
+		// every later acknowledgement back. After a few deliveries it is
+		// terminated: the hole it leaves makes the archiver ask capture to
+		// re-send its item from the slot, the buffer of record.
+		if md, mdErr := m.Metadata(); mdErr == nil && md.NumDelivered >= undecodableDeliveries {
+			s.log.Error("undecodable message; terminating it, the chain's hole check asks capture to re-send its item",
+				"subject", m.Subject(), "stream_seq", md.Sequence.Stream, "deliveries", md.NumDelivered, "err", err)
+			undecodableTerminatedTotal.Inc()
+			s.term(m)
+			return nil
+		}
+	}
 	s.log.Error("undecodable message; will retry", "subject", m.Subject(), "err", err)
 	_ = m.NakWithDelay(decodeRetryDelay)
 	return nil
@@ -544,6 +655,18 @@ func (s *session) tick(ctx context.Context, now time.Time) error {
 		}
 	}
 	s.checkHole(ctx, now)
+	if s.cum != nil {
+		s.sendAcks()
+		reset, err := s.cum.check(ctx, s.a.deps.JetStream, s.a.cfg.Stream, s.a.cfg.Consumer, s.a.cfg.ackGapGrace(), now)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("check the consumer's acknowledgement floor", "err", err)
+		case reset:
+			ackResetsTotal.Inc()
+			s.log.Warn("the consumer's ack floor did not follow the acknowledgements; resetting it to its floor")
+			s.resetWanted = true
+		}
+	}
 	s.report(now)
 	return nil
 }
@@ -583,11 +706,10 @@ func (s *session) checkHole(ctx context.Context, now time.Time) {
 	s.lastRewind = now
 	// The missing item may sit unacknowledged with a deposed writer (or
 	// its delivery was lost): rewinding the consumer to its ack floor
-	// brings it back if the stream has it; the rewind request makes
-	// capture re-publish it if the stream does not.
-	if _, err := s.a.deps.JetStream.ResetConsumer(ctx, s.a.cfg.Stream, s.a.cfg.Consumer); err != nil {
-		s.log.Warn("reset consumer to its ack floor", "err", err)
-	}
+	// (run does it after this tick) brings it back if the stream has it;
+	// the rewind request makes capture re-publish it if the stream does
+	// not.
+	s.resetWanted = true
 	if err := s.a.meta.putRewind(ctx, s.chain.w, missing, now); err != nil {
 		s.log.Warn("request rewind", "err", err)
 		return
@@ -603,6 +725,7 @@ func (s *session) giveBack() {
 		return
 	}
 	s.closed = true
+	s.sendAcks() // what is settled is durable
 	n := s.acks.len()
 	for _, it := range s.chain.drain() {
 		for _, m := range it.allMsgs() {
@@ -667,6 +790,14 @@ var (
 	decodeErrorsTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tidemark_archiver_decode_errors_total",
 		Help: "Messages that could not be decoded (given back for a later retry).",
+	})
+	ackResetsTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_archiver_ack_resets_total",
+		Help: "Consumer resets because nats-server did not apply the cumulative acknowledgements (a deposed writer's late acknowledgement, or a lost one).",
+	})
+	undecodableTerminatedTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_archiver_undecodable_terminated_total",
+		Help: "Messages terminated after failing to decode on every delivery (cumulative consumer); their items are re-sent from the slot.",
 	})
 	bufferRejectedTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tidemark_archiver_buffer_rejected_total",
