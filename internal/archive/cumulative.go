@@ -15,7 +15,8 @@ import (
 // cumulativeAcks acknowledges an AckAll consumer: one acknowledgement of
 // stream sequence S settles every message at or below S, so nats-server
 // handles one acknowledgement per flush instead of one per message
-// (docs/benchmarks.md: the archiver's drain ran 15–24 % faster).
+// (docs/benchmarks.md: its CPU per event in the archiver's drain fell
+// from ~8.4 to ~5.5 µs).
 //
 // The archiver settles messages out of order (a hole, a redelivery, a
 // Nak'd message that comes back), so a message's Ack only marks it
@@ -26,10 +27,11 @@ import (
 // before the archive holds it durably.
 //
 // nats-server ignores a cumulative acknowledgement whose delivery
-// sequence is not above the last one's (a message redelivered late, or a
-// delivery from before a consumer reset). Such an acknowledgement is
-// lost, not wrong: the messages stay pending, come back after AckWait as
-// duplicates, and are settled again.
+// sequence is not above the last one's (a message redelivered late, a
+// delivery from before a consumer reset, a deposed writer's late
+// acknowledgement). Such an acknowledgement is lost, not wrong: the
+// messages stay pending. Replies from before a reset are never used
+// (gen), and check resets the consumer when its floor does not follow.
 type cumulativeAcks struct {
 	mu      sync.Mutex
 	nc      *nats.Conn
@@ -58,11 +60,16 @@ func newCumulativeAcks(nc *nats.Conn, floor uint64, now time.Time) *cumulativeAc
 func (c *cumulativeAcks) settle(seq uint64, reply string, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if seq <= c.floor {
-		return
-	}
 	if gen != c.gen {
 		reply = ""
+	}
+	if seq <= c.floor {
+		// A redelivery below the floor (after a reset) can carry the
+		// floor's acknowledgement until a later message does.
+		if reply != "" && seq > c.topSeq {
+			c.top, c.topSeq = reply, seq
+		}
+		return
 	}
 	if old := c.settled[seq]; reply == "" && old != "" {
 		reply = old

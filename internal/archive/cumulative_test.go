@@ -132,6 +132,13 @@ func TestCumulativeAcks_NewGenDropsOldReplies(t *testing.T) {
 	if got := acks(); len(got) != 0 {
 		t.Fatalf("acknowledged %v with replies from before the reset", got)
 	}
+	c.settle(10, "ack.new10", c.generation()) // a redelivery below the floor carries it
+	if err := c.send(); err != nil {
+		t.Fatal(err)
+	}
+	if got := acks(); len(got) != 1 || got[0] != "ack.new10" {
+		t.Fatalf("acknowledgements %v after a fresh delivery at the floor, want ack.new10", got)
+	}
 	c.settle(13, "ack.new13", c.generation())
 	if err := c.send(); err != nil {
 		t.Fatal(err)
