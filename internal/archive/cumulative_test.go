@@ -169,6 +169,17 @@ func consumerState(t *testing.T, js jetstream.JetStream) (floor uint64, pending 
 	return info.AckFloor.Stream, info.NumAckPending, info.Config.AckPolicy
 }
 
+// waitAllAcknowledged waits until the consumer's ack floor is the
+// stream's last sequence with nothing pending.
+func waitAllAcknowledged(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	end := lastSeq(t, js)
+	testkit.WaitFor(t, 15*time.Second, "ack floor at the stream's end", func() bool {
+		floor, pending, _ := consumerState(t, js)
+		return floor == end && pending == 0
+	})
+}
+
 // lastSeq returns the stream's last sequence.
 func lastSeq(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
@@ -212,11 +223,7 @@ func TestArchiver_Run_CumulativeAcksPassDeletedMessage(t *testing.T) {
 	f.Publish(t, true, items[gap]) // capture's re-send after the rewind request
 	archivetest.WaitWatermark(t, store, last(items), 20*time.Second)
 	archivetest.Load(t, store, nil).Check(t, archivetest.EventIDs(items...))
-	end := lastSeq(t, f.JS)
-	testkit.WaitFor(t, 15*time.Second, "ack floor at the stream's end", func() bool {
-		floor, pending, _ := consumerState(t, f.JS)
-		return floor == end && pending == 0
-	})
+	waitAllAcknowledged(t, f.JS)
 	if _, _, p := consumerState(t, f.JS); p != jetstream.AckAllPolicy {
 		t.Fatalf("new consumer has ack policy %s, want all", p)
 	}
@@ -251,11 +258,7 @@ func TestArchiver_Run_UndecodableMessageTerminated(t *testing.T) {
 	f.Publish(t, true, items[bad]) // capture's re-send after the rewind request
 	archivetest.WaitWatermark(t, store, last(items), 20*time.Second)
 	archivetest.Load(t, store, nil).Check(t, archivetest.EventIDs(items...))
-	end := lastSeq(t, f.JS)
-	testkit.WaitFor(t, 15*time.Second, "ack floor at the stream's end", func() bool {
-		floor, pending, _ := consumerState(t, f.JS)
-		return floor == end && pending == 0
-	})
+	waitAllAcknowledged(t, f.JS)
 }
 
 // TestArchiver_Run_KeepsPerMessageConsumer starts on a consumer an earlier
@@ -281,11 +284,7 @@ func TestArchiver_Run_KeepsPerMessageConsumer(t *testing.T) {
 	f.Publish(t, false, items...)
 	archivetest.WaitWatermark(t, store, last(items), 20*time.Second)
 	archivetest.Load(t, store, nil).Check(t, archivetest.EventIDs(items...))
-	end := lastSeq(t, f.JS)
-	testkit.WaitFor(t, 15*time.Second, "every message acknowledged", func() bool {
-		floor, pending, _ := consumerState(t, f.JS)
-		return floor == end && pending == 0
-	})
+	waitAllAcknowledged(t, f.JS)
 	if _, _, p := consumerState(t, f.JS); p != jetstream.AckExplicitPolicy {
 		t.Fatalf("consumer's ack policy became %s", p)
 	}
