@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -73,6 +74,7 @@ profile with: go tool pprof -top FILE`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s handled %d events in %.2f s (%.0f events/s); peak live heap %.1f MiB; profile in %s\n",
 				component, res.Events, res.Duration.Seconds(), float64(res.Events)/res.Duration.Seconds(), float64(res.PeakHeap)/(1<<20), out)
+			fmt.Fprintf(cmd.OutOrStdout(), "CPU while it ran: %s\n", describeCPU(res.CPU, res.Events, component))
 			return f.Close()
 		},
 	}
@@ -86,4 +88,29 @@ profile with: go tool pprof -top FILE`,
 	f.StringVar(&dir, "dir", "", "working directory (default: a temporary directory, removed afterwards)")
 	f.BoolVar(&keep, "keep", false, "keep the working directory")
 	return cmd
+}
+
+// describeCPU prints each party's cores and CPU time per event (the
+// component is the "bench" party: it runs in-process).
+func describeCPU(u bench.CPUUse, events int64, component string) string {
+	wall := u.Wall.Seconds()
+	if wall <= 0 || events <= 0 {
+		return "not measured"
+	}
+	names := make([]string, 0, len(u.By))
+	for k := range u.By {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		d := u.By[k]
+		label := k
+		if k == "bench" {
+			label = component + " (in-process)"
+		}
+		fmt.Fprintf(&b, "%s %.2f cores, %.1f µs/event; ", label, d.Seconds()/wall, float64(d.Microseconds())/float64(events))
+	}
+	fmt.Fprintf(&b, "machine %.2f of %d cores", u.Machine.Seconds()/wall, u.Cores)
+	return b.String()
 }

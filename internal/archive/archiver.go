@@ -301,8 +301,20 @@ func (a *Archiver) keyID() string {
 }
 
 func (a *Archiver) writerOptions() segment.WriterOptions {
-	return segment.WriterOptions{Compression: a.cfg.Compression, Level: a.cfg.CompressionLevel, Keyring: a.deps.Keyring}
+	level := a.cfg.CompressionLevel
+	if level == 0 && a.cfg.Compression == segment.Zstd && a.cfg.merging() {
+		level = liveZstdLevel
+	}
+	return segment.WriterOptions{Compression: a.cfg.Compression, Level: level, Keyring: a.deps.Keyring}
 }
+
+// liveZstdLevel is the zstd level of the segments flushes write while
+// merging is on. Level-1 merges rewrite them within minutes (with the
+// default level, then the merged preset above), so what they would save
+// in bytes lasts minutes, while compressing them is a quarter of the
+// archiver's CPU on the flush path (docs/benchmarks.md). With merging off
+// they are kept as written and get the default level.
+const liveZstdLevel = 1
 
 var isLeader = promauto.NewGauge(prometheus.GaugeOpts{
 	Name: "tidemark_archiver_is_leader",

@@ -25,7 +25,7 @@ const (
 	DefaultMaxAckPending   = 500000
 	DefaultAckWait         = 60 * time.Second
 	MinAckWait             = 60 * time.Second
-	DefaultFetchBatch      = 1000
+	DefaultFetchBatch      = 4000
 	DefaultReorderBuffer   = 200000
 	DefaultHoleGrace       = 3 * time.Second
 	DefaultRewindInterval  = 10 * time.Second
@@ -61,7 +61,9 @@ type Config struct {
 	// upload. Takeover does not wait for it: a new writer resets the
 	// consumer to its ack floor.
 	AckWait time.Duration
-	// FetchBatch is how many messages one pull request asks for (1000).
+	// FetchBatch is how many messages the client buffers, and one pull
+	// request asks for at most (4000); a request also stops at 16 MiB (or
+	// twice the server's max_payload).
 	FetchBatch int
 	// ReorderBuffer bounds the events held while the chain has a hole
 	// (200000); what does not fit is given back with a delayed Nak.
@@ -106,7 +108,9 @@ type Config struct {
 	TempDir string
 	// Compression is the segments' compression (zstd).
 	Compression segment.Compression
-	// CompressionLevel is the compression level; 0 means the default.
+	// CompressionLevel is the level of the segments flushes write; 0 means
+	// the default: zstd's fastest while merging is on (liveZstdLevel), else
+	// the codec's default.
 	CompressionLevel int
 }
 
@@ -211,3 +215,7 @@ func defaultHolder() string {
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
+
+// merging reports whether the archiver merges segments (Merge.Levels set
+// to an empty slice turns it off).
+func (c Config) merging() bool { return c.Merge.Levels == nil || len(c.Merge.Levels) > 0 }

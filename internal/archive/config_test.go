@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidemark/tidemark/internal/merge"
+	"github.com/tidemark/tidemark/internal/segment"
 )
 
 func TestConfig_Validate(t *testing.T) {
@@ -76,5 +79,28 @@ func TestHookReader_CallsMidUpload(t *testing.T) {
 	}
 	if string(got) != "0123456789" || len(stages) != 1 || stages[0] != StageMidUpload {
 		t.Fatalf("read %q, stages %v", got, stages)
+	}
+}
+
+// TestArchiver_LiveCompressionLevel: flushed segments get zstd's fastest
+// level only while merges will rewrite them; a level asked for, another
+// codec, or merging turned off keep the codec's choice.
+func TestArchiver_LiveCompressionLevel(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want int
+	}{
+		{"defaults", Config{}, liveZstdLevel},
+		{"merging off", Config{Merge: merge.Policy{Levels: []time.Duration{}}}, 0},
+		{"level asked for", Config{CompressionLevel: 7}, 7},
+		{"gzip", Config{Compression: segment.Gzip}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &Archiver{cfg: tc.cfg}
+			if got := a.writerOptions().Level; got != tc.want {
+				t.Fatalf("level %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

@@ -23,7 +23,7 @@ const (
 // merge. It stops when the term ends or the archiver is asked to stop; a
 // fenced merge ends the term. The returned func stops it and waits.
 func (a *Archiver) startMerger(term, stop context.Context, endTerm context.CancelCauseFunc, s *session) func() {
-	if a.cfg.Merge.Levels != nil && len(a.cfg.Merge.Levels) == 0 {
+	if !a.cfg.merging() {
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(term)

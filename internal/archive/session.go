@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/tidemark/tidemark/internal/catalog"
 	"github.com/tidemark/tidemark/internal/event"
@@ -169,7 +169,7 @@ func (a *Archiver) start(ctx context.Context, lease *catalog.Lease) (*session, e
 // messages, never inside a flush), ctx ends (the lease is lost) or an
 // error stops the session.
 func (s *session) run(ctx context.Context, stop <-chan struct{}) error {
-	p, err := s.pull()
+	p, err := s.pull(ctx)
 	if err != nil {
 		return err
 	}
@@ -187,8 +187,10 @@ func (s *session) run(ctx context.Context, stop <-chan struct{}) error {
 			return context.Cause(ctx)
 		case err := <-p.errs:
 			return err
-		case m := <-p.msgs:
-			if err := s.handle(ctx, m); err != nil {
+		case d := <-p.msgs:
+			err := s.handleDelivery(ctx, d)
+			p.handled(d)
+			if err != nil {
 				return err
 			}
 		case now := <-tick.C:
@@ -206,33 +208,79 @@ func (s *session) run(ctx context.Context, stop <-chan struct{}) error {
 }
 
 // pulling is one pull subscription on the consumer and the goroutine
-// moving its messages to msgs.
+// that receives its messages, decodes them and moves them to msgs.
 type pulling struct {
 	iter   jetstream.MessagesContext
-	msgs   chan jetstream.Msg
+	msgs   chan *delivery
 	errs   chan error
 	pumped chan struct{}
+	// stopDecoding ends a wait for a table definition, or for room in
+	// decoded, when the subscription is given back.
+	stopDecoding context.CancelFunc
+	// decoded bounds the bytes of the deliveries waiting in msgs: each
+	// holds its message and a decoded copy of its values, and messages
+	// may be as large as the server's max_payload.
+	decoded *semaphore.Weighted
 }
+
+// decodedBudget is how many message bytes may wait decoded between the
+// pull goroutine and the session's loop.
+const decodedBudget = 32 << 20
+
+// weight is what a delivery counts against pulling.decoded.
+func (d *delivery) weight() int64 { return min(int64(len(d.m.Data())), decodedBudget) }
+
+// admit waits until d fits in the decoded budget and returns it; when ctx
+// ends first (the subscription is being given back) it gives d's message
+// back and returns nil.
+func (p *pulling) admit(ctx context.Context, d *delivery) *delivery {
+	if err := p.decoded.Acquire(ctx, d.weight()); err != nil {
+		_ = d.m.Nak()
+		return nil
+	}
+	return d
+}
+
+// handled returns a delivery's weight once the session is done with it.
+func (p *pulling) handled(d *delivery) { p.decoded.Release(d.weight()) }
 
 // pull starts a pull subscription. Pull requests expire well within a
 // lease: when this archiver is paused and deposed, its requests lapse
 // before the next writer resets the consumer, so new messages are not
 // delivered to it.
-func (s *session) pull() (*pulling, error) {
+func (s *session) pull(ctx context.Context) (*pulling, error) {
 	expiry := min(max(s.a.cfg.LeaseTTL/2, time.Second), 30*time.Second)
-	iter, err := s.cons.Messages(jetstream.PullMaxMessages(s.a.cfg.FetchBatch), jetstream.PullExpiry(expiry))
+	iter, err := s.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(s.a.cfg.FetchBatch, s.pullBytes()),
+		jetstream.PullExpiry(expiry))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", s.a.cfg.Consumer, err)
 	}
-	p := &pulling{iter: iter, msgs: make(chan jetstream.Msg, s.a.cfg.FetchBatch), errs: make(chan error, 1), pumped: make(chan struct{})}
+	dctx, cancel := context.WithCancel(ctx)
+	p := &pulling{iter: iter, msgs: make(chan *delivery, s.a.cfg.FetchBatch), errs: make(chan error, 1),
+		pumped: make(chan struct{}), stopDecoding: cancel, decoded: semaphore.NewWeighted(decodedBudget)}
 	go func() {
 		defer close(p.pumped)
-		pump(iter, p.msgs, p.errs)
+		pump(iter, p.msgs, p.errs, func(m jetstream.Msg) *delivery { return p.admit(dctx, s.decode(dctx, m)) })
 	}()
 	return p, nil
 }
 
-func (p *pulling) giveBack() { giveBackPumped(p.iter, p.msgs, p.pumped) }
+// pullBytes bounds one pull request's bytes, so that a run of messages
+// near the server's max_payload does not fill the client's buffer with
+// FetchBatch of them. It must exceed the largest message or the consumer
+// stalls.
+func (s *session) pullBytes() int {
+	n := 16 << 20
+	if nc := s.a.deps.JetStream.Conn(); nc != nil {
+		n = max(n, 2*int(nc.MaxPayload()))
+	}
+	return n
+}
+
+func (p *pulling) giveBack() {
+	p.stopDecoding()
+	giveBackPumped(p.iter, p.msgs, p.pumped, p.handled)
+}
 
 // repull resets the consumer to its ack floor between two pull
 // subscriptions: every message above the floor comes again, and none
@@ -248,12 +296,13 @@ func (s *session) repull(ctx context.Context, p *pulling) (*pulling, error) {
 	if s.cum != nil {
 		s.cum.newGen()
 	}
-	return s.pull()
+	return s.pull(ctx)
 }
 
-// pump moves messages from the iterator to msgs until the iterator is
-// closed (or drained) or the consumer is gone.
-func pump(iter jetstream.MessagesContext, msgs chan<- jetstream.Msg, errs chan<- error) {
+// pump decodes messages from the iterator and moves them to msgs until
+// the iterator is closed (or drained) or the consumer is gone. decode
+// returns nil for a message it has given back itself.
+func pump(iter jetstream.MessagesContext, msgs chan<- *delivery, errs chan<- error, decode func(jetstream.Msg) *delivery) {
 	for {
 		m, err := iter.Next()
 		switch {
@@ -270,25 +319,29 @@ func pump(iter jetstream.MessagesContext, msgs chan<- jetstream.Msg, errs chan<-
 			// Missed heartbeats and reconnects: the iterator recovers.
 			continue
 		}
-		msgs <- m
+		if d := decode(m); d != nil {
+			msgs <- d
+		}
 	}
 }
 
 // giveBackPumped drains the iterator at the end of a term and Naks every
 // message delivered but not handled — those in the iterator's buffer
 // included — so the next writer gets them at once rather than after AckWait.
-func giveBackPumped(iter jetstream.MessagesContext, msgs <-chan jetstream.Msg, pumped <-chan struct{}) {
+func giveBackPumped(iter jetstream.MessagesContext, msgs <-chan *delivery, pumped <-chan struct{}, handled func(*delivery)) {
 	iter.Drain()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
-		case m := <-msgs:
-			_ = m.Nak()
+		case d := <-msgs:
+			_ = d.m.Nak()
+			handled(d)
 		case <-pumped:
 			for {
 				select {
-				case m := <-msgs:
-					_ = m.Nak()
+				case d := <-msgs:
+					_ = d.m.Nak()
+					handled(d)
 				default:
 					return
 				}
@@ -302,55 +355,48 @@ func giveBackPumped(iter jetstream.MessagesContext, msgs <-chan jetstream.Msg, p
 
 // handle decodes one message and offers it to the chain.
 func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
-	nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
-	systemID := feed.SystemID(nm)
+	return s.handleDelivery(ctx, s.decode(ctx, m))
+}
+
+// handleDelivery offers one decoded message to the chain.
+func (s *session) handleDelivery(ctx context.Context, d *delivery) error {
+	m := d.m
 	var (
 		res     addResult
 		evicted []*item
 		pos     event.Position
 	)
 	switch {
-	case feed.IsTamper(nm):
+	case d.kind == deliveredTamper:
 		// Capture's tamper reports share the stream but never the archive.
 		_ = s.settler(m).Ack()
 		return nil
-	case feed.IsHeartbeat(nm):
-		hb, err := feed.DecodeHeartbeat(nm)
-		if err != nil {
-			return s.undecodable(m, err)
+	case d.err != nil:
+		if ctx.Err() != nil {
+			return context.Cause(ctx) // a wait for a table definition, cut short
 		}
-		pos = hb.LSN
-		res, evicted = s.chain.addHeartbeat(hb, systemID, s.settler(m))
-		if res == duplicate && hb.Resync != nil && hb.Resync.Phase == event.ResyncBegin {
-			s.checkLateResync(hb)
+		return s.undecodable(m, d.err)
+	case d.kind == deliveredNotEvent:
+		s.log.Error("unexpected message on the feed; terminating it", "subject", d.nm.Subject, "kind", d.nm.Header.Get(feed.HeaderKind))
+		s.term(m)
+		return nil
+	case d.kind == deliveredHeartbeat:
+		pos = d.hb.LSN
+		res, evicted = s.chain.addHeartbeat(d.hb, d.systemID, s.settler(m))
+		if res == duplicate && d.hb.Resync != nil && d.hb.Resync.Phase == event.ResyncBegin {
+			s.checkLateResync(d.hb)
 		}
 	default:
-		t, err := s.table(ctx, nm.Header.Get(feed.HeaderSchemaID))
-		if err != nil {
-			return err
-		}
-		if t == nil {
-			return s.undecodable(m, errors.New("message names no table definition"))
-		}
-		e, err := feed.DecodeEvent(nm, t)
-		if errors.Is(err, feed.ErrNotEvent) {
-			s.log.Error("unexpected message on the feed; terminating it", "subject", nm.Subject, "kind", nm.Header.Get(feed.HeaderKind))
-			s.term(m)
-			return nil
-		}
-		if err != nil {
-			return s.undecodable(m, err)
-		}
-		vs, err := s.fetchExternal(ctx, nm, t, e)
+		vs, err := s.fetchExternal(ctx, d.nm, d.t, d.e)
 		if err != nil {
 			externalErrorsTotal.Inc()
 			return s.undecodable(m, err)
 		}
 		if vs != nil {
-			s.ext.put(e, vs)
+			s.ext.put(d.e, vs)
 		}
-		pos = e.EndLSN
-		res, evicted = s.chain.addEvent(e, t, systemID, s.settler(m))
+		pos = d.e.EndLSN
+		res, evicted = s.chain.addEvent(d.e, d.t, d.systemID, s.settler(m))
 	}
 	for _, it := range evicted {
 		for _, em := range it.allMsgs() {

@@ -65,6 +65,10 @@ type ProfileResult struct {
 	// Metrics are the component's tidemark_* metrics at the end: counters
 	// and gauges by name, histograms as name_sum and name_count.
 	Metrics map[string]float64
+	// CPU is what each party used while the component ran ("bench" is
+	// the component, in-process): on a machine of few cores the
+	// component's speed is often bounded by the sum, not by its own share.
+	CPU CPUUse
 }
 
 // Profile builds the rig and backlog as Run does, prepares the
@@ -96,7 +100,7 @@ func Profile(ctx context.Context, cfg ProfileConfig) (ProfileResult, error) {
 	n := r.res.Load.Events
 	switch cfg.Component {
 	case ComponentCapture:
-		return profileRun(ctx, cfg, n, metricCapturePublished, func(ctx context.Context) error {
+		return profileRun(ctx, cfg, r.parties, n, metricCapturePublished, func(ctx context.Context) error {
 			c, err := cdc.New(cdc.Config{PGURL: r.h.SourceURL, NATSURL: r.h.NATSURL, ConfirmOn: cdc.ConfirmJetStream, Logger: discardLogger()})
 			if err != nil {
 				return err
@@ -111,7 +115,7 @@ func Profile(ctx context.Context, cfg ProfileConfig) (ProfileResult, error) {
 		return ProfileResult{}, fmt.Errorf("bench: unknown component %q (want capture, archiver or restore)", cfg.Component)
 	}
 	if cfg.Component == ComponentArchiver {
-		return profileRun(ctx, cfg, n, metricArchived, func(ctx context.Context) error {
+		return profileRun(ctx, cfg, r.parties, n, metricArchived, func(ctx context.Context) error {
 			nc, err := nats.Connect(r.h.NATSURL)
 			if err != nil {
 				return fmt.Errorf("connect nats: %w", err)
@@ -147,9 +151,11 @@ func Profile(ctx context.Context, cfg ProfileConfig) (ProfileResult, error) {
 	if err != nil {
 		return ProfileResult{}, err
 	}
+	meter := newCPUMeter(r.parties)
 	start := time.Now()
 	res, err := restore.Restore(ctx, plan, restore.Options{TargetURL: url})
 	d := time.Since(start)
+	use := meter.stop(cfg.Component, nil)
 	peak, perr := stop()
 	if err == nil {
 		err = perr
@@ -158,7 +164,7 @@ func Profile(ctx context.Context, cfg ProfileConfig) (ProfileResult, error) {
 		return ProfileResult{}, err
 	}
 	rss, _ := testkit.PeakRSS(selfPID)
-	return ProfileResult{Events: res.Events, Duration: d, Metrics: gatherTidemark(), PeakHeap: peak, PeakRSS: rss}, nil
+	return ProfileResult{Events: res.Events, Duration: d, Metrics: gatherTidemark(), PeakHeap: peak, PeakRSS: rss, CPU: use}, nil
 }
 
 // startProfiles starts the CPU profile and, when asked, the execution
@@ -241,7 +247,7 @@ func (h *heapPeak) stop() (int64, []byte) {
 
 // profileRun runs f under the CPU profiler until the in-process counter
 // metric reaches n, then cancels it.
-func profileRun(ctx context.Context, cfg ProfileConfig, n int64, metric string, f func(context.Context) error) (ProfileResult, error) {
+func profileRun(ctx context.Context, cfg ProfileConfig, parties func() map[string]party, n int64, metric string, f func(context.Context) error) (ProfileResult, error) {
 	cfg.Progress("profiling", "component", cfg.Component, "events", n)
 	stop, err := startProfiles(cfg)
 	if err != nil {
@@ -249,6 +255,7 @@ func profileRun(ctx context.Context, cfg ProfileConfig, n int64, metric string, 
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	meter := newCPUMeter(parties)
 	start := time.Now()
 	go func() { done <- f(cctx) }()
 	var runErr error
@@ -265,6 +272,7 @@ func profileRun(ctx context.Context, cfg ProfileConfig, n int64, metric string, 
 			runErr = ctx.Err()
 		}
 	}
+	use := meter.stop(cfg.Component, nil)
 	peak, perr := stop()
 	if runErr == nil {
 		runErr = perr
@@ -275,7 +283,7 @@ func profileRun(ctx context.Context, cfg ProfileConfig, n int64, metric string, 
 		<-done
 	}
 	rss, _ := testkit.PeakRSS(selfPID)
-	return ProfileResult{Events: n, Duration: d, Metrics: gathered, PeakHeap: peak, PeakRSS: rss}, runErr
+	return ProfileResult{Events: n, Duration: d, Metrics: gathered, PeakHeap: peak, PeakRSS: rss, CPU: use}, runErr
 }
 
 // gatherTidemark returns this process's tidemark_* metrics: counters and
