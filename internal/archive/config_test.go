@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +103,34 @@ func TestArchiver_LiveCompressionLevel(t *testing.T) {
 				t.Fatalf("level %d, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSession_MergesWait: merges wait while the backlog is large, for at
+// most maxMergePostpone in a row, and go on as soon as it is caught up.
+func TestSession_MergesWait(t *testing.T) {
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	s := &session{log: slog.New(slog.DiscardHandler)}
+	wait := s.mergesWait(func() time.Time { return now })
+	steps := []struct {
+		backlog uint64
+		after   time.Duration
+		want    bool
+	}{
+		{0, 0, false},
+		{postponeMergesAbove, 0, false},
+		{postponeMergesAbove + 1, 0, true},
+		{900_000, maxMergePostpone - time.Second, true},
+		{900_000, time.Second, false}, // waited long enough: compact anyway
+		{900_000, time.Minute, false},
+		{10, time.Second, false}, // caught up: the next backlog waits afresh
+		{900_000, time.Second, true},
+	}
+	for i, st := range steps {
+		now = now.Add(st.after)
+		s.backlog.Store(st.backlog)
+		if got := wait(); got != st.want {
+			t.Fatalf("step %d (backlog %d): wait = %v, want %v", i, st.backlog, got, st.want)
+		}
 	}
 }

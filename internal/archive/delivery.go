@@ -33,6 +33,10 @@ type delivery struct {
 	hb       event.Heartbeat
 	e        *event.Event
 	t        *event.Table
+	// md is the delivery's metadata (mdErr: the message is not a
+	// consumer's delivery).
+	md    *jetstream.MsgMetadata
+	mdErr error
 	// err is why the message could not be decoded; the session gives it
 	// back (see undecodable). A wait for its table definition cut short
 	// by ctx is such an error too: the message is given back unhandled.
@@ -45,6 +49,10 @@ type delivery struct {
 func (s *session) decode(ctx context.Context, m jetstream.Msg) *delivery {
 	nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
 	d := &delivery{m: m, nm: nm, systemID: feed.SystemID(nm)}
+	d.md, d.mdErr = m.Metadata()
+	if d.mdErr == nil {
+		s.backlog.Store(d.md.NumPending)
+	}
 	switch {
 	case feed.IsTamper(nm):
 		d.kind = deliveredTamper

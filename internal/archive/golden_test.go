@@ -357,10 +357,13 @@ type recordedMsg struct {
 	acked, naked, termed int
 }
 
-func (r *recordedMsg) Subject() string                    { return r.m.Subject }
-func (r *recordedMsg) Headers() nats.Header               { return r.m.Header }
-func (r *recordedMsg) Data() []byte                       { return r.m.Data }
-func (r *recordedMsg) Reply() string                      { return "" }
+func (r *recordedMsg) Subject() string      { return r.m.Subject }
+func (r *recordedMsg) Headers() nats.Header { return r.m.Header }
+func (r *recordedMsg) Data() []byte         { return r.m.Data }
+func (r *recordedMsg) Reply() string        { return "" }
+func (r *recordedMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return nil, jetstream.ErrNotJSMessage // delivered by hand, not by a consumer
+}
 func (r *recordedMsg) Ack() error                         { r.acked++; return nil }
 func (r *recordedMsg) Nak() error                         { r.naked++; return nil }
 func (r *recordedMsg) NakWithDelay(_ time.Duration) error { r.naked++; return nil }

@@ -31,6 +31,7 @@ func (a *Archiver) startMerger(term, stop context.Context, endTerm context.Cance
 	m := &merge.Merger{Store: a.deps.Store, Catalog: s.cat, Writer: s.cw, Keyring: a.deps.Keyring,
 		Policy: a.cfg.Merge, TempDir: a.cfg.TempDir, Logger: s.log.With("role", "merger"),
 		Hook: func(step merge.Step) { a.mergeHook(step) },
+		Busy: s.mergesWait(time.Now),
 		Guard: func() error {
 			if exp := s.lease.Expires(); !time.Now().Before(exp) {
 				return fmt.Errorf("%w: it lapsed at %s", ErrLeaseLost, exp.Format(time.RFC3339Nano))
@@ -66,5 +67,35 @@ func (a *Archiver) mergeHook(step merge.Step) {
 		a.hook(StageMergeUploaded)
 	case merge.StepRecorded:
 		a.hook(StageMergeRecorded)
+	}
+}
+
+// Merges wait while the consumer holds more than postponeMergesAbove
+// messages for this archiver (a backlog after an outage, or a burst), for
+// at most maxMergePostpone in a row: catching up moves the watermark and
+// frees the slot's WAL, while a merge only saves requests and bytes later,
+// and on a small machine the two share the same cores.
+const (
+	postponeMergesAbove = 50_000
+	maxMergePostpone    = 10 * time.Minute
+)
+
+// mergesWait returns the merger's Busy: true while the backlog is above
+// postponeMergesAbove, until it has been for maxMergePostpone (an
+// archiver that never catches up must still compact). It is called from
+// the merger's goroutine only.
+func (s *session) mergesWait(clock func() time.Time) func() bool {
+	var since time.Time
+	return func() bool {
+		if s.backlog.Load() <= postponeMergesAbove {
+			since = time.Time{}
+			return false
+		}
+		now := clock()
+		if since.IsZero() {
+			since = now
+			s.log.Info("merges wait while the archiver catches up", "backlog", s.backlog.Load(), "at_most", maxMergePostpone)
+		}
+		return now.Sub(since) < maxMergePostpone
 	}
 }

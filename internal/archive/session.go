@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -90,6 +91,10 @@ type session struct {
 
 	// resync is the open resync from a new primary, if any (resync.go).
 	resync *resyncState
+
+	// backlog is the consumer's pending count at the last delivery: the
+	// pull goroutine writes it, the merger reads it (see mergesWait).
+	backlog atomic.Uint64
 }
 
 // start loads the catalog, publishes its watermark and attaches to the
@@ -369,7 +374,7 @@ func (s *session) handleDelivery(ctx context.Context, d *delivery) error {
 	switch {
 	case d.kind == deliveredTamper:
 		// Capture's tamper reports share the stream but never the archive.
-		_ = s.settler(m).Ack()
+		_ = s.settler(d).Ack()
 		return nil
 	case d.err != nil:
 		if ctx.Err() != nil {
@@ -382,7 +387,7 @@ func (s *session) handleDelivery(ctx context.Context, d *delivery) error {
 		return nil
 	case d.kind == deliveredHeartbeat:
 		pos = d.hb.LSN
-		res, evicted = s.chain.addHeartbeat(d.hb, d.systemID, s.settler(m))
+		res, evicted = s.chain.addHeartbeat(d.hb, d.systemID, s.settler(d))
 		if res == duplicate && d.hb.Resync != nil && d.hb.Resync.Phase == event.ResyncBegin {
 			s.checkLateResync(d.hb)
 		}
@@ -396,7 +401,7 @@ func (s *session) handleDelivery(ctx context.Context, d *delivery) error {
 			s.ext.put(d.e, vs)
 		}
 		pos = d.e.EndLSN
-		res, evicted = s.chain.addEvent(d.e, d.t, d.systemID, s.settler(m))
+		res, evicted = s.chain.addEvent(d.e, d.t, d.systemID, s.settler(d))
 	}
 	for _, it := range evicted {
 		for _, em := range it.allMsgs() {
@@ -411,24 +416,25 @@ func (s *session) handleDelivery(ctx context.Context, d *delivery) error {
 		_ = m.NakWithDelay(bufferFullDelay)
 	case archivedEvent:
 		duplicatesTotal.Inc()
-		_ = s.settler(m).Ack() // in a segment a durable catalog entry lists
+		_ = s.settler(d).Ack() // in a segment a durable catalog entry lists
 	case streamedEvent:
 		duplicatesTotal.Inc()
-		s.streamAcks = append(s.streamAcks, s.settler(m))
+		s.streamAcks = append(s.streamAcks, s.settler(d))
 	}
 	return s.advance(ctx)
 }
 
 // settler returns what the session keeps of a message to settle it later:
 // its reply subject and the connection, not its payload (see ackHandle).
-func (s *session) settler(m jetstream.Msg) Msg {
+func (s *session) settler(d *delivery) Msg {
+	m := d.m
 	nc := s.a.deps.JetStream.Conn()
 	if nc == nil || m.Reply() == "" {
 		return m
 	}
 	h := ackHandle{nc: nc, reply: m.Reply()}
 	if s.cum != nil {
-		md, err := m.Metadata()
+		md, err := d.md, d.mdErr
 		if err != nil {
 			// Not a consumer's delivery: nothing to settle, and a
 			// cumulative acknowledgement must not come from it.

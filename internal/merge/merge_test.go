@@ -574,3 +574,31 @@ func TestRebuild_MergedArchive(t *testing.T) {
 	}
 	a.check()
 }
+
+// TestMerger_BusyPostponesTheRound: while Busy answers true nothing is
+// merged; the next round, no longer busy, merges as usual.
+func TestMerger_BusyPostponesTheRound(t *testing.T) {
+	a := newArchive(t, nil)
+	for range 60 {
+		a.flush(2*time.Second, 2, 3)
+	}
+	before := len(a.cat.Segments())
+	busy := true
+	m := a.merger()
+	m.Busy = func() bool { return busy }
+	res, err := m.RunOnce(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Merges != 0 || len(a.cat.Segments()) != before {
+		t.Fatalf("busy: %d merges, %d live segments (was %d)", res.Merges, len(a.cat.Segments()), before)
+	}
+	busy = false
+	if res, err = m.RunOnce(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if res.Merges == 0 || len(a.cat.Segments()) >= before {
+		t.Fatalf("no longer busy: %d merges, %d live segments (was %d)", res.Merges, len(a.cat.Segments()), before)
+	}
+	a.check()
+}

@@ -45,6 +45,11 @@ type Merger struct {
 	// merge (the archiver refuses to upload once its lease has lapsed by
 	// its own clock).
 	Guard func() error
+	// Busy, when set, is asked before each merge; true postpones the rest
+	// of the round to the next interval. The archiver answers true while
+	// its flush path is catching up on a backlog: the watermark, and the
+	// slot behind it, come before compaction.
+	Busy func() bool
 }
 
 // Step names the points of a merge a Hook sees.
@@ -97,6 +102,11 @@ func (m *Merger) RunOnce(ctx context.Context) (Result, error) {
 			}
 			if err := ctx.Err(); err != nil {
 				return res, err
+			}
+			if m.Busy != nil && m.Busy() {
+				mergesPostponedTotal.Inc()
+				res.Duration = time.Since(start)
+				return res, nil
 			}
 			out, adopted, err := m.Merge(ctx, g)
 			if errors.Is(err, ErrInputDamaged) {

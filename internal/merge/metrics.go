@@ -23,6 +23,10 @@ var (
 		Help:    "Time to write, store and record one merged segment.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
 	})
+	mergesPostponedTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tidemark_archiver_merges_postponed_total",
+		Help: "Merge rounds postponed to the next interval because the archiver was catching up on a backlog.",
+	})
 	mergeErrorsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "tidemark_archiver_merge_errors_total",
 		Help: "Merges that failed, by cause: input (an input does not match the catalog) or store.",
