@@ -174,6 +174,12 @@ func startTerm(t *testing.T, ctx context.Context, st objstore.Store, js *fakeJet
 	return s
 }
 
+// handle decodes one message and offers it to the chain, as the pull
+// goroutine and the session's loop do between them.
+func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
+	return s.handleDelivery(ctx, s.decode(ctx, m))
+}
+
 // handleAll delivers msgs to the session as JetStream would.
 func handleAll(t *testing.T, ctx context.Context, s *session, msgs []*nats.Msg) []*recordedMsg {
 	t.Helper()

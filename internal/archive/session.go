@@ -358,11 +358,6 @@ func giveBackPumped(iter jetstream.MessagesContext, msgs <-chan *delivery, pumpe
 	}
 }
 
-// handle decodes one message and offers it to the chain.
-func (s *session) handle(ctx context.Context, m jetstream.Msg) error {
-	return s.handleDelivery(ctx, s.decode(ctx, m))
-}
-
 // handleDelivery offers one decoded message to the chain.
 func (s *session) handleDelivery(ctx context.Context, d *delivery) error {
 	m := d.m
