@@ -2,6 +2,7 @@ package testrig_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -129,6 +130,13 @@ func readAll(ctx context.Context, t *testing.T, url, streamName string) map[stri
 	got := map[string]bool{}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		msg, err := stream.GetMsg(ctx, seq)
+		// Right after a leader is lost the survivors may answer 503 (JetStream
+		// temporarily unavailable) until the new leader settles: retry that,
+		// never a message the stream does not have.
+		for err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			msg, err = stream.GetMsg(ctx, seq)
+		}
 		if err != nil {
 			t.Fatalf("get seq %d via %s: %v", seq, url, err)
 		}
